@@ -1,0 +1,68 @@
+# Two commands for a fresh clone: `make run` (train offline) and `make test` (every test).
+# Needs only Python 3.11 and Java 17; everything else is installed here from the lock file.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+
+STORAGE_ROOT ?= storage
+INPUT ?= data/bank/bank-full.csv
+SPEC ?= specs/bank_marketing.yaml
+
+# Use the machine's Python 3.11; never download an interpreter.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help setup run show test test-fast lint bench lock clean check-java
+
+help:
+	@echo "make run     set up and train on bank-full offline, promote if the gate passes"
+	@echo "make test    set up and run every test (lint, types, unit, end-to-end)"
+	@echo "make show    list the registry: versions, metrics, champion"
+	@echo "make bench   benchmarks (JSON on stdout)"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $@
+
+setup: $(VENV)/.synced check-java
+
+check-java:
+	@java -version >/dev/null 2>&1 || { echo "error: Java 17 is needed for Spark (java not found on PATH)" >&2; exit 1; }
+
+run: setup
+	$(PY) -m spark_jobs.train --input $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --promote
+	@echo
+	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)
+
+show: setup
+	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+bench: setup
+	$(PY) bench/bench_training.py
+
+lock: $(UV)
+	$(UV) lock
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,309 @@
+"""Data contract: read the input the spec describes and stop with one clear message if it breaks it.
+
+Two stages. `inspect_input` needs no Spark: it finds the files, fingerprints them and checks the
+CSV header (missing columns, wrong delimiter, empty file), so the commonest mistakes fail in a
+second. `read_checked` reads with Spark and checks what needs a pass over the data: row count,
+malformed rows, unparseable values and null ratios in one aggregation, then value rules (ranges,
+target labels) with pandera's PySpark schema.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from spark_jobs import storage
+from spark_jobs.errors import DataContractError
+from spark_jobs.spec import DatasetSpec
+
+CORRUPT = "_corrupt_record"
+_OTHER_DELIMITERS = (",", ";", "\t", "|")
+_INTEGER_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
+_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """The resolved input: its data files and a fingerprint of their content."""
+
+    uri: str
+    files: tuple[str, ...]
+    fingerprint: str
+    header: tuple[str, ...] | None  # CSV only
+
+
+def inspect_input(uri: str, spec: DatasetSpec) -> InputFiles:
+    """Resolve and fingerprint the input; check what can be checked without Spark."""
+    uri = storage.normalize(uri)
+    files = _resolve(uri)
+    fingerprint = _fingerprint(files)
+    header = None
+    if spec.format == "csv":
+        header = _check_csv_head(files[0], spec, single_file=len(files) == 1)
+    return InputFiles(uri=uri, files=tuple(files), fingerprint=fingerprint, header=header)
+
+
+def _resolve(uri: str) -> list[str]:
+    fs, path = storage.filesystem(uri)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    prefix = "" if protocol == "file" else f"{protocol}://"
+    if any(ch in path for ch in "*?["):
+        found = sorted(fs.glob(path))
+    elif fs.isdir(path):
+        # Spark's own convention: _SUCCESS, _committed and .crc files are not data.
+        found = [p for p in sorted(fs.find(path)) if not posixpath.basename(p).startswith(("_", "."))]
+        if not found:
+            raise DataContractError(f"input folder {uri} holds no data files")
+    elif fs.exists(path):
+        found = [path]
+    else:
+        raise DataContractError(f"input not found: {uri}")
+    if not found:
+        raise DataContractError(f"input pattern {uri} matches no files")
+    return [prefix + p for p in found]
+
+
+def _fingerprint(files: list[str]) -> str:
+    """sha256 over every file's name and content hash: equal fingerprints mean equal data."""
+    digest = hashlib.sha256()
+    for f in files:
+        fs, path = storage.filesystem(f)
+        digest.update(f"{posixpath.basename(path)}\0{storage.sha256_of(fs, path)}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def _check_csv_head(uri: str, spec: DatasetSpec, single_file: bool) -> tuple[str, ...]:
+    lines = _head_lines(uri, spec.csv.encoding)
+    if not lines:
+        raise DataContractError(f"input {uri} is empty: expected a header line and data rows")
+    header = _split(lines[0], spec.csv.delimiter, spec.csv.quote)
+    missing = [c for c in spec.columns if c not in header]
+    if missing:
+        raise DataContractError(_missing_columns_message(uri, spec, header, missing, lines[0]))
+    if single_file and len(lines) < 2:
+        raise DataContractError(f"input {uri} has a header but no data rows")
+    return tuple(header)
+
+
+def _head_lines(uri: str, encoding: str) -> list[str]:
+    """The first two non-blank lines of a (possibly compressed) text file."""
+    lines: list[str] = []
+    try:
+        with fsspec.open(uri, "rt", compression="infer", encoding=encoding, newline="") as fh:
+            for line in fh:
+                if line.strip():
+                    lines.append(line.rstrip("\r\n"))
+                if len(lines) == 2:
+                    break
+    except UnicodeDecodeError as exc:
+        raise DataContractError(
+            f"input {uri} is not {encoding} text ({exc.reason} at byte {exc.start}); "
+            "set csv.encoding in the spec"
+        ) from None
+    return lines
+
+
+def _split(line: str, delimiter: str, quote: str) -> list[str]:
+    return next(csv.reader(io.StringIO(line), delimiter=delimiter, quotechar=quote))
+
+
+def _missing_columns_message(
+    uri: str, spec: DatasetSpec, header: list[str], missing: list[str], line: str
+) -> str:
+    for other in _OTHER_DELIMITERS:
+        if other != spec.csv.delimiter and set(spec.columns) <= set(_split(line, other, spec.csv.quote)):
+            return (
+                f"input {uri}: the header splits into {len(header)} column(s) with the spec's "
+                f"delimiter {spec.csv.delimiter!r}, but the file looks {other!r}-delimited; "
+                f"fix the file or set csv.delimiter: {other!r} in the spec"
+            )
+    return (
+        f"input {uri} is missing column(s) {', '.join(repr(c) for c in missing)} "
+        f"required by spec {spec.name!r}; its header has {', '.join(repr(c) for c in header)}"
+    )
+
+
+def read_checked(spark: Any, inp: InputFiles, spec: DatasetSpec) -> Any:
+    """Read the input with Spark, enforce the contract, return a DataFrame typed as the spec says."""
+    raw = _read_raw(spark, inp, spec)
+    typed = raw.select(*[_cast(raw, name, col.type).alias(name) for name, col in spec.columns.items()])
+    raw = raw.cache()
+    problems = _pass_problems(raw, inp, spec)
+    if not problems:
+        typed = typed.cache()
+        problems = _value_problems(typed, spec)
+    raw.unpersist()
+    if problems:
+        raise DataContractError(
+            f"input {inp.uri} breaks the data contract of spec {spec.name!r}:\n  - " + "\n  - ".join(problems)
+        )
+    return typed
+
+
+def _read_raw(spark: Any, inp: InputFiles, spec: DatasetSpec) -> Any:
+    from pyspark.sql import types as T
+
+    if spec.format == "parquet":
+        raw = spark.read.parquet(*inp.files)
+        missing = [c for c in spec.columns if c not in raw.columns]
+        if missing:
+            raise DataContractError(
+                f"input {inp.uri} is missing column(s) {', '.join(repr(c) for c in missing)} "
+                f"required by spec {spec.name!r}"
+            )
+        return raw
+    assert inp.header is not None
+    # Every column as text, so that values which do not parse are seen and reported, not
+    # silently turned into nulls; the corrupt-record column catches rows with too few or too
+    # many fields.
+    schema = T.StructType(
+        [T.StructField(c, T.StringType()) for c in inp.header] + [T.StructField(CORRUPT, T.StringType())]
+    )
+    return spark.read.csv(
+        list(inp.files),
+        schema=schema,
+        header=True,
+        enforceSchema=False,
+        sep=spec.csv.delimiter,
+        quote=spec.csv.quote,
+        escape=spec.csv.quote,
+        encoding=spec.csv.encoding,
+        mode="PERMISSIVE",
+        columnNameOfCorruptRecord=CORRUPT,
+    )
+
+
+def _spark_type(type_name: str) -> str:
+    return {"string": "string", "integer": "int", "long": "bigint", "double": "double"}[type_name]
+
+
+def _cast(raw: Any, name: str, type_name: str) -> Any:
+    from pyspark.sql import functions as F
+
+    column = F.col(name)
+    if type_name in ("integer", "long") and dict(raw.dtypes)[name] == "string":
+        # Spark casts "1.5" to 1; an integer column must hold integers.
+        column = F.when(column.rlike(_INTEGER_PATTERN), F.trim(column))
+    return column.cast(_spark_type(type_name))
+
+
+def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
+    """Row count, malformed rows, unparseable values and null ratios, in one pass."""
+    from pyspark.sql import functions as F
+
+    def count(cond: Any) -> Any:
+        return F.sum(F.when(cond, 1).otherwise(0))
+
+    aggs = [F.count(F.lit(1)).alias("rows")]
+    if CORRUPT in raw.columns:
+        aggs.append(count(F.col(CORRUPT).isNotNull()).alias("corrupt"))
+    for i, (name, col) in enumerate(spec.columns.items()):
+        raw_col, cast_col = F.col(name), _cast(raw, name, col.type)
+        aggs.append(count(raw_col.isNull()).alias(f"null_{i}"))
+        aggs.append(count(raw_col.isNotNull() & cast_col.isNull()).alias(f"bad_{i}"))
+    stats = raw.agg(*aggs).first().asDict()
+
+    rows = stats["rows"]
+    if rows == 0:
+        return ["the input has a header but no data rows"]
+    problems = []
+    if rows < spec.contract.min_rows:
+        problems.append(f"only {rows} row(s); the spec requires at least {spec.contract.min_rows}")
+    if stats.get("corrupt"):
+        fields = len(inp.header or ())
+        sample = [
+            r[0] for r in raw.where(F.col(CORRUPT).isNotNull()).select(CORRUPT).limit(_EXAMPLES).collect()
+        ]
+        problems.append(
+            f"{stats['corrupt']} row(s) do not split into {fields} fields with delimiter "
+            f"{spec.csv.delimiter!r}, e.g. {_quote(sample)}"
+        )
+    for i, (name, col) in enumerate(spec.columns.items()):
+        if stats[f"bad_{i}"]:
+            bad = F.col(name).isNotNull() & _cast(raw, name, col.type).isNull()
+            problems.append(
+                f"column {name!r}: {stats[f'bad_{i}']} value(s) are not {col.type}, "
+                f"e.g. {_quote(_examples(raw, name, bad))}"
+            )
+        ratio, allowed = stats[f"null_{i}"] / rows, spec.max_null_ratio(name)
+        if ratio > allowed:
+            problems.append(
+                f"column {name!r}: {stats[f'null_{i}']} of {rows} value(s) are missing "
+                f"({ratio:.2%}); the spec allows {allowed:.2%}"
+            )
+    return problems
+
+
+def _value_problems(typed: Any, spec: DatasetSpec) -> list[str]:
+    """Ranges and target labels, through pandera's PySpark schema."""
+    from pandera.config import ValidationDepth, config_context
+    from pyspark.sql import functions as F
+
+    schema = _pandera_schema(spec, typed)
+    with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        errors = dict(schema.validate(typed).pandera.errors)
+    problems = []
+    failed = sorted(
+        {
+            (err.get("column"), str(err.get("check")), err.get("error"))
+            for kind in errors.values()
+            for found in kind.values()
+            for err in found
+        },
+        key=lambda e: list(spec.columns).index(e[0]) if e[0] in spec.columns else -1,
+    )
+    for column, check, error in failed:
+        if column == spec.target.column:
+            labels = [spec.target.negative, spec.target.positive]
+            bad = ~F.col(column).isin(labels)
+            problems.append(
+                f"target column {column!r} has value(s) other than {labels}, "
+                f"e.g. {_quote(_examples(typed, column, bad))}"
+            )
+        elif column in spec.columns:
+            col = spec.columns[column]
+            bad = F.lit(False)
+            if col.min is not None:
+                bad = bad | (F.col(column) < col.min)
+            if col.max is not None:
+                bad = bad | (F.col(column) > col.max)
+            problems.append(
+                f"column {column!r} fails {check} (allowed range {col.min} to {col.max}), "
+                f"e.g. {_quote(_examples(typed, column, bad))}"
+            )
+        else:
+            problems.append(str(error))
+    return problems
+
+
+def _pandera_schema(spec: DatasetSpec, typed: Any) -> Any:
+    import pandera.pyspark as pa
+
+    dtypes = {f.name: f.dataType for f in typed.schema.fields}
+    columns = {}
+    for name, col in spec.columns.items():
+        checks = []
+        if col.min is not None:
+            checks.append(pa.Check.ge(col.min))
+        if col.max is not None:
+            checks.append(pa.Check.le(col.max))
+        if name == spec.target.column:
+            checks.append(pa.Check.isin([spec.target.negative, spec.target.positive]))
+        # Nulls are judged by ratio in the aggregation pass.
+        columns[name] = pa.Column(dtypes[name], checks=checks, nullable=True)
+    return pa.DataFrameSchema(columns, name=spec.name)
+
+
+def _examples(df: Any, column: str, bad: Any) -> list[str]:
+    rows = df.where(bad).select(column).distinct().limit(_EXAMPLES).collect()
+    return [str(r[0]) for r in rows]
+
+
+def _quote(values: list[str]) -> str:
+    return ", ".join(repr(v) for v in values)

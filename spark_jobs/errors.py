@@ -1,0 +1,31 @@
+"""Errors a user can act on; the CLIs print their message and exit non-zero, without a traceback."""
+
+from __future__ import annotations
+
+
+class JobError(Exception):
+    """Base class: the message alone tells the user what is wrong and where."""
+
+    exit_code = 1
+
+
+class SpecError(JobError):
+    """The dataset spec is missing or invalid."""
+
+    exit_code = 2
+
+
+class DataContractError(JobError):
+    """The input data does not match the dataset spec."""
+
+    exit_code = 3
+
+
+class RegistryError(JobError):
+    """The model registry is missing something, or would be left inconsistent."""
+
+    exit_code = 4
+
+
+class IntegrityError(RegistryError):
+    """A stored artefact does not match the checksum in its manifest."""

@@ -1,0 +1,311 @@
+"""Model registry under a storage root: immutable versions, a manifest of checksums, a champion.
+
+Layout under `<root>/models/<model>/`:
+  versions/<version>/   one folder per version; complete only once manifest.json is there
+  _staging/<version>/   where a version is written; a failed or killed run leaves only this
+  champion.json         pointer to the champion, replaced whole
+  gate/<version>.json   the gate's decision for each version that asked for promotion
+
+Usage: python -m spark_jobs.registry show|promote --storage-root URI --model NAME ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import re
+import secrets
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from spark_jobs import storage
+from spark_jobs.errors import IntegrityError, JobError, RegistryError
+
+MANIFEST = "manifest.json"
+METRICS = "metrics.json"
+PORTABLE = "portable/model.json"
+SPEC = "spec.json"
+REPORT = "report/index.html"
+SPARK_MODEL = "spark_model"
+_VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_version_id() -> str:
+    """Sortable by creation time, unique without coordination."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Promotion policy: absolute thresholds plus 'not worse than the champion by > tolerance'."""
+
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    primary_metric: str = "roc_auc"
+    tolerance: float = 0.0
+
+
+def evaluate_gate(
+    metrics: Mapping[str, Any], gate: Gate, champion_metrics: Mapping[str, Any] | None
+) -> tuple[bool, list[str]]:
+    """Pure gate decision: (passed, one reason per rule, failed or not)."""
+    reasons, passed = [], True
+    for name, minimum in sorted(gate.thresholds.items()):
+        value = metrics.get(name)
+        if not isinstance(value, int | float):
+            passed = False
+            reasons.append(f"{name}: no such metric")
+            continue
+        ok = value >= minimum
+        passed &= ok
+        reasons.append(f"{name} {value:.4f} {'>=' if ok else '<'} threshold {minimum:.4f}")
+    if champion_metrics is not None:
+        key = gate.primary_metric
+        new, old = metrics.get(key), champion_metrics.get(key)
+        if not isinstance(new, int | float) or not isinstance(old, int | float):
+            passed = False
+            reasons.append(f"{key}: missing on the new version or the champion")
+        else:
+            ok = new >= old - gate.tolerance
+            passed &= ok
+            reasons.append(
+                f"{key} {new:.4f} {'within' if ok else 'more than'} {gate.tolerance:.4f} "
+                f"{'of or above' if ok else 'below'} champion's {old:.4f}"
+            )
+    else:
+        reasons.append("no champion yet")
+    return passed, reasons
+
+
+@dataclass(frozen=True)
+class Registry:
+    root: str
+    model: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", storage.normalize(self.root))
+
+    @property
+    def base(self) -> str:
+        return storage.join(self.root, "models", self.model)
+
+    def version_uri(self, version: str) -> str:
+        return storage.join(self.base, "versions", version)
+
+    def staging_uri(self, version: str) -> str:
+        return storage.join(self.base, "_staging", version)
+
+    @property
+    def champion_uri(self) -> str:
+        return storage.join(self.base, "champion.json")
+
+    def decision_uri(self, version: str) -> str:
+        return storage.join(self.base, "gate", f"{version}.json")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def staged(self, version: str) -> Iterator[str]:
+        """Yield a staging folder URI for a new version; remove it if the block fails."""
+        if not _VERSION_PATTERN.match(version):
+            raise RegistryError(f"invalid version id {version!r}: use letters, digits, '.', '_', '-'")
+        if storage.exists(self.version_uri(version)):
+            raise RegistryError(f"version {version} already exists in {self.base}; versions are immutable")
+        staging = self.staging_uri(version)
+        storage.remove_tree(staging)  # left over from a killed run of the same version id
+        try:
+            yield staging
+        except BaseException:
+            storage.remove_tree(staging)
+            raise
+
+    def commit(self, version: str, manifest: Mapping[str, Any]) -> str:
+        """Checksum every staged file, write the manifest, move the version into place."""
+        staging = self.staging_uri(version)
+        files = {}
+        for rel, path in storage.list_files(staging).items():
+            fs, _ = storage.filesystem(staging)
+            files[rel] = storage.sha256_of(fs, path)
+        doc = dict(manifest) | {"version": version, "model": self.model, "files": files}
+        storage.write_bytes(storage.join(staging, MANIFEST), storage.dump_json(doc))
+        final = self.version_uri(version)
+        if storage.exists(final):
+            raise RegistryError(f"version {version} appeared while staging; not overwriting it")
+        storage.move_tree(staging, final, last=MANIFEST)
+        return final
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def versions(self) -> list[str]:
+        """Complete versions (those with a manifest), oldest first."""
+        fs, path = storage.filesystem(storage.join(self.base, "versions"))
+        if not fs.exists(path):
+            return []
+        names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+        return [v for v in names if fs.exists(f"{path}/{v}/{MANIFEST}")]
+
+    def manifest(self, version: str) -> dict[str, Any]:
+        uri = storage.join(self.version_uri(version), MANIFEST)
+        if not storage.exists(uri):
+            raise RegistryError(f"no complete version {version!r} in {self.base}")
+        return dict(json.loads(storage.read_bytes(uri)))
+
+    def read_verified(self, version: str, rel: str) -> bytes:
+        """A version's file, after checking it against the manifest's sha256."""
+        expected = self.manifest(version)["files"].get(rel)
+        if expected is None:
+            raise IntegrityError(f"{rel} is not listed in the manifest of version {version}")
+        data = storage.read_bytes(storage.join(self.version_uri(version), rel))
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise IntegrityError(
+                f"{rel} of version {version} is corrupt: sha256 {actual} but the manifest says {expected}"
+            )
+        return data
+
+    def metrics(self, version: str) -> dict[str, Any]:
+        return dict(json.loads(self.read_verified(version, METRICS)))
+
+    def champion(self) -> dict[str, Any] | None:
+        if not storage.exists(self.champion_uri):
+            return None
+        return dict(json.loads(storage.read_bytes(self.champion_uri)))
+
+    def load_portable(self, version: str | None = None) -> Any:
+        """The portable model of a version (the champion by default), checksum verified."""
+        from spark_jobs.portable import PortableModel
+
+        if version is None:
+            champ = self.champion()
+            if champ is None:
+                raise RegistryError(f"no champion yet in {self.base}: train and promote a model first")
+            version = str(champ["version"])
+        return PortableModel.from_bytes(self.read_verified(version, PORTABLE))
+
+    # -- promotion ---------------------------------------------------------------------------
+
+    def promote(self, version: str, gate: Gate) -> dict[str, Any]:
+        """Make `version` champion if it passes the gate; record the decision either way."""
+        metrics = self.metrics(version)
+        champ = self.champion()
+        if champ is not None and champ["version"] == version:
+            return {"version": version, "promoted": True, "reasons": ["already champion"]}
+        champion_metrics = self.metrics(champ["version"]) if champ else None
+        passed, reasons = evaluate_gate(metrics, gate, champion_metrics)
+        decision = {
+            "version": version,
+            "promoted": passed,
+            "reasons": reasons,
+            "gate": {
+                "thresholds": dict(gate.thresholds),
+                "primary_metric": gate.primary_metric,
+                "tolerance": gate.tolerance,
+            },
+            "champion_before": champ["version"] if champ else None,
+            "decided_at": utc_now(),
+        }
+        if passed:
+            pointer = {
+                "version": version,
+                "promoted_at": decision["decided_at"],
+                "previous": decision["champion_before"],
+                gate.primary_metric: metrics.get(gate.primary_metric),
+            }
+            storage.write_bytes(self.champion_uri, storage.dump_json(pointer))
+        storage.write_bytes(self.decision_uri(version), storage.dump_json(decision))
+        return decision
+
+    def table(self) -> str:
+        """The registry as a text table: versions, headline metrics, champion."""
+        champ = self.champion()
+        champion_version = champ["version"] if champ else None
+        lines = [f"registry {self.base}", f"champion: {champion_version or '(none)'}"]
+        header = f"{'':2}{'version':<26}{'created':<22}{'roc_auc':>8}{'pr_auc':>8}{'f1':>8}{'test rows':>11}"
+        lines += ["", header]
+        for v in self.versions():
+            m = self.metrics(v)
+            created = self.manifest(v).get("created_at", "")
+            mark = "* " if v == champion_version else "  "
+            lines.append(
+                f"{mark}{v:<26}{created:<22}{m['roc_auc']:>8.4f}{m['pr_auc']:>8.4f}{m['f1']:>8.4f}"
+                f"{m['rows']['test']:>11,}"
+            )
+        if len(lines) == 4:
+            lines.append("  (no versions yet)")
+        return "\n".join(lines)
+
+
+def gate_from(spec_gate: Any, thresholds: Sequence[str] = (), tolerance: float | None = None) -> Gate:
+    """The spec's gate with command-line overrides (`NAME=VALUE` thresholds)."""
+    merged = dict(spec_gate.thresholds) if spec_gate else {}
+    for item in thresholds:
+        name, sep, value = item.partition("=")
+        try:
+            merged[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise JobError(f"--min-metric expects NAME=VALUE, e.g. roc_auc=0.88; got {item!r}")
+    return Gate(
+        thresholds=merged,
+        primary_metric=spec_gate.primary_metric if spec_gate else "roc_auc",
+        tolerance=(spec_gate.tolerance if spec_gate else 0.0) if tolerance is None else tolerance,
+    )
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--min-metric",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="gate threshold, overriding the spec's (repeatable), e.g. roc_auc=0.88",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="how far below the champion's primary metric a new version may be (default: spec)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from spark_jobs.spec import load_spec
+
+    parser = argparse.ArgumentParser(prog="python -m spark_jobs.registry", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("show", "list versions, metrics and the champion"),
+        ("promote", "run the metric gate and make a version champion if it passes"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--storage-root", default="storage", help="storage root URI (default: ./storage)")
+        p.add_argument("--spec", default="specs/bank_marketing.yaml", help="dataset spec (names the model)")
+        if name == "promote":
+            p.add_argument("--version", required=True)
+            add_gate_arguments(p)
+    args = parser.parse_args(argv)
+    try:
+        spec = load_spec(args.spec)
+        registry = Registry(args.storage_root, spec.name)
+        if args.command == "show":
+            print(registry.table())
+        else:
+            gate = gate_from(spec.gate, args.min_metric, args.tolerance)
+            print(json.dumps(registry.promote(args.version, gate), indent=1))
+    except JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

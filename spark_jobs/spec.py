@@ -1,0 +1,124 @@
+"""Dataset spec: columns, types, roles, target, data contract and metric gate, read from YAML."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import fsspec
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from spark_jobs.errors import SpecError
+
+ColumnType = Literal["string", "integer", "long", "double"]
+NUMERIC_TYPES = ("integer", "long", "double")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Strict):
+    type: ColumnType
+    role: Literal["categorical", "numeric", "target", "ignore"]
+    min: float | None = None
+    max: float | None = None
+    max_null_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class CsvOptions(_Strict):
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quote: str = Field(default='"', min_length=1, max_length=1)
+    encoding: str = "utf-8"
+
+
+class TargetSpec(_Strict):
+    column: str
+    positive: str
+    negative: str
+
+
+class ContractSpec(_Strict):
+    min_rows: int = Field(default=1, ge=1)
+    max_null_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class GateSpec(_Strict):
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    primary_metric: str = "roc_auc"
+    tolerance: float = Field(default=0.0, ge=0.0)
+
+
+class DatasetSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str = ""
+    format: Literal["csv", "parquet"] = "csv"
+    csv: CsvOptions = CsvOptions()
+    target: TargetSpec
+    columns: dict[str, ColumnSpec]
+    contract: ContractSpec = ContractSpec()
+    gate: GateSpec = GateSpec()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSpec:
+        target = self.columns.get(self.target.column)
+        if target is None or target.role != "target":
+            raise ValueError(f"target column {self.target.column!r} must be a column with role: target")
+        if [n for n, c in self.columns.items() if c.role == "target"] != [self.target.column]:
+            raise ValueError("exactly one column must have role: target")
+        if self.target.positive == self.target.negative:
+            raise ValueError("target.positive and target.negative must differ")
+        if not self.features:
+            raise ValueError("no feature columns: give at least one column role categorical or numeric")
+        for name, col in self.columns.items():
+            if col.role == "numeric" and col.type not in NUMERIC_TYPES:
+                raise ValueError(f"column {name!r}: role numeric needs a numeric type, not {col.type}")
+            if (col.min is not None or col.max is not None) and col.type not in NUMERIC_TYPES:
+                raise ValueError(f"column {name!r}: min/max apply to numeric types only")
+        return self
+
+    @property
+    def categorical(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.role == "categorical"]
+
+    @property
+    def numeric(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.role == "numeric"]
+
+    @property
+    def features(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.role in ("categorical", "numeric")]
+
+    def max_null_ratio(self, column: str) -> float:
+        """Allowed share of nulls in a column; the target may never be null."""
+        if column == self.target.column:
+            return 0.0
+        own = self.columns[column].max_null_ratio
+        return self.contract.max_null_ratio if own is None else own
+
+
+def parse_spec(text: str, source: str = "<spec>") -> DatasetSpec:
+    """Parse and validate spec YAML, raising SpecError with the offending field named."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"spec {source} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"spec {source} must be a YAML mapping")
+    try:
+        return DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SpecError(f"spec {source} is invalid: {problems}") from None
+
+
+def load_spec(uri: str) -> DatasetSpec:
+    """Read a spec from a local path or any fsspec URI."""
+    try:
+        with fsspec.open(uri, "rt", encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {uri}") from None
+    return parse_spec(text, uri)

@@ -1,0 +1,117 @@
+"""Storage URIs through fsspec: a local folder offline, s3:// on AWS, the same calls for both."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+_CHUNK = 1 << 20
+
+
+def normalize(uri: str) -> str:
+    """Make local paths absolute (Spark and fsspec then agree on them); leave other URIs alone."""
+    if "://" not in uri:
+        return os.path.abspath(uri)
+    if uri.startswith("file://"):
+        return os.path.abspath(uri[len("file://") :])
+    return uri.rstrip("/")
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def filesystem(uri: str) -> tuple[Any, str]:
+    """The fsspec filesystem and the path within it for a URI."""
+    return fsspec.core.url_to_fs(normalize(uri))
+
+
+def is_local(uri: str) -> bool:
+    return isinstance(filesystem(uri)[0], LocalFileSystem)
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return bool(fs.exists(path))
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    return bytes(fs.cat_file(path))
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write a file whole: readers see the old content or the new one, never a torn write.
+
+    Locally through a temporary file and rename; object stores (S3) replace objects
+    atomically on PUT.
+    """
+    fs, path = filesystem(uri)
+    if isinstance(fs, LocalFileSystem):
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    else:
+        fs.pipe_file(path, data)
+
+
+def sha256_of(fs: Any, path: str) -> str:
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def list_files(uri: str) -> dict[str, str]:
+    """Every file below a folder URI, keyed by its path relative to the folder, sorted."""
+    fs, root = filesystem(uri)
+    root = root.rstrip("/")
+    found = fs.find(root)
+    return {p[len(root) + 1 :]: p for p in sorted(found)}
+
+
+def move_tree(src_uri: str, dst_uri: str, last: str) -> None:
+    """Move a staged folder into place; the file named `last` arrives last.
+
+    Locally this is one rename, which is atomic. On object stores each object is copied, so
+    `last` (the manifest) is copied after everything else: a reader that trusts only folders
+    with a manifest never sees a half-copied one.
+    """
+    fs, src = filesystem(src_uri)
+    _, dst = filesystem(dst_uri)
+    if isinstance(fs, LocalFileSystem):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.rename(src, dst)
+        return
+    files = list_files(src_uri)
+    for rel in sorted(files, key=lambda r: r == last):
+        fs.copy(files[rel], f"{dst}/{rel}")
+    fs.rm(src, recursive=True)
+
+
+def remove_tree(uri: str) -> None:
+    fs, path = filesystem(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def dump_json(doc: Any) -> bytes:
+    """Stable JSON for stored documents: sorted keys, so equal content gives equal checksums."""
+    return json.dumps(doc, indent=1, sort_keys=True).encode()

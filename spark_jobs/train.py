@@ -1,0 +1,237 @@
+"""Train a model on a dataset described by a spec and register it as a new immutable version.
+
+Reads the input, enforces the data contract, fits the MLlib pipeline on a seeded split,
+evaluates it on the held-out part, exports the portable model (and checks that it predicts what
+Spark predicts), writes the report, and commits the version to the registry. With --promote it
+then runs the metric gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.resources
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import spark_jobs
+from spark_jobs import storage
+from spark_jobs.contract import inspect_input, read_checked
+from spark_jobs.errors import DataContractError, JobError
+from spark_jobs.features import LABEL, P_POSITIVE, TrainParams, build_pipeline, split, with_label
+from spark_jobs.registry import (
+    METRICS,
+    PORTABLE,
+    REPORT,
+    SPARK_MODEL,
+    SPEC,
+    Registry,
+    add_gate_arguments,
+    gate_from,
+    new_version_id,
+    utc_now,
+)
+from spark_jobs.spec import load_spec
+
+log = logging.getLogger("spark_jobs.train")
+
+# Spark and the export compute the same double-precision formula; anything above this means
+# the export maps a feature wrongly, and such a model must not be registered.
+PARITY_TOLERANCE = 1e-6
+PARITY_SAMPLE_ROWS = 20_000
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m spark_jobs.train", description=__doc__.split("\n")[0])
+    p.add_argument("--input", required=True, help="CSV/Parquet file, folder or glob (path or URI)")
+    p.add_argument("--spec", required=True, help="dataset spec YAML (path or URI)")
+    p.add_argument("--storage-root", default="storage", help="registry root URI (default: ./storage)")
+    p.add_argument("--version", help="version id (default: UTC timestamp plus a random suffix)")
+    p.add_argument("--run-id", default="manual", help="the orchestrator's run id, kept in the manifest")
+    defaults = TrainParams()
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
+    p.add_argument("--max-iter", type=int, default=defaults.max_iter)
+    p.add_argument("--reg-param", type=float, default=defaults.reg_param)
+    p.add_argument("--elastic-net-param", type=float, default=defaults.elastic_net_param)
+    p.add_argument("--promote", action="store_true", help="run the metric gate after registering")
+    add_gate_arguments(p)
+    args = p.parse_args(argv)
+    if not 0.0 < args.test_fraction < 1.0:
+        p.error("--test-fraction must be between 0 and 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    args = parse_args(argv)
+    try:
+        result = run(args)
+    except JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(summary(result))
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    spec = load_spec(args.spec)
+    gate = gate_from(spec.gate, args.min_metric, args.tolerance)
+    inp = inspect_input(args.input, spec)
+    registry = Registry(args.storage_root, spec.name)
+    version = args.version or new_version_id()
+    params = TrainParams(
+        seed=args.seed,
+        test_fraction=args.test_fraction,
+        max_iter=args.max_iter,
+        reg_param=args.reg_param,
+        elastic_net_param=args.elastic_net_param,
+    )
+    with registry.staged(version) as staging:
+        from spark_jobs.session import get_spark
+
+        spark = get_spark(f"train-{spec.name}")
+        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+        log.info("checking %s against spec %s", inp.uri, spec.name)
+        data = with_label(read_checked(spark, inp, spec), spec)
+        trained = fit_and_evaluate(data, spec, params)
+        log.info(
+            "metrics: roc_auc=%.4f pr_auc=%.4f", trained["metrics"]["roc_auc"], trained["metrics"]["pr_auc"]
+        )
+
+        trained["model"].write().save(storage.join(staging, SPARK_MODEL))
+        from spark_jobs import report
+
+        storage.write_bytes(storage.join(staging, PORTABLE), storage.dump_json(trained["portable"]))
+        storage.write_bytes(storage.join(staging, METRICS), storage.dump_json(trained["metrics"]))
+        storage.write_bytes(storage.join(staging, SPEC), storage.dump_json(spec.model_dump()))
+        facts = {
+            "dataset": spec.name,
+            "input": inp.uri,
+            "data fingerprint": inp.fingerprint,
+            "rows (train / test)": f"{trained['metrics']['rows']['train']:,} / {trained['metrics']['rows']['test']:,}",
+            "run id": args.run_id,
+            "code version": spark_jobs.__version__,
+            "parameters": asdict(params),
+            "portable max |p diff|": f"{trained['metrics']['portable_max_abs_diff']:.2e}",
+            "trained at": utc_now(),
+        }
+        pages = report.render(version, trained["metrics"], trained["roc"], trained["portable"], facts)
+        for name, data_bytes in pages.items():
+            storage.write_bytes(storage.join(staging, "report", name), data_bytes)
+        uri = registry.commit(
+            version,
+            {
+                "created_at": utc_now(),
+                "run_id": args.run_id,
+                "code_version": code_version(),
+                "data": {"uri": inp.uri, "files": len(inp.files), "fingerprint": inp.fingerprint},
+                "params": asdict(params),
+                "spark_version": spark.version,
+            },
+        )
+    decision = registry.promote(version, gate) if args.promote else None
+    return {
+        "version": version,
+        "uri": uri,
+        "report": storage.join(uri, REPORT),
+        "metrics": trained["metrics"],
+        "decision": decision,
+        "champion": registry.champion(),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def fit_and_evaluate(data: Any, spec: Any, params: TrainParams) -> dict[str, Any]:
+    """Fit on the train split, evaluate on the test split, export and parity-check the model."""
+    from spark_jobs import metrics as m
+    from spark_jobs.features import with_positive_probability
+    from spark_jobs.portable import PortableModel, export_pipeline
+
+    train, test = split(data, params)
+    train, test = train.cache(), test.cache()
+    counts = {r[LABEL]: r["count"] for r in train.groupBy(LABEL).count().collect()}
+    if len(counts) < 2:
+        raise DataContractError(
+            f"target column {spec.target.column!r} has a single value in the training split; "
+            "training needs both labels"
+        )
+    test_rows = test.count()
+    if test_rows == 0:
+        raise DataContractError("the test split is empty: give more rows or a larger --test-fraction")
+
+    model = build_pipeline(spec, params).fit(train)
+    predictions = with_positive_probability(model.transform(test)).cache()
+    result = m.evaluate(predictions)
+    result["rows"] = {
+        "train": int(sum(counts.values())),
+        "test": test_rows,
+        "train_positive": int(counts.get(1.0, 0)),
+    }
+    doc = export_pipeline(model, spec)
+    portable = PortableModel.from_bytes(storage.dump_json(doc))
+    result["portable_max_abs_diff"] = parity(predictions, portable, spec)
+    if result["portable_max_abs_diff"] > PARITY_TOLERANCE:
+        raise JobError(
+            f"portable export disagrees with Spark by {result['portable_max_abs_diff']:.3g} "
+            f"(> {PARITY_TOLERANCE}); not registering this version"
+        )
+    return {"model": model, "metrics": result, "roc": m.roc_points(predictions), "portable": doc}
+
+
+def parity(predictions: Any, model: Any, spec: Any) -> float:
+    """Largest |p_spark - p_portable| over (a sample of) the test split."""
+    rows = predictions.select(*spec.features, P_POSITIVE).limit(PARITY_SAMPLE_ROWS).toPandas()
+    diff = abs(model.predict_proba(rows) - rows[P_POSITIVE].to_numpy())
+    return float(diff.max()) if len(diff) else 0.0
+
+
+def code_version() -> dict[str, Any]:
+    """Package version, git commit when there is a checkout, and a digest of the job sources.
+
+    The digest also identifies the code where there is no git (a zip on EMR, an image).
+    """
+    digest = hashlib.sha256()
+    package = importlib.resources.files(spark_jobs)
+    for entry in sorted(package.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".py"):
+            digest.update(entry.name.encode() + b"\0" + entry.read_bytes())
+    commit = None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        commit = out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"package": spark_jobs.__version__, "git_commit": commit, "source_sha256": digest.hexdigest()}
+
+
+def summary(result: dict[str, Any]) -> str:
+    met = result["metrics"]
+    lines = [
+        f"trained version {result['version']} in {result['seconds']} s",
+        f"  metrics   roc_auc {met['roc_auc']:.4f}  pr_auc {met['pr_auc']:.4f}  "
+        f"accuracy {met['accuracy']:.4f}  f1 {met['f1']:.4f}  (test rows {met['rows']['test']:,})",
+        f"  version   {result['uri']}",
+        f"  metrics   {storage.join(result['uri'], METRICS)}",
+        f"  report    {result['report']}",
+    ]
+    decision = result["decision"]
+    if decision is not None:
+        verdict = "promoted to champion" if decision["promoted"] else "NOT promoted"
+        lines.append(f"  gate      {verdict}: " + "; ".join(decision["reasons"]))
+    champ = result["champion"]
+    lines.append(f"  champion  {champ['version'] if champ else '(none)'}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
