@@ -51,6 +51,7 @@ def build_pipeline(spec: DatasetSpec, params: TrainParams) -> Any:
     from pyspark.ml.feature import (
         Imputer,
         OneHotEncoder,
+        SQLTransformer,
         StandardScaler,
         StringIndexer,
         VectorAssembler,
@@ -60,9 +61,14 @@ def build_pipeline(spec: DatasetSpec, params: TrainParams) -> Any:
     stages: list[Any] = []
     assembled: list[str] = []
     if nums:
+        doubles = [f"{c}__double" for c in nums]
         imputed = [f"{c}__imputed" for c in nums]
+        casts = ", ".join(f"CAST(`{c}` AS DOUBLE) AS `{d}`" for c, d in zip(nums, doubles, strict=True))
         stages += [
-            Imputer(inputCols=nums, outputCols=imputed, strategy="mean"),
+            # Imputer casts its output back to the input type, which would truncate the mean
+            # imputed into an integer column; impute in doubles instead.
+            SQLTransformer(statement=f"SELECT *, {casts} FROM __THIS__"),
+            Imputer(inputCols=doubles, outputCols=imputed, strategy="mean"),
             VectorAssembler(inputCols=imputed, outputCol="numeric__raw"),
             StandardScaler(inputCol="numeric__raw", outputCol="numeric__scaled", withMean=True, withStd=True),
         ]

@@ -38,7 +38,7 @@ def export_pipeline(model: Any, spec: Any) -> dict[str, Any]:
             numeric.append(
                 {
                     "name": name,
-                    "impute": float(surrogates[name]),
+                    "impute": float(surrogates[f"{name}__double"]),
                     "mean": float(means[i]),
                     "std": float(stds[i]),
                     "weight": weight,

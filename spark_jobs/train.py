@@ -106,26 +106,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "metrics: roc_auc=%.4f pr_auc=%.4f", trained["metrics"]["roc_auc"], trained["metrics"]["pr_auc"]
         )
 
-        trained["model"].write().save(storage.join(staging, SPARK_MODEL))
-        from spark_jobs import report
-
-        storage.write_bytes(storage.join(staging, PORTABLE), storage.dump_json(trained["portable"]))
-        storage.write_bytes(storage.join(staging, METRICS), storage.dump_json(trained["metrics"]))
-        storage.write_bytes(storage.join(staging, SPEC), storage.dump_json(spec.model_dump()))
-        facts = {
-            "dataset": spec.name,
-            "input": inp.uri,
-            "data fingerprint": inp.fingerprint,
-            "rows (train / test)": f"{trained['metrics']['rows']['train']:,} / {trained['metrics']['rows']['test']:,}",
-            "run id": args.run_id,
-            "code version": spark_jobs.__version__,
-            "parameters": asdict(params),
-            "portable max |p diff|": f"{trained['metrics']['portable_max_abs_diff']:.2e}",
-            "trained at": utc_now(),
-        }
-        pages = report.render(version, trained["metrics"], trained["roc"], trained["portable"], facts)
-        for name, data_bytes in pages.items():
-            storage.write_bytes(storage.join(staging, "report", name), data_bytes)
+        write_artefacts(staging, version, trained, spec, inp, args.run_id, params)
         uri = registry.commit(
             version,
             {
@@ -147,6 +128,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "champion": registry.champion(),
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def write_artefacts(
+    staging: str, version: str, trained: dict[str, Any], spec: Any, inp: Any, run_id: str, params: TrainParams
+) -> None:
+    """Spark model, portable export, metrics, spec and report into the staging folder."""
+    from spark_jobs import report
+
+    met = trained["metrics"]
+    trained["model"].write().save(storage.join(staging, SPARK_MODEL))
+    storage.write_bytes(storage.join(staging, PORTABLE), storage.dump_json(trained["portable"]))
+    storage.write_bytes(storage.join(staging, METRICS), storage.dump_json(met))
+    storage.write_bytes(storage.join(staging, SPEC), storage.dump_json(spec.model_dump()))
+    facts = {
+        "dataset": spec.name,
+        "input": inp.uri,
+        "data fingerprint": inp.fingerprint,
+        "rows (train / test)": f"{met['rows']['train']:,} / {met['rows']['test']:,}",
+        "run id": run_id,
+        "code version": spark_jobs.__version__,
+        "parameters": asdict(params),
+        "portable max |p diff|": f"{met['portable_max_abs_diff']:.2e}",
+        "trained at": utc_now(),
+    }
+    for name, content in report.render(version, met, trained["roc"], trained["portable"], facts).items():
+        storage.write_bytes(storage.join(staging, "report", name), content)
 
 
 def fit_and_evaluate(data: Any, spec: Any, params: TrainParams) -> dict[str, Any]:

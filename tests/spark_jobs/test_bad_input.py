@@ -39,16 +39,23 @@ BAD_INPUTS = {
     "empty-file": ("", "is empty"),
     "header-only": (HEADER, "has a header but no data rows"),
     "missing-column": (
-        "".join(";".join(line.rstrip("\n").split(";")[:5] + line.rstrip("\n").split(";")[6:]) + "\n"
-                for line in LINES),
+        "".join(
+            ";".join(line.rstrip("\n").split(";")[:5] + line.rstrip("\n").split(";")[6:]) + "\n"
+            for line in LINES
+        ),
         "missing column(s) 'balance'",
     ),
     "unparseable-values": (_bank(balance="12k"), "column 'balance': 1 value(s) are not integer, e.g. '12k'"),
     "fraction-in-integer-column": (_bank(age="41.5"), "column 'age': 1 value(s) are not integer"),
-    "unknown-target-value": (_bank(y='"maybe"'), "target column 'y' has value(s) other than ['no', 'yes'], e.g. 'maybe'"),
+    "unknown-target-value": (
+        _bank(y='"maybe"'),
+        "target column 'y' has value(s) other than ['no', 'yes'], e.g. 'maybe'",
+    ),
     "wrong-delimiter": ("".join(line.replace(";", ",") for line in LINES), "looks ','-delimited"),
-    "row-with-missing-fields": (HEADER + "".join(ROWS[:50]) + '30;"admin."\n' + "".join(ROWS[50:]),
-                                "1 row(s) do not split into 17 fields"),
+    "row-with-missing-fields": (
+        HEADER + "".join(ROWS[:50]) + '30;"admin."\n' + "".join(ROWS[50:]),
+        "1 row(s) do not split into 17 fields",
+    ),
     "null-values": (_bank(job=""), "column 'job': 1 of 4521 value(s) are missing"),
     "out-of-range": (_bank(age="200"), "column 'age' fails less_than_or_equal_to(130.0)"),
     "too-few-rows": (HEADER + "".join(ROWS[:20]), "only 20 row(s); the spec requires at least 1000"),
@@ -69,8 +76,19 @@ def registry_with_champion(spark, tmp_path_factory, bank_spec):
     """A registry that already has a champion, trained on bank.csv in this process."""
     root = tmp_path_factory.mktemp("registry")
     code = train.main(
-        ["--input", str(BANK), "--spec", str(SPEC), "--storage-root", str(root),
-         "--promote", "--min-metric", "roc_auc=0.8", "--version", "champion-v1"]
+        [
+            "--input",
+            str(BANK),
+            "--spec",
+            str(SPEC),
+            "--storage-root",
+            str(root),
+            "--promote",
+            "--min-metric",
+            "roc_auc=0.8",
+            "--version",
+            "champion-v1",
+        ]
     )
     assert code == 0
     assert Registry(str(root), bank_spec.name).champion()["version"] == "champion-v1"
@@ -83,13 +101,22 @@ def test_bad_input_fails_clearly_and_loses_nothing(case, registry_with_champion,
     content, expected = BAD_INPUTS[case]
     path = tmp_path / "input.csv"
     if case == "not-utf8":
-        path.write_bytes(HEADER.encode() + "30;\"gerente\xe9\"".encode("latin-1") + b"\n")
+        path.write_bytes(HEADER.encode() + '30;"gerente\xe9"'.encode("latin-1") + b"\n")
     elif content is not None:
         path.write_text(content)
     before = _snapshot(registry_with_champion)
 
-    code = train.main(["--input", str(path), "--spec", str(SPEC),
-                       "--storage-root", str(registry_with_champion), "--promote"])
+    code = train.main(
+        [
+            "--input",
+            str(path),
+            "--spec",
+            str(SPEC),
+            "--storage-root",
+            str(registry_with_champion),
+            "--promote",
+        ]
+    )
 
     err = capsys.readouterr().err
     assert code == DataContractError.exit_code
@@ -101,9 +128,21 @@ def test_bad_input_fails_clearly_and_loses_nothing(case, registry_with_champion,
 def test_cli_exits_non_zero_with_the_message_only(tmp_path):
     """The real command, as EMR and pods run it: exit code and one line on stderr."""
     proc = subprocess.run(
-        [sys.executable, "-m", "spark_jobs.train", "--input", str(tmp_path / "nope.csv"),
-         "--spec", str(SPEC), "--storage-root", str(tmp_path / "root")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "spark_jobs.train",
+            "--input",
+            str(tmp_path / "nope.csv"),
+            "--spec",
+            str(SPEC),
+            "--storage-root",
+            str(tmp_path / "root"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == DataContractError.exit_code
     assert proc.stderr.strip() == f"error: input not found: {tmp_path / 'nope.csv'}"

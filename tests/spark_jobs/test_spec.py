@@ -58,8 +58,15 @@ def test_null_ratio_falls_back_to_contract_default_and_target_is_never_null():
         ({"name": "Bank Marketing!"}, "name"),
         ({"csv__delimiter": ";;"}, "csv.delimiter"),
     ],
-    ids=["target-not-a-column", "numeric-role-on-string", "unknown-type", "unknown-key", "same-labels",
-         "bad-name", "long-delimiter"],
+    ids=[
+        "target-not-a-column",
+        "numeric-role-on-string",
+        "unknown-type",
+        "unknown-key",
+        "same-labels",
+        "bad-name",
+        "long-delimiter",
+    ],
 )
 def test_invalid_spec_is_refused_naming_the_field(changes, expected):
     with pytest.raises(SpecError, match="invalid") as err:

@@ -1,0 +1,82 @@
+"""The portable export predicts what the Spark model predicts, without Spark."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator
+
+from spark_jobs import storage
+from spark_jobs.contract import inspect_input, read_checked
+from spark_jobs.features import TrainParams, build_pipeline, split, with_label, with_positive_probability
+from spark_jobs.portable import PortableModel, export_pipeline
+from tests.conftest import BANK, ROOT
+
+
+@pytest.fixture(scope="module")
+def fitted(spark, bank_spec):
+    data = with_label(read_checked(spark, inspect_input(str(BANK), bank_spec), bank_spec), bank_spec)
+    train, test = split(data, TrainParams())
+    model = build_pipeline(bank_spec, TrainParams()).fit(train)
+    doc = export_pipeline(model, bank_spec)
+    return model, test, PortableModel.from_bytes(storage.dump_json(doc))
+
+
+def _spark_vs_portable(model, frame, portable, bank_spec):
+    scored = with_positive_probability(model.transform(frame)).select(*bank_spec.features, "p_positive")
+    rows = scored.toPandas()
+    return rows["p_positive"].to_numpy(), portable.predict_proba(rows)
+
+
+@pytest.mark.slow
+def test_portable_reproduces_spark_probabilities_on_the_test_split(fitted, bank_spec):
+    model, test, portable = fitted
+    spark_p, portable_p = _spark_vs_portable(model, test, portable, bank_spec)
+    assert len(spark_p) > 800
+    assert np.max(np.abs(spark_p - portable_p)) < 1e-6
+
+
+@pytest.mark.slow
+def test_unknown_categories_and_missing_values_score_as_in_spark(spark, fitted, bank_spec):
+    model, test, portable = fitted
+    edited = test.limit(50).toPandas()
+    edited.loc[0:9, "job"] = "astronaut"  # never seen in training
+    edited.loc[10:19, "month"] = None
+    edited.loc[20:29, "balance"] = None  # imputed with the training mean
+    edited = edited.astype({"balance": "Int64"})
+    frame = spark.createDataFrame(edited.astype(object).where(edited.notna(), None), schema=test.schema)
+    spark_p, portable_p = _spark_vs_portable(model, frame, portable, bank_spec)
+    assert np.max(np.abs(spark_p - portable_p)) < 1e-6
+
+
+@pytest.mark.slow
+def test_export_is_plain_json_loaded_as_a_scikit_learn_estimator_without_spark(fitted, tmp_path):
+    _, test, portable = fitted
+    path = tmp_path / "model.json"
+    path.write_bytes(storage.dump_json(portable.doc))
+    assert json.loads(path.read_text())["format"] == "ml-scaling/portable-logistic-regression"
+    assert isinstance(portable.estimator, BaseEstimator)
+    records = test.limit(3).toPandas().drop(columns=["y", "label"]).to_dict("records")
+    expected = portable.predict_proba(records)
+    # A fresh interpreter in which importing pyspark fails.
+    code = (
+        "import sys, json; sys.modules['pyspark'] = None\n"
+        "from spark_jobs.portable import PortableModel\n"
+        f"m = PortableModel.from_bytes(open({str(path)!r}, 'rb').read())\n"
+        f"print(json.dumps(m.predict_proba({records!r}).tolist()))\n"
+        f"print(json.dumps(m.estimator.predict(m.frame({records!r})).tolist()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    probabilities, labels = (json.loads(line) for line in out.stdout.splitlines())
+    assert probabilities == pytest.approx(expected.tolist(), abs=1e-12)
+    assert set(labels) <= {"yes", "no"}
+
+
+def test_other_formats_are_refused():
+    with pytest.raises(ValueError, match="not a portable model"):
+        PortableModel.from_bytes(b'{"format": "pickle", "format_version": 1}')

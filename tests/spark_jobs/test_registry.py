@@ -1,0 +1,148 @@
+"""Registry semantics on fsspec's in-memory filesystem (an object store, like S3) and locally."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from spark_jobs import storage
+from spark_jobs.errors import IntegrityError, JobError, RegistryError
+from spark_jobs.registry import Gate, Registry, evaluate_gate, gate_from
+
+METRICS = {"roc_auc": 0.91, "pr_auc": 0.55, "f1": 0.45, "rows": {"test": 100}}
+
+
+@pytest.fixture(params=["memory", "local"])
+def registry(request, tmp_path):
+    root = f"memory://reg-{uuid.uuid4().hex}" if request.param == "memory" else str(tmp_path / "root")
+    return Registry(root, "demo")
+
+
+def _add_version(registry: Registry, version: str, metrics: dict | None = None) -> None:
+    with registry.staged(version) as staging:
+        storage.write_bytes(storage.join(staging, "metrics.json"), storage.dump_json(metrics or METRICS))
+        storage.write_bytes(storage.join(staging, "portable/model.json"), b"{}")
+        registry.commit(version, {"created_at": "2026-01-01T00:00:00Z"})
+
+
+def test_committed_version_lists_every_file_with_its_checksum(registry):
+    _add_version(registry, "v1")
+    manifest = registry.manifest("v1")
+    assert set(manifest["files"]) == {"metrics.json", "portable/model.json"}
+    assert registry.versions() == ["v1"]
+    assert registry.metrics("v1")["roc_auc"] == 0.91
+    assert not storage.exists(registry.staging_uri("v1"))
+
+
+def test_failed_run_leaves_no_version_and_no_staging(registry):
+    with pytest.raises(RuntimeError), registry.staged("v1") as staging:
+        storage.write_bytes(storage.join(staging, "metrics.json"), b"{}")
+        raise RuntimeError("spark died")
+    assert registry.versions() == []
+    assert not storage.exists(registry.staging_uri("v1"))
+
+
+def test_killed_run_leaves_staging_that_never_looks_complete(registry):
+    # A killed process cannot clean up: its staging folder stays, without a manifest.
+    storage.write_bytes(storage.join(registry.staging_uri("v1"), "metrics.json"), b"{}")
+    assert registry.versions() == []
+    # A version folder with files but no manifest (a half-copied version) is not complete either.
+    storage.write_bytes(storage.join(registry.version_uri("v2"), "metrics.json"), b"{}")
+    assert registry.versions() == []
+    with pytest.raises(RegistryError, match="no complete version 'v2'"):
+        registry.metrics("v2")
+    # The same version id can be trained again after a kill.
+    _add_version(registry, "v1")
+    assert registry.versions() == ["v1"]
+
+
+def test_versions_are_immutable(registry):
+    _add_version(registry, "v1")
+    with pytest.raises(RegistryError, match="immutable"), registry.staged("v1"):
+        pass
+
+
+@pytest.mark.parametrize("bad", ["", "../escape", "a/b", "-x", "x" * 200])
+def test_version_ids_are_safe_path_segments(registry, bad):
+    with pytest.raises(RegistryError, match="invalid version id"), registry.staged(bad):
+        pass
+
+
+def test_tampered_file_fails_its_checksum(registry):
+    _add_version(registry, "v1")
+    storage.write_bytes(storage.join(registry.version_uri("v1"), "metrics.json"), b'{"roc_auc": 1.0}')
+    with pytest.raises(IntegrityError, match="metrics.json of version v1 is corrupt"):
+        registry.metrics("v1")
+
+
+def test_promotion_moves_the_champion_only_through_the_gate(registry):
+    gate = Gate(thresholds={"roc_auc": 0.85}, primary_metric="roc_auc", tolerance=0.01)
+    _add_version(registry, "v1", METRICS)
+    _add_version(registry, "v2", METRICS | {"roc_auc": 0.80})  # below threshold
+    _add_version(registry, "v3", METRICS | {"roc_auc": 0.905})  # a little worse, within tolerance
+    _add_version(registry, "v5", METRICS | {"roc_auc": 0.86})  # passes the threshold, regresses
+
+    assert registry.champion() is None
+    assert registry.promote("v1", gate)["promoted"]
+    assert not registry.promote("v2", gate)["promoted"]
+    assert registry.champion()["version"] == "v1"
+    assert registry.promote("v3", gate)["promoted"]
+    assert registry.champion()["previous"] == "v1"
+    decision = registry.promote("v5", gate)
+    assert not decision["promoted"]
+    assert any("below champion's 0.9050" in r for r in decision["reasons"])
+    assert registry.champion()["version"] == "v3"
+    recorded = json.loads(storage.read_bytes(registry.decision_uri("v5")))
+    assert recorded["promoted"] is False and recorded["champion_before"] == "v3"
+
+
+def test_registry_table_marks_the_champion(registry):
+    _add_version(registry, "v1")
+    _add_version(registry, "v2", METRICS | {"roc_auc": 0.93})
+    registry.promote("v2", Gate())
+    table = registry.table()
+    assert "champion: v2" in table
+    assert [line[:4] for line in table.splitlines() if "v1" in line or "v2 " in line] == ["  v1", "* v2"]
+
+
+def test_empty_registry_table_and_missing_champion(registry):
+    assert "(no versions yet)" in registry.table()
+    with pytest.raises(RegistryError, match="no champion yet"):
+        registry.load_portable()
+
+
+def test_gate_rules():
+    gate = Gate(thresholds={"roc_auc": 0.9, "pr_auc": 0.5}, tolerance=0.02)
+    assert evaluate_gate({"roc_auc": 0.9, "pr_auc": 0.5}, gate, None)[0]
+    assert not evaluate_gate({"roc_auc": 0.89, "pr_auc": 0.9}, gate, None)[0]
+    assert not evaluate_gate({"roc_auc": 0.95}, gate, None)[0]  # pr_auc missing
+    assert evaluate_gate({"roc_auc": 0.93, "pr_auc": 0.6}, gate, {"roc_auc": 0.95})[0]
+    assert not evaluate_gate({"roc_auc": 0.92, "pr_auc": 0.6}, gate, {"roc_auc": 0.95})[0]
+
+
+def test_gate_overrides_from_the_command_line(bank_spec):
+    gate = gate_from(bank_spec.gate, ["roc_auc=0.95", "f1=0.3"], tolerance=0.0)
+    assert gate.thresholds == {"roc_auc": 0.95, "pr_auc": 0.45, "f1": 0.3}
+    assert gate.tolerance == 0.0
+    with pytest.raises(JobError, match="NAME=VALUE"):
+        gate_from(bank_spec.gate, ["roc_auc"])
+    with pytest.raises(JobError, match="NAME=VALUE"):
+        gate_from(bank_spec.gate, ["roc_auc=high"])
+
+
+def test_local_writes_replace_files_whole(tmp_path):
+    target = str(tmp_path / "champion.json")
+    storage.write_bytes(target, b"old")
+    storage.write_bytes(target, b"new")
+    assert storage.read_bytes(target) == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["champion.json"]  # no temp file left
+
+
+def test_loading_a_tampered_portable_model_fails_before_parsing(registry):
+    _add_version(registry, "v1")
+    registry.promote("v1", Gate())
+    storage.write_bytes(storage.join(registry.version_uri("v1"), "portable/model.json"), b'{"weights": 1}')
+    with pytest.raises(IntegrityError, match="portable/model.json of version v1 is corrupt"):
+        registry.load_portable()
