@@ -70,11 +70,20 @@ def _resolve(uri: str) -> list[str]:
 
 
 def _fingerprint(files: list[str]) -> str:
-    """sha256 over every file's name and content hash: equal fingerprints mean equal data."""
+    """sha256 over every file's name and content digest: equal fingerprints mean equal data.
+
+    Local files are hashed. Object-store files use the store's own content tag (S3's ETag) and
+    size, so a fingerprint never downloads the dataset to the driver.
+    """
     digest = hashlib.sha256()
     for f in files:
         fs, path = storage.filesystem(f)
-        digest.update(f"{posixpath.basename(path)}\0{storage.sha256_of(fs, path)}\n".encode())
+        if storage.is_local(f):
+            content = storage.sha256_of(fs, path)
+        else:
+            info = fs.info(path)
+            content = f"etag={info.get('ETag', info.get('etag', ''))};size={info.get('size')}"
+        digest.update(f"{posixpath.basename(path)}\0{content}\n".encode())
     return "sha256:" + digest.hexdigest()
 
 

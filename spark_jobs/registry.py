@@ -130,10 +130,8 @@ class Registry:
     def commit(self, version: str, manifest: Mapping[str, Any]) -> str:
         """Checksum every staged file, write the manifest, move the version into place."""
         staging = self.staging_uri(version)
-        files = {}
-        for rel, path in storage.list_files(staging).items():
-            fs, _ = storage.filesystem(staging)
-            files[rel] = storage.sha256_of(fs, path)
+        fs, _ = storage.filesystem(staging)
+        files = {rel: storage.sha256_of(fs, path) for rel, path in storage.list_files(staging).items()}
         doc = dict(manifest) | {"version": version, "model": self.model, "files": files}
         storage.write_bytes(storage.join(staging, MANIFEST), storage.dump_json(doc))
         final = self.version_uri(version)
