@@ -26,6 +26,7 @@ CORRUPT = "_corrupt_record"
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
 _INTEGER_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
 _EXAMPLES = 3
+_REPLACEMENT = "\ufffd"
 
 
 @dataclass(frozen=True)
@@ -51,22 +52,32 @@ def inspect_input(uri: str, spec: DatasetSpec) -> InputFiles:
 
 def _resolve(uri: str) -> list[str]:
     fs, path = storage.filesystem(uri)
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    prefix = "" if protocol == "file" else f"{protocol}://"
-    if any(ch in path for ch in "*?["):
-        found = sorted(fs.glob(path))
-    elif fs.isdir(path):
+    # Keep the user's scheme (s3a:// stays s3a://): Spark, not fsspec, reads the files.
+    scheme = uri.split("://", 1)[0] + "://" if "://" in uri else ""
+
+    def data_files(paths: list[str]) -> list[str]:
         # Spark's own convention: _SUCCESS, _committed and .crc files are not data.
-        found = [p for p in sorted(fs.find(path)) if not posixpath.basename(p).startswith(("_", "."))]
-        if not found:
-            raise DataContractError(f"input folder {uri} holds no data files")
+        found = []
+        for p in paths:
+            for f in fs.find(p) if fs.isdir(p) else [p]:
+                if not posixpath.basename(f).startswith(("_", ".")):
+                    found.append(f)
+        return sorted(found)
+
+    if any(ch in path for ch in "*?["):
+        matched = fs.glob(path)
+        if not matched:
+            raise DataContractError(f"input pattern {uri} matches no files")
+        found = data_files(matched)
+    elif fs.isdir(path):
+        found = data_files([path])
     elif fs.exists(path):
         found = [path]
     else:
         raise DataContractError(f"input not found: {uri}")
     if not found:
-        raise DataContractError(f"input pattern {uri} matches no files")
-    return [prefix + p for p in found]
+        raise DataContractError(f"input {uri} holds no data files")
+    return [scheme + p.lstrip("/") if scheme else p for p in found]
 
 
 def _fingerprint(files: list[str]) -> str:
@@ -140,14 +151,22 @@ def _missing_columns_message(
 
 def read_checked(spark: Any, inp: InputFiles, spec: DatasetSpec) -> Any:
     """Read the input with Spark, enforce the contract, return a DataFrame typed as the spec says."""
-    raw = _read_raw(spark, inp, spec)
-    typed = raw.select(*[_cast(raw, name, col.type).alias(name) for name, col in spec.columns.items()])
-    raw = raw.cache()
-    problems = _pass_problems(raw, inp, spec)
-    if not problems:
-        typed = typed.cache()
-        problems = _value_problems(typed, spec)
-    raw.unpersist()
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import AnalysisException, IllegalArgumentException
+
+    try:
+        raw = _read_raw(spark, inp, spec).cache()
+        typed = raw.select(*[_cast(raw, name, col.type).alias(name) for name, col in spec.columns.items()])
+        problems = _pass_problems(raw, inp, spec)
+        if not problems:
+            typed = typed.cache()
+            problems = _value_problems(typed, spec)
+        raw.unpersist()
+    except (AnalysisException, IllegalArgumentException, Py4JJavaError) as exc:
+        # Files Spark cannot read as the spec's format (a corrupt Parquet file, CSV parts whose
+        # headers differ): say which input and why, without a Java stack trace.
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise DataContractError(f"input {inp.uri} cannot be read as {spec.format}: {reason}") from None
     if problems:
         raise DataContractError(
             f"input {inp.uri} breaks the data contract of spec {spec.name!r}:\n  - " + "\n  - ".join(problems)
@@ -159,7 +178,7 @@ def _read_raw(spark: Any, inp: InputFiles, spec: DatasetSpec) -> Any:
     from pyspark.sql import types as T
 
     if spec.format == "parquet":
-        raw = spark.read.parquet(*inp.files)
+        raw = spark.read.parquet(*[storage.spark_uri(f) for f in inp.files])
         missing = [c for c in spec.columns if c not in raw.columns]
         if missing:
             raise DataContractError(
@@ -175,7 +194,7 @@ def _read_raw(spark: Any, inp: InputFiles, spec: DatasetSpec) -> Any:
         [T.StructField(c, T.StringType()) for c in inp.header] + [T.StructField(CORRUPT, T.StringType())]
     )
     return spark.read.csv(
-        list(inp.files),
+        [storage.spark_uri(f) for f in inp.files],
         schema=schema,
         header=True,
         enforceSchema=False,
@@ -199,7 +218,14 @@ def _cast(raw: Any, name: str, type_name: str) -> Any:
     if type_name in ("integer", "long") and dict(raw.dtypes)[name] == "string":
         # Spark casts "1.5" to 1; an integer column must hold integers.
         column = F.when(column.rlike(_INTEGER_PATTERN), F.trim(column))
-    return column.cast(_spark_type(type_name))
+    cast = column.cast(_spark_type(type_name))
+    if type_name == "double":
+        # "NaN" and "Infinity" parse as doubles but no model can use them.
+        cast = F.when(~F.isnan(cast) & (F.abs(cast) != float("inf")), cast)
+    return cast
+
+
+_TYPE_WORDS = {"string": "text", "integer": "integers", "long": "integers", "double": "finite numbers"}
 
 
 def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
@@ -216,11 +242,14 @@ def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
         raw_col, cast_col = F.col(name), _cast(raw, name, col.type)
         aggs.append(count(raw_col.isNull()).alias(f"null_{i}"))
         aggs.append(count(raw_col.isNotNull() & cast_col.isNull()).alias(f"bad_{i}"))
+        if spec.format == "csv":
+            # Spark swaps bytes that are not valid in the encoding for U+FFFD, silently.
+            aggs.append(count(raw_col.contains(_REPLACEMENT)).alias(f"enc_{i}"))
     stats = raw.agg(*aggs).first().asDict()
 
     rows = stats["rows"]
     if rows == 0:
-        return ["the input has a header but no data rows"]
+        return ["the input has a header but no data rows" if inp.header else "the input has no rows"]
     problems = []
     if rows < spec.contract.min_rows:
         problems.append(f"only {rows} row(s); the spec requires at least {spec.contract.min_rows}")
@@ -237,8 +266,14 @@ def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
         if stats[f"bad_{i}"]:
             bad = F.col(name).isNotNull() & _cast(raw, name, col.type).isNull()
             problems.append(
-                f"column {name!r}: {stats[f'bad_{i}']} value(s) are not {col.type}, "
+                f"column {name!r}: {stats[f'bad_{i}']} value(s) are not {_TYPE_WORDS[col.type]}, "
                 f"e.g. {_quote(_examples(raw, name, bad))}"
+            )
+        if stats.get(f"enc_{i}"):
+            bad = F.col(name).contains(_REPLACEMENT)
+            problems.append(
+                f"column {name!r}: {stats[f'enc_{i}']} value(s) are not valid {spec.csv.encoding} text, "
+                f"e.g. {_quote(_examples(raw, name, bad))}; set csv.encoding in the spec"
             )
         ratio, allowed = stats[f"null_{i}"] / rows, spec.max_null_ratio(name)
         if ratio > allowed:
@@ -246,6 +281,8 @@ def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
                 f"column {name!r}: {stats[f'null_{i}']} of {rows} value(s) are missing "
                 f"({ratio:.2%}); the spec allows {allowed:.2%}"
             )
+        elif ratio == 1.0 and name in spec.features:
+            problems.append(f"column {name!r} has no values at all; give it data or role: ignore")
     return problems
 
 

@@ -10,7 +10,6 @@ from spark_jobs.spec import DatasetSpec
 LABEL = "label"
 FEATURES = "features"
 PROBABILITY = "probability"
-PREDICTION = "prediction"
 P_POSITIVE = "p_positive"
 
 

@@ -98,7 +98,9 @@ class PortableModel:
         for col in self.doc["numeric"]:
             out[col["name"]] = pd.to_numeric(df[col["name"]], errors="raise").astype("float64")
         for col in self.doc["categorical"]:
-            out[col["name"]] = df[col["name"]].astype("object")
+            # Categories are text (the spec requires it); a caller's 1 must match category "1".
+            values = df[col["name"]].astype("object")
+            out[col["name"]] = values.where(values.isna(), values.astype(str))
         return out
 
     def predict_proba(self, rows: Any) -> Any:

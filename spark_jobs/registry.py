@@ -6,7 +6,7 @@ Layout under `<root>/models/<model>/`:
   champion.json         pointer to the champion, replaced whole
   gate/<version>.json   the gate's decision for each version that asked for promotion
 
-Usage: python -m spark_jobs.registry show|promote --storage-root URI --model NAME ...
+Usage: python -m spark_jobs.registry show|promote --storage-root URI (--model NAME | --spec FILE) ...
 """
 
 from __future__ import annotations
@@ -117,10 +117,13 @@ class Registry:
         """Yield a staging folder URI for a new version; remove it if the block fails."""
         if not _VERSION_PATTERN.match(version):
             raise RegistryError(f"invalid version id {version!r}: use letters, digits, '.', '_', '-'")
-        if storage.exists(self.version_uri(version)):
+        if storage.exists(storage.join(self.version_uri(version), MANIFEST)):
             raise RegistryError(f"version {version} already exists in {self.base}; versions are immutable")
+        # Left over from a run of the same id that was killed while staging, or (on object
+        # stores) while copying into place: neither ever looked complete, so both may go.
+        storage.remove_tree(self.version_uri(version))
         staging = self.staging_uri(version)
-        storage.remove_tree(staging)  # left over from a killed run of the same version id
+        storage.remove_tree(staging)
         try:
             yield staging
         except BaseException:
@@ -243,6 +246,8 @@ class Registry:
 
 def gate_from(spec_gate: Any, thresholds: Sequence[str] = (), tolerance: float | None = None) -> Gate:
     """The spec's gate with command-line overrides (`NAME=VALUE` thresholds)."""
+    from spark_jobs.spec import check_metric_names
+
     merged = dict(spec_gate.thresholds) if spec_gate else {}
     for item in thresholds:
         name, sep, value = item.partition("=")
@@ -252,6 +257,10 @@ def gate_from(spec_gate: Any, thresholds: Sequence[str] = (), tolerance: float |
             sep = ""
         if not sep or not name.strip():
             raise JobError(f"--min-metric expects NAME=VALUE, e.g. roc_auc=0.88; got {item!r}")
+    try:
+        check_metric_names(list(merged))
+    except ValueError as exc:
+        raise JobError(f"--min-metric: {exc}") from None
     return Gate(
         thresholds=merged,
         primary_metric=spec_gate.primary_metric if spec_gate else "roc_auc",
@@ -286,17 +295,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--storage-root", default="storage", help="storage root URI (default: ./storage)")
-        p.add_argument("--spec", default="specs/bank_marketing.yaml", help="dataset spec (names the model)")
+        p.add_argument("--spec", help="dataset spec; names the model and holds the default gate")
+        p.add_argument("--model", help="model (dataset) name, instead of --spec for show")
         if name == "promote":
             p.add_argument("--version", required=True)
             add_gate_arguments(p)
     args = parser.parse_args(argv)
+    if not args.spec and not (args.model and args.command == "show"):
+        parser.error("give --spec (or --model for show)")
     try:
-        spec = load_spec(args.spec)
-        registry = Registry(args.storage_root, spec.name)
+        spec = load_spec(args.spec) if args.spec else None
+        registry = Registry(args.storage_root, spec.name if spec else args.model)
         if args.command == "show":
             print(registry.table())
         else:
+            assert spec is not None
             gate = gate_from(spec.gate, args.min_metric, args.tolerance)
             print(json.dumps(registry.promote(args.version, gate), indent=1))
     except JobError as exc:

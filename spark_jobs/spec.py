@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import fsspec
@@ -12,6 +13,10 @@ from spark_jobs.errors import SpecError
 
 ColumnType = Literal["string", "integer", "long", "double"]
 NUMERIC_TYPES = ("integer", "long", "double")
+# What metrics.evaluate reports and a gate may name.
+GATE_METRICS = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1")
+# Spark reads dots in a column name as struct access and MLlib stages do not quote names.
+_COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _Strict(BaseModel):
@@ -48,6 +53,19 @@ class GateSpec(_Strict):
     primary_metric: str = "roc_auc"
     tolerance: float = Field(default=0.0, ge=0.0)
 
+    @model_validator(mode="after")
+    def _known_metrics(self) -> GateSpec:
+        check_metric_names([*self.thresholds, self.primary_metric])
+        return self
+
+
+def check_metric_names(names: list[str]) -> None:
+    unknown = [n for n in names if n not in GATE_METRICS]
+    if unknown:
+        raise ValueError(
+            f"unknown metric(s) {', '.join(map(repr, unknown))}; known: {', '.join(GATE_METRICS)}"
+        )
+
 
 class DatasetSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
@@ -71,6 +89,16 @@ class DatasetSpec(_Strict):
         if not self.features:
             raise ValueError("no feature columns: give at least one column role categorical or numeric")
         for name, col in self.columns.items():
+            if not _COLUMN_NAME.match(name):
+                raise ValueError(
+                    f"column {name!r}: names may hold letters, digits and '_' only (Spark reads '.' "
+                    "as a struct field); rename the column in the data"
+                )
+            if col.role == "categorical" and col.type != "string":
+                raise ValueError(
+                    f"column {name!r}: role categorical needs type string (codes such as 1, 2 are "
+                    "categories as text)"
+                )
             if col.role == "numeric" and col.type not in NUMERIC_TYPES:
                 raise ValueError(f"column {name!r}: role numeric needs a numeric type, not {col.type}")
             if (col.min is not None or col.max is not None) and col.type not in NUMERIC_TYPES:

@@ -23,6 +23,12 @@ def normalize(uri: str) -> str:
     return uri.rstrip("/")
 
 
+def spark_uri(uri: str) -> str:
+    """The URI to hand Spark: local paths get file:// so a cluster never resolves them on HDFS."""
+    uri = normalize(uri)
+    return uri if "://" in uri else "file://" + uri
+
+
 def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
 
@@ -58,6 +64,11 @@ def write_bytes(uri: str, data: bytes) -> None:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         try:
+            # mkstemp makes the file owner-only; registry files are read by other users
+            # (Airflow workers, pods), so give them the mode a plain open() would.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()

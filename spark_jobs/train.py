@@ -106,18 +106,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "metrics: roc_auc=%.4f pr_auc=%.4f", trained["metrics"]["roc_auc"], trained["metrics"]["pr_auc"]
         )
 
-        write_artefacts(staging, version, trained, spec, inp, args.run_id, params)
-        uri = registry.commit(
-            version,
-            {
-                "created_at": utc_now(),
-                "run_id": args.run_id,
-                "code_version": code_version(),
-                "data": {"uri": inp.uri, "files": len(inp.files), "fingerprint": inp.fingerprint},
-                "params": asdict(params),
-                "spark_version": spark.version,
-            },
-        )
+        manifest = {
+            "created_at": utc_now(),
+            "run_id": args.run_id,
+            "code_version": code_version(),
+            "data": {"uri": inp.uri, "files": len(inp.files), "fingerprint": inp.fingerprint},
+            "params": asdict(params),
+            "spark_version": spark.version,
+        }
+        write_artefacts(staging, version, trained, spec, manifest)
+        uri = registry.commit(version, manifest)
     decision = registry.promote(version, gate) if args.promote else None
     return {
         "version": version,
@@ -131,26 +129,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write_artefacts(
-    staging: str, version: str, trained: dict[str, Any], spec: Any, inp: Any, run_id: str, params: TrainParams
+    staging: str, version: str, trained: dict[str, Any], spec: Any, manifest: dict[str, Any]
 ) -> None:
     """Spark model, portable export, metrics, spec and report into the staging folder."""
     from spark_jobs import report
 
     met = trained["metrics"]
-    trained["model"].write().save(storage.join(staging, SPARK_MODEL))
+    trained["model"].write().save(storage.spark_uri(storage.join(staging, SPARK_MODEL)))
     storage.write_bytes(storage.join(staging, PORTABLE), storage.dump_json(trained["portable"]))
     storage.write_bytes(storage.join(staging, METRICS), storage.dump_json(met))
     storage.write_bytes(storage.join(staging, SPEC), storage.dump_json(spec.model_dump()))
+    code = manifest["code_version"]
     facts = {
         "dataset": spec.name,
-        "input": inp.uri,
-        "data fingerprint": inp.fingerprint,
+        "input": manifest["data"]["uri"],
+        "data fingerprint": manifest["data"]["fingerprint"],
         "rows (train / test)": f"{met['rows']['train']:,} / {met['rows']['test']:,}",
-        "run id": run_id,
-        "code version": spark_jobs.__version__,
-        "parameters": asdict(params),
+        "run id": manifest["run_id"],
+        "code version": f"{code['package']} (git {code['git_commit'] or 'n/a'}, "
+        f"sources sha256 {code['source_sha256'][:16]})",
+        "parameters": manifest["params"],
+        "Spark": manifest["spark_version"],
         "portable max |p diff|": f"{met['portable_max_abs_diff']:.2e}",
-        "trained at": utc_now(),
+        "trained at": manifest["created_at"],
     }
     for name, content in report.render(version, met, trained["roc"], trained["portable"], facts).items():
         storage.write_bytes(storage.join(staging, "report", name), content)
@@ -182,10 +183,13 @@ def fit_and_evaluate(data: Any, spec: Any, params: TrainParams) -> dict[str, Any
         "test": test_rows,
         "train_positive": int(counts.get(1.0, 0)),
     }
-    doc = export_pipeline(model, spec)
-    portable = PortableModel.from_bytes(storage.dump_json(doc))
+    try:
+        doc = export_pipeline(model, spec)
+        portable = PortableModel.from_bytes(storage.dump_json(doc))
+    except ValueError as exc:
+        raise JobError(f"cannot export the model: {exc}") from None
     result["portable_max_abs_diff"] = parity(predictions, portable, spec)
-    if result["portable_max_abs_diff"] > PARITY_TOLERANCE:
+    if not result["portable_max_abs_diff"] <= PARITY_TOLERANCE:  # NaN fails too
         raise JobError(
             f"portable export disagrees with Spark by {result['portable_max_abs_diff']:.3g} "
             f"(> {PARITY_TOLERANCE}); not registering this version"

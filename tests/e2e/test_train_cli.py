@@ -55,10 +55,23 @@ def trained(tmp_path_factory):
 
 
 def test_help_lists_the_options():
-    for module in ("spark_jobs.train", "spark_jobs.registry"):
-        proc = _cli(module, "--help")
-        assert proc.returncode == 0
-        assert "--storage-root" in proc.stdout or "show" in proc.stdout
+    train_help = _cli("spark_jobs.train", "--help")
+    assert train_help.returncode == 0
+    for option in (
+        "--input",
+        "--spec",
+        "--storage-root",
+        "--version",
+        "--run-id",
+        "--seed",
+        "--promote",
+        "--min-metric",
+        "--tolerance",
+    ):
+        assert option in train_help.stdout
+    registry_help = _cli("spark_jobs.registry", "--help")
+    assert registry_help.returncode == 0
+    assert "show" in registry_help.stdout and "promote" in registry_help.stdout
 
 
 def test_every_artefact_is_there_and_matches_the_manifest(trained):
@@ -95,7 +108,7 @@ def test_gate_promoted_it_and_show_lists_it(trained, tmp_path):
     registry, version, stdout = trained
     assert registry.champion()["version"] == version
     assert "promoted to champion" in stdout
-    shown = _cli("spark_jobs.registry", "show", "--spec", str(SPEC), "--storage-root", registry.root)
+    shown = _cli("spark_jobs.registry", "show", "--model", "bank-marketing", "--storage-root", registry.root)
     assert shown.returncode == 0
     assert f"* {version}" in shown.stdout and f"champion: {version}" in shown.stdout
 

@@ -45,8 +45,8 @@ BAD_INPUTS = {
         ),
         "missing column(s) 'balance'",
     ),
-    "unparseable-values": (_bank(balance="12k"), "column 'balance': 1 value(s) are not integer, e.g. '12k'"),
-    "fraction-in-integer-column": (_bank(age="41.5"), "column 'age': 1 value(s) are not integer"),
+    "unparseable-values": (_bank(balance="12k"), "column 'balance': 1 value(s) are not integers, e.g. '12k'"),
+    "fraction-in-integer-column": (_bank(age="41.5"), "column 'age': 1 value(s) are not integers"),
     "unknown-target-value": (
         _bank(y='"maybe"'),
         "target column 'y' has value(s) other than ['no', 'yes'], e.g. 'maybe'",
@@ -59,7 +59,13 @@ BAD_INPUTS = {
     "null-values": (_bank(job=""), "column 'job': 1 of 4521 value(s) are missing"),
     "out-of-range": (_bank(age="200"), "column 'age' fails less_than_or_equal_to(130.0)"),
     "too-few-rows": (HEADER + "".join(ROWS[:20]), "only 20 row(s); the spec requires at least 1000"),
-    "not-utf8": (None, "is not utf-8 text"),
+    "not-utf8": (HEADER.encode() + '30;"gerente\xe9"\n'.encode("latin-1"), "is not utf-8 text"),
+    "not-utf8-deep-in-the-file": (
+        (HEADER + "".join(ROWS[:3000])).encode()
+        + ROWS[3000].replace('"no"', '"n\xe3o"', 1).encode("latin-1")
+        + "".join(ROWS[3001:]).encode(),
+        "value(s) are not valid utf-8 text",
+    ),
 }
 
 
@@ -100,8 +106,8 @@ def registry_with_champion(spark, tmp_path_factory, bank_spec):
 def test_bad_input_fails_clearly_and_loses_nothing(case, registry_with_champion, tmp_path, capsys):
     content, expected = BAD_INPUTS[case]
     path = tmp_path / "input.csv"
-    if case == "not-utf8":
-        path.write_bytes(HEADER.encode() + '30;"gerente\xe9"'.encode("latin-1") + b"\n")
+    if isinstance(content, bytes):
+        path.write_bytes(content)
     elif content is not None:
         path.write_text(content)
     before = _snapshot(registry_with_champion)

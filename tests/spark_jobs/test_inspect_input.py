@@ -38,6 +38,15 @@ def test_folder_of_parts_skips_spark_markers(tmp_path, bank_spec):
     inp = inspect_input(str(tmp_path), bank_spec)
     assert [f.rsplit("/", 1)[-1] for f in inp.files] == ["part-0.csv", "part-1.csv"]
     assert inspect_input(str(tmp_path / "part-*.csv"), bank_spec).files == inp.files
+    assert inspect_input(str(tmp_path / "*"), bank_spec).files == inp.files  # markers skipped
+
+
+def test_the_callers_scheme_is_kept_for_spark(bank_spec):
+    import fsspec
+
+    fsspec.filesystem("memory").pipe("/inputs/bank.csv", TEXT.encode())
+    inp = inspect_input("memory://inputs/bank.csv", bank_spec)
+    assert inp.files == ("memory://inputs/bank.csv",)
 
 
 def test_compressed_csv_header_is_read(tmp_path, bank_spec):

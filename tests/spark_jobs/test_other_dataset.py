@@ -67,3 +67,33 @@ def test_new_spec_trains_registers_and_promotes(spark, tmp_path, fmt):
     model = registry.load_portable()
     assert model.features == ["monthly_spend", "tenure_months", "plan"]
     assert model.doc["target"]["positive"] == "churn"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fmt", "damage", "expected"),
+    [
+        (
+            "csv",
+            lambda path: path.write_text(path.read_text().replace(",12.5,", ",inf,", 1)),
+            "value(s) are not finite numbers, e.g. 'inf'",
+        ),
+        ("parquet", lambda path: path.write_bytes(b"PAR1 but not really"), "cannot be read as parquet"),
+    ],
+    ids=["infinite-number", "corrupt-parquet"],
+)
+def test_broken_inputs_of_a_new_dataset_fail_clearly(spark, tmp_path, capsys, fmt, damage, expected):
+    spec = tmp_path / "churn.yaml"
+    spec.write_text(SPEC.format(fmt=fmt))
+    data = tmp_path / f"churn.{fmt}"
+    frame = _churn_frame()
+    frame.loc[7, "monthly_spend"] = 12.5
+    frame.to_csv(data, index=False) if fmt == "csv" else frame.to_parquet(data, index=False)
+    damage(data)
+
+    code = train.main(["--input", str(data), "--spec", str(spec), "--storage-root", str(tmp_path / "root")])
+
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert expected in err and "Traceback" not in err
+    assert Registry(str(tmp_path / "root"), "churn").versions() == []

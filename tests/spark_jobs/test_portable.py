@@ -80,3 +80,30 @@ def test_export_is_plain_json_loaded_as_a_scikit_learn_estimator_without_spark(f
 def test_other_formats_are_refused():
     with pytest.raises(ValueError, match="not a portable model"):
         PortableModel.from_bytes(b'{"format": "pickle", "format_version": 1}')
+
+
+def _tiny_doc():
+    return {
+        "format": "ml-scaling/portable-logistic-regression",
+        "format_version": 1,
+        "dataset": "tiny",
+        "target": {"column": "t", "positive": "yes", "negative": "no"},
+        "numeric": [{"name": "x", "impute": 2.0, "mean": 1.0, "std": 2.0, "weight": 0.5}],
+        "categorical": [{"name": "code", "categories": ["1", "2"], "weights": [1.0, -1.0]}],
+        "intercept": -0.25,
+    }
+
+
+@pytest.mark.parametrize(
+    ("record", "margin"),
+    [
+        ({"x": 3.0, "code": "1"}, -0.25 + 0.5 * 1.0 + 1.0),
+        ({"x": 3.0, "code": 2}, -0.25 + 0.5 * 1.0 - 1.0),  # a number sent for a text category
+        ({"x": None, "code": "9"}, -0.25 + 0.5 * 0.5),  # imputed x, unknown category
+        ({"x": -1.0, "code": None}, -0.25 + 0.5 * -1.0),  # missing category
+    ],
+    ids=["known", "numeric-code", "imputed-and-unknown", "missing-category"],
+)
+def test_portable_formula_by_hand(record, margin):
+    model = PortableModel.from_bytes(json.dumps(_tiny_doc()).encode())
+    assert model.predict_proba([record])[0] == pytest.approx(1 / (1 + np.exp(-margin)), abs=1e-15)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pytest
@@ -53,9 +54,10 @@ def test_killed_run_leaves_staging_that_never_looks_complete(registry):
     assert registry.versions() == []
     with pytest.raises(RegistryError, match="no complete version 'v2'"):
         registry.metrics("v2")
-    # The same version id can be trained again after a kill.
+    # The same version ids can be trained again after a kill.
     _add_version(registry, "v1")
-    assert registry.versions() == ["v1"]
+    _add_version(registry, "v2")
+    assert registry.versions() == ["v1", "v2"]
 
 
 def test_versions_are_immutable(registry):
@@ -130,6 +132,8 @@ def test_gate_overrides_from_the_command_line(bank_spec):
         gate_from(bank_spec.gate, ["roc_auc"])
     with pytest.raises(JobError, match="NAME=VALUE"):
         gate_from(bank_spec.gate, ["roc_auc=high"])
+    with pytest.raises(JobError, match="unknown metric.*'roc_acu'"):
+        gate_from(bank_spec.gate, ["roc_acu=0.9"])
 
 
 def test_local_writes_replace_files_whole(tmp_path):
@@ -138,6 +142,9 @@ def test_local_writes_replace_files_whole(tmp_path):
     storage.write_bytes(target, b"new")
     assert storage.read_bytes(target) == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["champion.json"]  # no temp file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "champion.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_loading_a_tampered_portable_model_fails_before_parsing(registry):
