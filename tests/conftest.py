@@ -39,3 +39,8 @@ def bank_spec():
     from spark_jobs.spec import load_spec
 
     return load_spec(str(SPEC))
+
+
+def train_args(input_path: object, root: object, *extra: str, spec: object = SPEC) -> list[str]:
+    """Arguments of `python -m spark_jobs.train` for an input, a storage root and extra options."""
+    return ["--input", str(input_path), "--spec", str(spec), "--storage-root", str(root), *extra]

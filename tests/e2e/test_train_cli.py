@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from spark_jobs.registry import Registry
-from tests.conftest import BANK, ROOT, SPEC
+from tests.conftest import BANK, ROOT, train_args
 
 pytestmark = pytest.mark.slow
 
@@ -36,17 +36,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("storage")
     proc = _cli(
         "spark_jobs.train",
-        "--input",
-        str(BANK),
-        "--spec",
-        str(SPEC),
-        "--storage-root",
-        str(root),
-        "--run-id",
-        "e2e-run",
-        "--promote",
-        "--min-metric",
-        "roc_auc=0.8",
+        *train_args(BANK, root, "--run-id", "e2e-run", "--promote", "--min-metric", "roc_auc=0.8"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     registry = Registry(str(root), "bank-marketing")
@@ -130,22 +120,7 @@ def test_saved_spark_model_and_portable_model_agree(trained, spark, bank_spec):
 def test_a_killed_run_leaves_no_complete_version_and_the_champion_stays(trained):
     registry, champion, _ = trained
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spark_jobs.train",
-            "--input",
-            str(BANK),
-            "--spec",
-            str(SPEC),
-            "--storage-root",
-            registry.root,
-            "--version",
-            "killed",
-            "--promote",
-            "--min-metric",
-            "roc_auc=0.5",
-        ],
+        [sys.executable, "-m", "spark_jobs.train", *train_args(BANK, registry.root, "--version", "killed")],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -162,16 +137,6 @@ def test_a_killed_run_leaves_no_complete_version_and_the_champion_stays(trained)
     assert "killed" not in registry.versions()
     assert registry.champion()["version"] == champion
     # The same version id trains cleanly afterwards.
-    again = _cli(
-        "spark_jobs.train",
-        "--input",
-        str(BANK),
-        "--spec",
-        str(SPEC),
-        "--storage-root",
-        registry.root,
-        "--version",
-        "killed",
-    )
+    again = _cli("spark_jobs.train", *train_args(BANK, registry.root, "--version", "killed"))
     assert again.returncode == 0, again.stderr[-3000:]
     assert "killed" in registry.versions() and not staging.exists()

@@ -12,7 +12,7 @@ import pytest
 from spark_jobs import train
 from spark_jobs.errors import DataContractError
 from spark_jobs.registry import Registry
-from tests.conftest import BANK, ROOT, SPEC
+from tests.conftest import BANK, ROOT, train_args
 
 LINES = BANK.read_text().splitlines(keepends=True)
 HEADER, ROWS = LINES[0], LINES[1:]
@@ -82,19 +82,7 @@ def registry_with_champion(spark, tmp_path_factory, bank_spec):
     """A registry that already has a champion, trained on bank.csv in this process."""
     root = tmp_path_factory.mktemp("registry")
     code = train.main(
-        [
-            "--input",
-            str(BANK),
-            "--spec",
-            str(SPEC),
-            "--storage-root",
-            str(root),
-            "--promote",
-            "--min-metric",
-            "roc_auc=0.8",
-            "--version",
-            "champion-v1",
-        ]
+        train_args(BANK, root, "--promote", "--min-metric", "roc_auc=0.8", "--version", "champion-v1")
     )
     assert code == 0
     assert Registry(str(root), bank_spec.name).champion()["version"] == "champion-v1"
@@ -112,17 +100,7 @@ def test_bad_input_fails_clearly_and_loses_nothing(case, registry_with_champion,
         path.write_text(content)
     before = _snapshot(registry_with_champion)
 
-    code = train.main(
-        [
-            "--input",
-            str(path),
-            "--spec",
-            str(SPEC),
-            "--storage-root",
-            str(registry_with_champion),
-            "--promote",
-        ]
-    )
+    code = train.main(train_args(path, registry_with_champion, "--promote"))
 
     err = capsys.readouterr().err
     assert code == DataContractError.exit_code
@@ -134,17 +112,7 @@ def test_bad_input_fails_clearly_and_loses_nothing(case, registry_with_champion,
 def test_cli_exits_non_zero_with_the_message_only(tmp_path):
     """The real command, as EMR and pods run it: exit code and one line on stderr."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spark_jobs.train",
-            "--input",
-            str(tmp_path / "nope.csv"),
-            "--spec",
-            str(SPEC),
-            "--storage-root",
-            str(tmp_path / "root"),
-        ],
+        [sys.executable, "-m", "spark_jobs.train", *train_args(tmp_path / "nope.csv", tmp_path / "root")],
         cwd=ROOT,
         capture_output=True,
         text=True,

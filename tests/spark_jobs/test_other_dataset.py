@@ -8,6 +8,7 @@ import pytest
 
 from spark_jobs import train
 from spark_jobs.registry import Registry
+from tests.conftest import train_args
 
 SPEC = """
 name: churn
@@ -53,9 +54,7 @@ def test_new_spec_trains_registers_and_promotes(spark, tmp_path, fmt):
     frame = _churn_frame()
     frame.to_csv(data, index=False) if fmt == "csv" else frame.to_parquet(data, index=False)
 
-    code = train.main(
-        ["--input", str(data), "--spec", str(spec), "--storage-root", str(tmp_path / "root"), "--promote"]
-    )
+    code = train.main(train_args(data, tmp_path / "root", "--promote", spec=spec))
 
     assert code == 0
     registry = Registry(str(tmp_path / "root"), "churn")
@@ -91,7 +90,7 @@ def test_broken_inputs_of_a_new_dataset_fail_clearly(spark, tmp_path, capsys, fm
     frame.to_csv(data, index=False) if fmt == "csv" else frame.to_parquet(data, index=False)
     damage(data)
 
-    code = train.main(["--input", str(data), "--spec", str(spec), "--storage-root", str(tmp_path / "root")])
+    code = train.main(train_args(data, tmp_path / "root", spec=spec))
 
     err = capsys.readouterr().err
     assert code == 3, err
