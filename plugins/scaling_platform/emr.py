@@ -1,0 +1,144 @@
+"""Pure builders for the EMR requests of the training DAG: the cluster and the training step.
+
+Plain dicts in, plain dicts out, so they are unit-tested against botocore's request models and
+the DAG stays thin. Nothing here talks to AWS or imports the job package.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+# emr-7.13.0 ships Spark 3.5.6 and Python 3.11, the line the job package is pinned to.
+EMR_RELEASE_LABEL = "emr-7.13.0"
+# Where the packed job environment is unpacked on every node (spark-submit --archives X#env).
+ENV_ALIAS = "environment"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """What a person may change about the cluster; the defaults suit the bank data."""
+
+    name: str
+    log_uri: str
+    release_label: str = EMR_RELEASE_LABEL
+    job_flow_role: str = "EMR_EC2_DefaultRole"
+    service_role: str = "EMR_DefaultRole_V2"
+    security_configuration: str | None = None
+    subnet_id: str | None = None
+    primary_instance_type: str = "m5.xlarge"
+    core_instance_type: str = "m5.xlarge"
+    core_instance_count: int = 1
+    task_instance_type: str = "m5.xlarge"
+    task_spot_count: int = 0
+    idle_timeout_seconds: int = 3600
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def job_flow_overrides(settings: ClusterSettings, *, dag_id: str, run_id: str) -> dict:
+    """RunJobFlow parameters: Spark on the EMR 7 line, on-demand primary and core, spot tasks.
+
+    The cluster stays up between steps (the DAG adds them) and is torn down by the DAG's
+    teardown task; the idle auto-termination policy is the safety net if even that fails.
+    """
+    groups = [
+        _group("Primary", "MASTER", "ON_DEMAND", settings.primary_instance_type, 1),
+        _group("Core", "CORE", "ON_DEMAND", settings.core_instance_type, settings.core_instance_count),
+    ]
+    if settings.task_spot_count > 0:
+        groups.append(
+            _group("Task (spot)", "TASK", "SPOT", settings.task_instance_type, settings.task_spot_count)
+        )
+    instances: dict = {
+        "InstanceGroups": groups,
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "TerminationProtected": False,
+    }
+    if settings.subnet_id:
+        instances["Ec2SubnetId"] = settings.subnet_id
+    overrides: dict = {
+        "Name": settings.name,
+        "ReleaseLabel": settings.release_label,
+        "LogUri": settings.log_uri,
+        "Applications": [{"Name": "Spark"}],
+        "Instances": instances,
+        "AutoTerminationPolicy": {"IdleTimeout": settings.idle_timeout_seconds},
+        "JobFlowRole": settings.job_flow_role,
+        "ServiceRole": settings.service_role,
+        "VisibleToAllUsers": True,
+        # Cost allocation: who started the cluster and for which run.
+        "Tags": _tags(
+            {"project": "ml-scaling", "airflow-dag": dag_id, "airflow-run-id": run_id, **settings.tags}
+        ),
+    }
+    if settings.security_configuration:
+        overrides["SecurityConfiguration"] = settings.security_configuration
+    return overrides
+
+
+def imdsv2_security_configuration() -> str:
+    """Security configuration JSON that makes every node require IMDSv2 (tokens, hop limit 1)."""
+    return json.dumps(
+        {
+            "InstanceMetadataServiceConfiguration": {
+                "MinimumInstanceMetadataServiceVersion": 2,
+                "HttpPutResponseHopLimit": 1,
+            }
+        }
+    )
+
+
+def spark_submit_step(
+    *,
+    name: str,
+    entrypoint_uri: str,
+    code_uri: str,
+    env_archive_uri: str,
+    job_args: Sequence[str],
+    conf: Mapping[str, str] | None = None,
+) -> dict:
+    """An EMR step that runs a job CLI with spark-submit, its code and Python environment shipped.
+
+    `code_uri` is the zip of the job package (--py-files); `env_archive_uri` the packed Python
+    environment (--archives), unpacked as ./environment on every node.
+    """
+    python = f"./{ENV_ALIAS}/bin/python"
+    settings = {
+        "spark.pyspark.python": python,
+        "spark.yarn.appMasterEnv.PYSPARK_PYTHON": python,
+        "spark.executorEnv.PYSPARK_PYTHON": python,
+        **(conf or {}),
+    }
+    args = ["spark-submit", "--deploy-mode", "cluster"]
+    for key, value in settings.items():
+        args += ["--conf", f"{key}={value}"]
+    args += [
+        "--archives",
+        f"{env_archive_uri}#{ENV_ALIAS}",
+        "--py-files",
+        code_uri,
+        entrypoint_uri,
+        *job_args,
+    ]
+    return {
+        "Name": name,
+        # CONTINUE: the DAG decides what happens next and its teardown terminates the cluster,
+        # so a failed step still leaves its logs and the run stays failed.
+        "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args},
+    }
+
+
+def _group(name: str, role: str, market: str, instance_type: str, count: int) -> dict:
+    return {
+        "Name": name,
+        "InstanceRole": role,
+        "Market": market,
+        "InstanceType": instance_type,
+        "InstanceCount": count,
+    }
+
+
+def _tags(tags: Mapping[str, str]) -> list[dict]:
+    return [{"Key": k, "Value": str(v)[:256]} for k, v in tags.items()]

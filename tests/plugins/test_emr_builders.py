@@ -1,0 +1,105 @@
+"""EMR request builders: valid against botocore's EMR model, and carrying what the DAG promises."""
+
+from __future__ import annotations
+
+import json
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+from scaling_platform.emr import (
+    EMR_RELEASE_LABEL,
+    ClusterSettings,
+    imdsv2_security_configuration,
+    job_flow_overrides,
+    spark_submit_step,
+)
+
+EMR = botocore.session.get_session().get_service_model("emr")
+
+
+def assert_valid(operation: str, params: dict) -> None:
+    report = ParamValidator().validate(params, EMR.operation_model(operation).input_shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def _settings(**changes) -> ClusterSettings:
+    return ClusterSettings(name="nightly-training", log_uri="s3://bucket/emr-logs/", **changes)
+
+
+def test_cluster_request_is_valid_and_on_the_emr7_spark_line():
+    overrides = job_flow_overrides(_settings(task_spot_count=2), dag_id="nightly_training", run_id="r1")
+    assert_valid("RunJobFlow", overrides)
+    assert overrides["ReleaseLabel"] == EMR_RELEASE_LABEL and EMR_RELEASE_LABEL.startswith("emr-7.")
+    assert overrides["Applications"] == [{"Name": "Spark"}]
+    assert overrides["LogUri"] == "s3://bucket/emr-logs/"
+    assert overrides["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
+
+
+def test_primary_and_core_on_demand_tasks_on_spot():
+    groups = job_flow_overrides(_settings(task_spot_count=3), dag_id="d", run_id="r")["Instances"][
+        "InstanceGroups"
+    ]
+    markets = {g["InstanceRole"]: (g["Market"], g["InstanceCount"]) for g in groups}
+    assert markets == {"MASTER": ("ON_DEMAND", 1), "CORE": ("ON_DEMAND", 1), "TASK": ("SPOT", 3)}
+    no_tasks = job_flow_overrides(_settings(), dag_id="d", run_id="r")["Instances"]["InstanceGroups"]
+    assert "TASK" not in {g["InstanceRole"] for g in no_tasks}
+
+
+def test_tags_carry_the_dag_run_for_cost_allocation():
+    tags = job_flow_overrides(
+        _settings(tags={"team": "ml"}),
+        dag_id="nightly_training",
+        run_id="scheduled__2026-11-24T00:00:00+00:00",
+    )["Tags"]
+    assert {"Key": "airflow-run-id", "Value": "scheduled__2026-11-24T00:00:00+00:00"} in tags
+    assert {"Key": "airflow-dag", "Value": "nightly_training"} in tags
+    assert {"Key": "team", "Value": "ml"} in tags
+
+
+def test_imdsv2_security_configuration():
+    overrides = job_flow_overrides(_settings(security_configuration="imdsv2"), dag_id="d", run_id="r")
+    assert overrides["SecurityConfiguration"] == "imdsv2"
+    config = json.loads(imdsv2_security_configuration())
+    assert config["InstanceMetadataServiceConfiguration"]["MinimumInstanceMetadataServiceVersion"] == 2
+    assert_valid(
+        "CreateSecurityConfiguration",
+        {"Name": "imdsv2", "SecurityConfiguration": imdsv2_security_configuration()},
+    )
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_subnet_and_counts_stay_valid(count):
+    overrides = job_flow_overrides(
+        _settings(subnet_id="subnet-123", task_spot_count=count), dag_id="d", run_id="r"
+    )
+    assert overrides["Instances"]["Ec2SubnetId"] == "subnet-123"
+    assert_valid("RunJobFlow", overrides)
+
+
+def test_spark_submit_step_ships_code_and_environment():
+    step = spark_submit_step(
+        name="train bank-marketing 2026-11-24",
+        entrypoint_uri="s3://bucket/code/v1/train_entry.py",
+        code_uri="s3://bucket/code/v1/spark_jobs.zip",
+        env_archive_uri="s3://bucket/code/v1/environment.tar.gz",
+        job_args=["--input", "s3://bucket/data/bank-full.csv", "--storage-root", "s3://bucket/ml"],
+        conf={"spark.sql.shuffle.partitions": "64"},
+    )
+    assert_valid("AddJobFlowSteps", {"JobFlowId": "j-123", "Steps": [step]})
+    args = step["HadoopJarStep"]["Args"]
+    assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
+    assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
+    assert args[args.index("--archives") + 1] == "s3://bucket/code/v1/environment.tar.gz#environment"
+    assert args[args.index("--py-files") + 1] == "s3://bucket/code/v1/spark_jobs.zip"
+    assert "spark.pyspark.python=./environment/bin/python" in args
+    assert "spark.sql.shuffle.partitions=64" in args
+    # The entry point comes after every spark-submit option, the job's own arguments after it.
+    entry = args.index("s3://bucket/code/v1/train_entry.py")
+    assert args[entry + 1 :] == [
+        "--input",
+        "s3://bucket/data/bank-full.csv",
+        "--storage-root",
+        "s3://bucket/ml",
+    ]
+    assert step["ActionOnFailure"] == "CONTINUE"
