@@ -1,0 +1,132 @@
+"""Runs the steps moto's EMR backend accepts (moto records them but never runs them)."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from moto.core.utils import utcnow
+from moto.emr.models import emr_backends
+
+log = logging.getLogger("local_cloud.emr")
+
+# spark-submit options that only mean something on a YARN cluster: locally the step runs in
+# client mode with this interpreter, which already has the job's dependencies.
+_CLUSTER_ONLY_OPTIONS = {"--deploy-mode", "--archives", "--master", "--num-executors", "--queue"}
+_CLUSTER_ONLY_CONF = ("spark.pyspark.python", "spark.yarn.", "spark.executorEnv.PYSPARK_PYTHON")
+_ACTIVE = ("PENDING", "RUNNING")
+
+
+def local_spark_submit(args: Sequence[str], master: str) -> list[str]:
+    """The local command for an EMR command-runner step `spark-submit ...`."""
+    if not args or args[0] != "spark-submit":
+        raise ValueError(
+            f"the emulator runs command-runner.jar spark-submit steps only, not {list(args)[:1]}"
+        )
+    command = [str(Path(sys.executable).parent / "spark-submit"), "--master", master]
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in _CLUSTER_ONLY_OPTIONS:
+            next(rest, None)
+        elif arg == "--conf":
+            value = next(rest, "")
+            if not value.startswith(_CLUSTER_ONLY_CONF):
+                command += ["--conf", value]
+        else:
+            command.append(arg)
+    return command
+
+
+def _steps_to_run() -> Iterator[tuple[Any, Any]]:
+    for _, regions in list(emr_backends.items()):
+        for _, backend in list(regions.items()):
+            for cluster in list(backend.clusters.values()):
+                for step in cluster.steps:
+                    if step.state in _ACTIVE:
+                        yield cluster, step
+                        break  # steps of one cluster run in order
+
+
+class StepRunner(threading.Thread):
+    """Polls moto's EMR backends and runs each cluster's next step to completion."""
+
+    def __init__(self, put_log: Callable[[str, bytes], None], master: str = "local[2]", poll: float = 0.2):
+        super().__init__(name="emr-step-runner", daemon=True)
+        self._put_log = put_log
+        self._master = master
+        self._poll = poll
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            ran = False
+            for cluster, step in list(_steps_to_run()):
+                if cluster.state in ("TERMINATING", "TERMINATED"):
+                    step.state = "CANCELLED"
+                    continue
+                self._run_step(cluster, step)
+                ran = True
+            if not ran:
+                time.sleep(self._poll)
+
+    def _run_step(self, cluster: Any, step: Any) -> None:
+        step.state, step.start_date_time = "RUNNING", utcnow()
+        cluster.state = "RUNNING"
+        log.info("cluster %s step %s (%s): starting", cluster.id, step.id, step.name)
+        with tempfile.TemporaryDirectory(prefix="emr-step-") as tmp:
+            stdout, stderr = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            try:
+                command = local_spark_submit(step.args, self._master)
+                with stdout.open("wb") as out, stderr.open("wb") as err:
+                    code = subprocess.run(
+                        command, stdout=out, stderr=err, env=_step_env(), cwd=tmp, check=False
+                    ).returncode
+            except (ValueError, OSError) as exc:
+                stderr.write_text(f"{exc}\n")
+                code = 1
+            self._upload_logs(cluster, step, stdout, stderr)
+        step.state = "COMPLETED" if code == 0 else "FAILED"
+        step.end_date_time = utcnow()
+        log.info("cluster %s step %s: %s (exit %s)", cluster.id, step.id, step.state, code)
+        if code != 0 and step.action_on_failure in ("TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW"):
+            cluster.terminate()
+        if code != 0 and step.action_on_failure in (
+            "CANCEL_AND_WAIT",
+            "TERMINATE_CLUSTER",
+            "TERMINATE_JOB_FLOW",
+        ):
+            for later in cluster.steps:
+                if later.state in _ACTIVE:
+                    later.state = "CANCELLED"
+        if cluster.state == "RUNNING" and not any(s.state in _ACTIVE for s in cluster.steps):
+            cluster.state = "WAITING"
+
+    def _upload_logs(self, cluster: Any, step: Any, stdout: Path, stderr: Path) -> None:
+        """Where EMR puts them: <LogUri>/<cluster id>/steps/<step id>/{stdout,stderr}.gz."""
+        if not cluster.log_uri:
+            return
+        prefix = f"{cluster.log_uri.rstrip('/')}/{cluster.id}/steps/{step.id}"
+        for path in (stdout, stderr):
+            try:
+                self._put_log(f"{prefix}/{path.name}.gz", gzip.compress(path.read_bytes()))
+            except Exception:  # a log that cannot be written must not leave the step hanging
+                log.exception("could not write %s/%s.gz", prefix, path.name)
+
+
+def _step_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"  # the emulator and its steps stay on loopback
+    return env

@@ -1,0 +1,43 @@
+"""Start and stop the local cloud emulator around tests, as the Makefile does around commands."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def running_emulator(workdir: Path, buckets: list[str]) -> Iterator[str]:
+    ready = workdir / "endpoint"
+    log = (workdir / "emulator.log").open("wb")
+    command = [sys.executable, "-m", "local_cloud.server", "--port", "0", "--ready-file", str(ready)]
+    for bucket in buckets:
+        command += ["--bucket", bucket]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"emulator did not start: {(workdir / 'emulator.log').read_text()[-2000:]}"
+                )
+            time.sleep(0.1)
+        yield ready.read_text()
+    finally:
+        # Its process group: the server and any step (spark-submit and its JVM) still running.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()

@@ -1,0 +1,119 @@
+"""The emulator answers the EMR API through boto3 and really runs spark-submit steps."""
+
+from __future__ import annotations
+
+import gzip
+import time
+
+import boto3
+import pytest
+from scaling_platform.emr import ClusterSettings, job_flow_overrides, spark_submit_step
+
+from local_cloud.emr_steps import local_spark_submit
+from spark_jobs.package import ship
+from tests.conftest import BANK, SPEC
+
+
+def test_cluster_only_options_are_dropped_for_local_runs():
+    step = spark_submit_step(
+        name="s",
+        entrypoint_uri="/c/submit.py",
+        code_uri="/c/code.zip",
+        env_archive_uri="s3://b/env.tar.gz",
+        job_args=["train", "--seed", "1"],
+        conf={"spark.sql.shuffle.partitions": "4"},
+    )
+    command = local_spark_submit(step["HadoopJarStep"]["Args"], "local[2]")
+    assert command[0].endswith("/spark-submit")
+    assert command[1:] == [
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.sql.shuffle.partitions=4",
+        "--py-files",
+        "/c/code.zip",
+        "/c/submit.py",
+        "train",
+        "--seed",
+        "1",
+    ]
+    with pytest.raises(ValueError, match="spark-submit steps only"):
+        local_spark_submit(["hadoop-streaming", "x"], "local[2]")
+
+
+def _emr(endpoint):
+    return boto3.client(
+        "emr",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _wait_for_step(emr, cluster_id, step_id, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]["State"]
+        if state in ("COMPLETED", "FAILED", "CANCELLED"):
+            return state
+        time.sleep(0.5)
+    raise AssertionError(f"step {step_id} still {state} after {timeout}s")
+
+
+def _log(endpoint, cluster_id, step_id, name):
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    body = s3.get_object(Bucket="logs", Key=f"emr/{cluster_id}/steps/{step_id}/{name}.gz")["Body"].read()
+    return gzip.decompress(body).decode()
+
+
+@pytest.mark.slow
+def test_steps_run_with_local_spark_and_leave_their_logs_where_log_uri_says(emulator, tmp_path):
+    emr = _emr(emulator)
+    code = ship(str(tmp_path / "root"))
+    cluster_id = emr.run_job_flow(
+        **job_flow_overrides(ClusterSettings(name="test", log_uri="s3://logs/emr/"), dag_id="t", run_id="r")
+    )["JobFlowId"]
+
+    def train_step(input_path):
+        return spark_submit_step(
+            name=f"train {input_path.name}",
+            entrypoint_uri=code["entrypoint_uri"],
+            code_uri=code["code_uri"],
+            env_archive_uri="s3://unused/env.tar.gz",
+            job_args=[
+                "train",
+                "--input",
+                str(input_path),
+                "--spec",
+                str(SPEC),
+                "--storage-root",
+                str(tmp_path / "root"),
+                "--version",
+                input_path.stem,
+            ],
+        )
+
+    good, bad = emr.add_job_flow_steps(
+        JobFlowId=cluster_id, Steps=[train_step(BANK), train_step(tmp_path / "missing.csv")]
+    )["StepIds"]
+
+    assert _wait_for_step(emr, cluster_id, good) == "COMPLETED"
+    assert (tmp_path / "root" / "models" / "bank-marketing" / "versions" / "bank" / "manifest.json").exists()
+    assert _wait_for_step(emr, cluster_id, bad) == "FAILED"
+    # spark-submit in client mode passes the Python driver's output through its stdout.
+    logs = _log(emulator, cluster_id, bad, "stdout") + _log(emulator, cluster_id, bad, "stderr")
+    assert "error: input not found" in logs
+    assert "spark-submit" in " ".join(
+        emr.describe_step(ClusterId=cluster_id, StepId=bad)["Step"]["Config"]["Args"]
+    )
+    assert emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "WAITING"
+
+    emr.terminate_job_flows(JobFlowIds=[cluster_id])
+    assert emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "TERMINATED"
