@@ -18,10 +18,11 @@ SPEC ?= specs/bank_marketing.yaml
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help setup run show test test-fast lint bench lock clean check-java
+.PHONY: help setup run train show test test-fast lint bench lock clean check-java
 
 help:
-	@echo "make run     set up and train on bank-full offline, promote if the gate passes"
+	@echo "make run     set up and run the nightly_training DAG offline (EMR emulator), promote if the gate passes"
+	@echo "make train   the training job alone, without Airflow"
 	@echo "make test    set up and run every test (lint, types, unit, end-to-end)"
 	@echo "make show    list the registry: versions, metrics, champion"
 	@echo "make bench   benchmarks (JSON on stdout)"
@@ -40,9 +41,13 @@ check-java:
 	@java -version >/dev/null 2>&1 || { echo "error: Java 17 is needed for Spark (java not found on PATH)" >&2; exit 1; }
 
 run: setup
-	$(PY) -m spark_jobs.train --input $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --promote
+	$(PY) -m local_cloud.run nightly_training --storage-root $(STORAGE_ROOT) --input $(INPUT)
 	@echo
 	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)
+
+# The training job alone, without Airflow or the emulator.
+train: setup
+	$(PY) -m spark_jobs.train --input $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --promote
 
 show: setup
 	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)

@@ -353,3 +353,32 @@ def _examples(df: Any, column: str, bad: Any) -> list[str]:
 
 def _quote(values: list[str]) -> str:
     return ", ".join(repr(v) for v in values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m spark_jobs.contract --input URI --spec URI`: the Spark-free checks, in a second.
+
+    Prints the resolved input as JSON (files, fingerprint); exits 3 with the reason otherwise.
+    """
+    import argparse
+    import json
+    import sys
+
+    from spark_jobs.errors import JobError
+    from spark_jobs.spec import load_spec
+
+    parser = argparse.ArgumentParser(prog="python -m spark_jobs.contract", description=main.__doc__)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--spec", required=True)
+    args = parser.parse_args(argv)
+    try:
+        inp = inspect_input(args.input, load_spec(args.spec))
+    except JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(json.dumps({"uri": inp.uri, "files": len(inp.files), "fingerprint": inp.fingerprint}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -229,6 +229,8 @@ class Registry:
         champ = self.champion()
         champion_version = champ["version"] if champ else None
         lines = [f"registry {self.base}", f"champion: {champion_version or '(none)'}"]
+        if champion_version:
+            lines.append(f"report:   {storage.join(self.version_uri(champion_version), REPORT)}")
         header = f"{'':2}{'version':<26}{'created':<22}{'roc_auc':>8}{'pr_auc':>8}{'f1':>8}{'test rows':>11}"
         lines += ["", header]
         for v in self.versions():
@@ -239,7 +241,7 @@ class Registry:
                 f"{mark}{v:<26}{created:<22}{m['roc_auc']:>8.4f}{m['pr_auc']:>8.4f}{m['f1']:>8.4f}"
                 f"{m['rows']['test']:>11,}"
             )
-        if len(lines) == 4:
+        if not self.versions():
             lines.append("  (no versions yet)")
         return "\n".join(lines)
 

@@ -7,6 +7,7 @@ spark-submit runs a file, not `python -m`; this file is shipped next to the job 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] not in JOBS:
         print(f"usage: submit.py {{{','.join(JOBS)}}} [ARGS]", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     module = importlib.import_module(f"spark_jobs.{args[0]}")
     return int(module.main(args[1:]))
 

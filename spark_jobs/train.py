@@ -61,6 +61,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--reg-param", type=float, default=defaults.reg_param)
     p.add_argument("--elastic-net-param", type=float, default=defaults.elastic_net_param)
     p.add_argument("--promote", action="store_true", help="run the metric gate after registering")
+    p.add_argument(
+        "--skip-if-exists",
+        action="store_true",
+        help="exit 0 without training if --version is already complete (re-runs of a scheduled night)",
+    )
     add_gate_arguments(p)
     args = p.parse_args(argv)
     if not 0.0 < args.test_fraction < 1.0:
@@ -69,14 +74,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     args = parse_args(argv)
     try:
         result = run(args)
     except JobError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(summary(result))
+    print(
+        summary(result)
+        if "metrics" in result
+        else f"version {result['version']} is already complete: {result['uri']}"
+    )
     return 0
 
 
@@ -94,6 +102,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         reg_param=args.reg_param,
         elastic_net_param=args.elastic_net_param,
     )
+    if args.skip_if_exists and version in registry.versions():
+        return {"version": version, "uri": registry.version_uri(version)}
     with registry.staged(version) as staging:
         from spark_jobs.session import get_spark
 
@@ -244,5 +254,10 @@ def summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+
+
 if __name__ == "__main__":
+    configure_logging()
     sys.exit(main())

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.emulator import running_emulator
+from local_cloud.process import running_emulator
 
 
 @pytest.fixture(scope="session")

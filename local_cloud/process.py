@@ -1,4 +1,4 @@
-"""Start and stop the local cloud emulator around tests, as the Makefile does around commands."""
+"""Start the emulator in its own process group and stop that group, whatever happens in between."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @contextlib.contextmanager
 def running_emulator(workdir: Path, buckets: list[str]) -> Iterator[str]:
+    """Yield the endpoint URL of a fresh emulator; its log is workdir/emulator.log."""
     ready = workdir / "endpoint"
     log = (workdir / "emulator.log").open("wb")
     command = [sys.executable, "-m", "local_cloud.server", "--port", "0", "--ready-file", str(ready)]

@@ -1,0 +1,161 @@
+"""
+### Nightly training on Amazon EMR
+
+Validates the input against the dataset spec, ships the job code to the storage root, creates
+an EMR cluster, runs the training step (`spark-submit submit.py train ...`), waits for it,
+runs the metric gate and promotes the new version, and always terminates the cluster (a
+teardown: a failed run stays failed and leaves no cluster behind).
+
+Offline (the default for `make run`) the same operators talk to the local cloud emulator,
+which runs the step with local Spark. Where things live comes from Airflow Variables
+(`ml_storage_root`, `ml_input_uri`, `ml_spec_uri`, `emr_log_uri`); the Params below override
+them per run from the trigger form.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.providers.amazon.aws.operators.emr import (
+    EmrAddStepsOperator,
+    EmrCreateJobFlowOperator,
+    EmrTerminateJobFlowOperator,
+)
+from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
+from airflow.sdk import DAG, Param, task
+from scaling_platform import emr as emr_config
+from scaling_platform.jobs import run_job
+
+with DAG(
+    dag_id=Path(__file__).stem,
+    doc_md=__doc__,
+    schedule="0 2 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["training", "emr", "spark"],
+    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    params={
+        "input_uri": Param(
+            "",
+            type="string",
+            title="Input data",
+            description="File, folder or glob; empty: Variable ml_input_uri",
+        ),
+        "storage_root": Param(
+            "", type="string", title="Storage root", description="Empty: Variable ml_storage_root"
+        ),
+        "min_roc_auc": Param(0.88, type="number", minimum=0, maximum=1, title="Gate: minimum ROC AUC"),
+        "min_pr_auc": Param(0.45, type="number", minimum=0, maximum=1, title="Gate: minimum PR AUC"),
+        "tolerance": Param(0.01, type="number", minimum=0, maximum=1, title="Gate: allowed drop vs champion"),
+        "task_spot_count": Param(0, type="integer", minimum=0, maximum=50, title="Spot task nodes"),
+    },
+) as dag:
+
+    @task
+    def resolve(params: dict, var: dict, ds_nodash: str, run_id: str) -> dict:
+        """The run's effective settings: Params where given, else the deployment's Variables."""
+        value = var["value"]
+        root = params["storage_root"] or value.get("ml_storage_root", "storage")
+        return {
+            "input_uri": params["input_uri"] or value.get("ml_input_uri", "data/bank/bank-full.csv"),
+            "spec_uri": value.get("ml_spec_uri", "specs/bank_marketing.yaml"),
+            "storage_root": root,
+            "log_uri": value.get("emr_log_uri", "s3://ml-scaling-logs/emr/"),
+            # One version id per logical date: a re-run of the same night names the same output.
+            "version": f"nightly-{ds_nodash}",
+            "run_id": run_id,
+        }
+
+    @task
+    def validate_input(cfg: dict) -> dict:
+        """The Spark-free part of the data contract, before any cluster costs money."""
+        return run_job("contract", "--input", cfg["input_uri"], "--spec", cfg["spec_uri"])
+
+    @task
+    def ship_code(cfg: dict) -> dict:
+        return run_job("package", "--storage-root", cfg["storage_root"])
+
+    @task
+    def cluster_request(cfg: dict, params: dict) -> dict:
+        settings = emr_config.ClusterSettings(
+            name=f"nightly-training-{cfg['version']}",
+            log_uri=cfg["log_uri"],
+            task_spot_count=params["task_spot_count"],
+        )
+        return emr_config.job_flow_overrides(settings, dag_id="nightly_training", run_id=cfg["run_id"])
+
+    @task
+    def step_request(cfg: dict, code: dict) -> list[dict]:
+        return [
+            emr_config.spark_submit_step(
+                name=f"train {cfg['version']}",
+                entrypoint_uri=code["entrypoint_uri"],
+                code_uri=code["code_uri"],
+                env_archive_uri=f"{cfg['storage_root']}/environments/spark_jobs-py311.tar.gz",
+                job_args=[
+                    "train",
+                    "--input",
+                    cfg["input_uri"],
+                    "--spec",
+                    cfg["spec_uri"],
+                    "--storage-root",
+                    cfg["storage_root"],
+                    "--version",
+                    cfg["version"],
+                    "--run-id",
+                    cfg["run_id"],
+                    "--skip-if-exists",
+                ],
+            )
+        ]
+
+    @task
+    def promote(cfg: dict, params: dict) -> dict:
+        """Gate the new version; the champion moves only if it passes."""
+        return run_job(
+            "registry",
+            "promote",
+            "--storage-root",
+            cfg["storage_root"],
+            "--spec",
+            cfg["spec_uri"],
+            "--version",
+            cfg["version"],
+            "--min-metric",
+            f"roc_auc={params['min_roc_auc']}",
+            "--min-metric",
+            f"pr_auc={params['min_pr_auc']}",
+            "--tolerance",
+            str(params["tolerance"]),
+        )
+
+    cfg = resolve()
+    checked = validate_input(cfg)
+    code = ship_code(cfg)
+    create_cluster = EmrCreateJobFlowOperator(
+        task_id="create_cluster",
+        job_flow_overrides=cluster_request(cfg),
+        emr_conn_id=None,
+    )
+    checked >> create_cluster
+    add_training_step = EmrAddStepsOperator(
+        task_id="add_training_step",
+        job_flow_id=create_cluster.output,
+        steps=step_request(cfg, code),
+    )
+    wait_for_training = EmrStepSensor(
+        task_id="wait_for_training",
+        job_flow_id=create_cluster.output,
+        step_id="{{ ti.xcom_pull(task_ids='add_training_step')[0] }}",
+        poke_interval=5,
+        timeout=60 * 60 * 3,
+        mode="reschedule",
+    )
+    terminate_cluster = EmrTerminateJobFlowOperator(
+        task_id="terminate_cluster",
+        job_flow_id=create_cluster.output,
+    ).as_teardown(setups=create_cluster)
+    add_training_step >> wait_for_training >> promote(cfg) >> terminate_cluster

@@ -1,0 +1,39 @@
+"""Run a job package CLI from a task, the way spark-submit, Lambda and pods run it.
+
+The DAGs know the job package only by module names and arguments; this is the one place that
+turns those into a process, and its JSON answer into a task result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+# The project root holds spark_jobs/ next to plugins/.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class JobFailed(RuntimeError):
+    """A job CLI exited non-zero; the message is what it printed on stderr."""
+
+
+def run_job(module: str, *args: str, timeout: float = 600) -> Any:
+    """Run `python -m spark_jobs.<module> ARGS`; return its stdout parsed as JSON."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", f"spark_jobs.{module}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise JobFailed(proc.stderr.strip() or f"spark_jobs.{module} exited {proc.returncode}")
+    return json.loads(proc.stdout) if proc.stdout.strip() else None

@@ -1,0 +1,96 @@
+"""`airflow dags test nightly_training` offline: the real EMR operators against the emulator."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from local_cloud.airflow_offline import airflow_env, dags_test, migrate
+from local_cloud.process import running_emulator
+from spark_jobs.registry import Registry
+from tests.conftest import BANK
+
+pytestmark = pytest.mark.slow
+DAG_ID = "nightly_training"
+ALL_TASKS = {
+    "resolve",
+    "validate_input",
+    "ship_code",
+    "cluster_request",
+    "create_cluster",
+    "step_request",
+    "add_training_step",
+    "wait_for_training",
+    "promote",
+    "terminate_cluster",
+}
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory):
+    work = tmp_path_factory.mktemp("airflow")
+    with running_emulator(work, buckets=["logs"]) as endpoint:
+        env = airflow_env(work / "home", endpoint, work / "storage", BANK, "logs")
+        migrate(env)
+        yield env, endpoint, work
+
+
+def _clusters(endpoint):
+    emr = boto3.client(
+        "emr",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return emr.list_clusters()["Clusters"]
+
+
+def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
+    env, endpoint, work = offline
+    code, output, states = dags_test(env, DAG_ID, {"min_roc_auc": 0.8}, "2026-11-20")
+
+    assert code == 0, output[-4000:]
+    assert states == dict.fromkeys(ALL_TASKS, "success")
+    registry = Registry(str(work / "storage"), "bank-marketing")
+    assert registry.champion()["version"] == "nightly-20261120"
+    assert [c["Status"]["State"] for c in _clusters(endpoint)] == ["TERMINATED"]
+
+    # A re-run of the same night names the same version and does not train it twice.
+    manifest = registry.manifest("nightly-20261120")
+    code, output, states = dags_test(env, DAG_ID, {"min_roc_auc": 0.8}, "2026-11-20")
+    assert code == 0, output[-4000:]
+    assert registry.versions() == ["nightly-20261120"]
+    assert registry.manifest("nightly-20261120") == manifest
+
+
+def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champion(offline, tmp_path):
+    env, endpoint, work = offline
+    registry = Registry(str(work / "storage"), "bank-marketing")
+    champion_before = registry.champion()
+    lines = BANK.read_text().splitlines(keepends=True)
+    broken = tmp_path / "broken.csv"
+    broken.write_text(
+        lines[0] + "".join(lines[1:100]) + lines[100].replace(";1;", ";one;", 1) + "".join(lines[101:])
+    )
+    env = env | {"AIRFLOW_VAR_ML_INPUT_URI": str(broken)}
+
+    code, output, states = dags_test(env, DAG_ID, {}, "2026-11-21")
+
+    assert code != 0
+    assert states["wait_for_training"] == "failed"
+    assert states["promote"] == "upstream_failed"
+    assert states["terminate_cluster"] == "success"
+    assert all(c["Status"]["State"] == "TERMINATED" for c in _clusters(endpoint))
+    assert registry.champion() == champion_before
+    assert "nightly-20261121" not in registry.versions()
+
+
+def test_an_invalid_param_is_refused_before_any_cluster_exists(offline):
+    env, endpoint, _ = offline
+    before = len(_clusters(endpoint))
+    code, output, states = dags_test(env, DAG_ID, {"min_roc_auc": 2}, "2026-11-22")
+    assert code != 0
+    assert "Invalid input for param min_roc_auc" in output
+    assert states == {}
+    assert len(_clusters(endpoint)) == before
