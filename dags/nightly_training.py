@@ -18,14 +18,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.providers.amazon.aws.operators.emr import (
-    EmrAddStepsOperator,
-    EmrCreateJobFlowOperator,
-    EmrTerminateJobFlowOperator,
-)
-from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
+from airflow.providers.amazon.aws.operators.emr import EmrCreateJobFlowOperator, EmrTerminateJobFlowOperator
 from airflow.sdk import DAG, Param, task
 from scaling_platform import emr as emr_config
+from scaling_platform.emr_operators import EmrStepSensorWithLogs, IdempotentEmrAddStepsOperator
 from scaling_platform.jobs import run_job
 
 with DAG(
@@ -141,12 +137,12 @@ with DAG(
         emr_conn_id=None,
     )
     checked >> create_cluster
-    add_training_step = EmrAddStepsOperator(
+    add_training_step = IdempotentEmrAddStepsOperator(
         task_id="add_training_step",
         job_flow_id=create_cluster.output,
         steps=step_request(cfg, code),
     )
-    wait_for_training = EmrStepSensor(
+    wait_for_training = EmrStepSensorWithLogs(
         task_id="wait_for_training",
         job_flow_id=create_cluster.output,
         step_id="{{ ti.xcom_pull(task_ids='add_training_step')[0] }}",

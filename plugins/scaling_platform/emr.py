@@ -142,3 +142,14 @@ def _group(name: str, role: str, market: str, instance_type: str, count: int) ->
 
 def _tags(tags: Mapping[str, str]) -> list[dict]:
     return [{"Key": k, "Value": str(v)[:256]} for k, v in tags.items()]
+
+
+def step_log_keys(log_uri: str, cluster_id: str, step_id: str) -> list[tuple[str, str]]:
+    """(bucket, key) of a step's stderr and stdout, where EMR writes them under LogUri."""
+    bucket, _, prefix = log_uri.removeprefix("s3://").removeprefix("s3n://").partition("/")
+    folder = f"{prefix.rstrip('/')}/{cluster_id}/steps/{step_id}".lstrip("/")
+    return [(bucket, f"{folder}/{name}.gz") for name in ("stderr", "stdout")]
+
+
+def tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])

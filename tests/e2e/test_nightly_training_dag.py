@@ -79,6 +79,10 @@ def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champ
 
     assert code != 0
     assert states["wait_for_training"] == "failed"
+    # The step's own words reach the task log: which step, and why it failed.
+    assert "EMR step 'train nightly-20261121'" in output
+    assert "tail of s3://logs/emr/" in output
+    assert "value(s) are not integers" in output
     assert states["promote"] == "upstream_failed"
     assert states["terminate_cluster"] == "success"
     assert all(c["Status"]["State"] == "TERMINATED" for c in _clusters(endpoint))

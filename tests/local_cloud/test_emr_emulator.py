@@ -8,6 +8,7 @@ import time
 import boto3
 import pytest
 from scaling_platform.emr import ClusterSettings, job_flow_overrides, spark_submit_step
+from scaling_platform.emr_operators import existing_step_ids
 
 from local_cloud.emr_steps import local_spark_submit
 from spark_jobs.package import ship
@@ -117,3 +118,26 @@ def test_steps_run_with_local_spark_and_leave_their_logs_where_log_uri_says(emul
 
     emr.terminate_job_flows(JobFlowIds=[cluster_id])
     assert emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "TERMINATED"
+
+
+def test_a_retry_finds_the_steps_it_already_added(emulator):
+    emr = _emr(emulator)
+    cluster_id = emr.run_job_flow(
+        **job_flow_overrides(ClusterSettings(name="retry", log_uri="s3://logs/emr/"), dag_id="t", run_id="r")
+    )["JobFlowId"]
+    assert existing_step_ids(emr, cluster_id, ["train v1"]) is None
+    step = {
+        "Name": "train v1",
+        "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "--version"]},
+    }
+    (step_id,) = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[step])["StepIds"]
+    assert existing_step_ids(emr, cluster_id, ["train v1"]) == [step_id]
+    assert _wait_for_step(emr, cluster_id, step_id) == "COMPLETED"
+    assert existing_step_ids(emr, cluster_id, ["train v1"]) == [step_id]
+    assert existing_step_ids(emr, cluster_id, ["train v1", "other"]) is None
+    # A failed step is no reason not to try again.
+    failing = step | {"Name": "broken", "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["hive"]}}
+    (failed_id,) = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[failing])["StepIds"]
+    assert _wait_for_step(emr, cluster_id, failed_id) == "FAILED"
+    assert existing_step_ids(emr, cluster_id, ["broken"]) is None

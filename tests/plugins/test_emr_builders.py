@@ -103,3 +103,14 @@ def test_spark_submit_step_ships_code_and_environment():
         "s3://bucket/ml",
     ]
     assert step["ActionOnFailure"] == "CONTINUE"
+
+
+def test_step_log_keys_follow_the_emr_layout():
+    from scaling_platform.emr import step_log_keys, tail
+
+    assert step_log_keys("s3://logs/emr/", "j-1", "s-2") == [
+        ("logs", "emr/j-1/steps/s-2/stderr.gz"),
+        ("logs", "emr/j-1/steps/s-2/stdout.gz"),
+    ]
+    assert step_log_keys("s3://logs", "j-1", "s-2")[0] == ("logs", "j-1/steps/s-2/stderr.gz")
+    assert tail("a\nb\nc\n", 2) == "b\nc"

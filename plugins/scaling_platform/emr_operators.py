@@ -1,0 +1,76 @@
+"""Thin subclasses of the amazon provider's EMR operators for two of its users' known pains.
+
+- A retried add-steps task must not add the same step twice (apache/airflow issue 28704).
+- A failed step's logs must reach the Airflow task log (issues 23437, 29939).
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+from airflow.providers.amazon.aws.links.emr import get_log_uri
+from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
+from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
+from airflow.providers.common.compat.sdk import AirflowException
+
+from scaling_platform.emr import step_log_keys, tail
+
+# Steps in these states already do, or did, the work: a retry must not add them again.
+_LIVE_OR_DONE = ["PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED"]
+
+
+def existing_step_ids(emr: Any, cluster_id: str, names: list[str]) -> list[str] | None:
+    """Ids of live or completed steps with these names, in order, if all exist; else None."""
+    newest_first: dict[str, str] = {}
+    for page in emr.get_paginator("list_steps").paginate(ClusterId=cluster_id, StepStates=_LIVE_OR_DONE):
+        for step in page["Steps"]:
+            newest_first.setdefault(step["Name"], step["Id"])
+    if names and all(n in newest_first for n in names):
+        return [newest_first[n] for n in names]
+    return None
+
+
+class IdempotentEmrAddStepsOperator(EmrAddStepsOperator):
+    """EmrAddStepsOperator that returns the existing step ids when a retry finds them on the cluster."""
+
+    def execute(self, context: Any) -> list[str]:
+        if self.job_flow_id and isinstance(self.steps, list):
+            names = [step["Name"] for step in self.steps]
+            existing = existing_step_ids(self.hook.conn, self.job_flow_id, names)
+            if existing is not None:
+                self.log.info("Steps %s are already on %s: not adding them again", existing, self.job_flow_id)
+                context["ti"].xcom_push(key="job_flow_id", value=self.job_flow_id)
+                return existing
+        return super().execute(context)
+
+
+class EmrStepSensorWithLogs(EmrStepSensor):
+    """EmrStepSensor that prints the tail of a failed step's stderr and stdout from its LogUri."""
+
+    def poke(self, context: Any) -> bool:
+        try:
+            return super().poke(context)
+        except AirflowException as exc:
+            step = self.hook.conn.describe_step(ClusterId=self.job_flow_id, StepId=self.step_id)["Step"]
+            self.log.error("EMR step %r (%s) failed. %s", step["Name"], self.step_id, self._log_tails())
+            raise AirflowException(f"EMR step {step['Name']!r} ({self.step_id}) failed: {exc}") from None
+
+    def _log_tails(self) -> str:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        log_uri = get_log_uri(emr_client=self.hook.conn, job_flow_id=self.job_flow_id)
+        if not log_uri:
+            return "The cluster has no LogUri, so there are no step logs to show."
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        parts = []
+        for bucket, key in step_log_keys(log_uri, self.job_flow_id, self.step_id):
+            try:
+                text = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).decode(
+                    errors="replace"
+                )
+            except Exception as exc:  # logs arrive late on EMR; say so rather than fail differently
+                parts.append(f"--- s3://{bucket}/{key}: not readable yet ({exc})")
+                continue
+            parts.append(f"--- tail of s3://{bucket}/{key}\n{tail(text)}")
+        return "\n".join(parts)
