@@ -1,10 +1,11 @@
 """
 ### Nightly training on Amazon EMR
 
-Validates the input against the dataset spec, ships the job code to the storage root, creates
-an EMR cluster, runs the training step (`spark-submit submit.py train ...`), waits for it,
-runs the metric gate and promotes the new version, and always terminates the cluster (a
-teardown: a failed run stays failed and leaves no cluster behind).
+Validates the input against the dataset spec, ships the job code and its Python environment to
+the storage root, creates an EMR cluster (or uses the one named in the Params), runs the
+training step (`spark-submit submit.py train ...`), waits for it, runs the metric gate and
+promotes the new version, and always terminates a cluster it created (a teardown: a failed run
+stays failed and leaves no cluster behind).
 
 Offline (the default for `make run`) the same operators talk to the local cloud emulator,
 which runs the step with local Spark. Where things live comes from Airflow Variables
@@ -18,10 +19,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.providers.amazon.aws.operators.emr import EmrCreateJobFlowOperator, EmrTerminateJobFlowOperator
+from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor
 from airflow.sdk import DAG, Param, task
 from scaling_platform import emr as emr_config
-from scaling_platform.emr_operators import EmrStepSensorWithLogs, IdempotentEmrAddStepsOperator
+from scaling_platform.emr_operators import (
+    EmrCreateOrUseJobFlowOperator,
+    EmrStepSensorWithLogs,
+    EmrTerminateOwnJobFlowOperator,
+    IdempotentEmrAddStepsOperator,
+)
 from scaling_platform.jobs import run_job
 
 with DAG(
@@ -47,6 +53,14 @@ with DAG(
         "min_pr_auc": Param(0.45, type="number", minimum=0, maximum=1, title="Gate: minimum PR AUC"),
         "tolerance": Param(0.01, type="number", minimum=0, maximum=1, title="Gate: allowed drop vs champion"),
         "task_spot_count": Param(0, type="integer", minimum=0, maximum=50, title="Spot task nodes"),
+        "existing_cluster_id": Param(
+            "",
+            type="string",
+            pattern=r"^(j-[0-9A-Z]{8,})?$",
+            title="Existing EMR cluster",
+            description="Run the step on this cluster (j-...), which is then neither created nor "
+            "terminated; empty: a new cluster for this run",
+        ),
     },
 ) as dag:
 
@@ -90,7 +104,7 @@ with DAG(
                 name=f"train {cfg['version']}",
                 entrypoint_uri=code["entrypoint_uri"],
                 code_uri=code["code_uri"],
-                env_archive_uri=f"{cfg['storage_root']}/environments/spark_jobs-py311.tar.gz",
+                env_archive_uri=code["environment_uri"],
                 job_args=[
                     "train",
                     "--input",
@@ -131,12 +145,24 @@ with DAG(
     cfg = resolve()
     checked = validate_input(cfg)
     code = ship_code(cfg)
-    create_cluster = EmrCreateJobFlowOperator(
+    create_cluster = EmrCreateOrUseJobFlowOperator(
         task_id="create_cluster",
         job_flow_overrides=cluster_request(cfg),
+        existing_job_flow_id="{{ params.existing_cluster_id }}",
         emr_conn_id=None,
     )
     checked >> create_cluster
+    # A cluster that fails to start (roles, subnet, capacity) fails here, with EMR's reason,
+    # rather than later as a cancelled step.
+    wait_for_cluster = EmrJobFlowSensor(
+        task_id="wait_for_cluster",
+        job_flow_id=create_cluster.output,
+        target_states=["WAITING", "RUNNING"],
+        failed_states=["TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"],
+        poke_interval=5,
+        timeout=60 * 30,
+        mode="reschedule",
+    )
     add_training_step = IdempotentEmrAddStepsOperator(
         task_id="add_training_step",
         job_flow_id=create_cluster.output,
@@ -150,8 +176,10 @@ with DAG(
         timeout=60 * 60 * 3,
         mode="reschedule",
     )
-    terminate_cluster = EmrTerminateJobFlowOperator(
+    # A teardown: runs whenever create_cluster succeeded, even after a failure, and leaves the
+    # run failed; it terminates only a cluster this run created, never an existing one.
+    terminate_cluster = EmrTerminateOwnJobFlowOperator(
         task_id="terminate_cluster",
         job_flow_id=create_cluster.output,
     ).as_teardown(setups=create_cluster)
-    add_training_step >> wait_for_training >> promote(cfg) >> terminate_cluster
+    wait_for_cluster >> add_training_step >> wait_for_training >> promote(cfg) >> terminate_cluster

@@ -35,7 +35,12 @@ def local_spark_submit(args: Sequence[str], master: str) -> list[str]:
     command = [str(Path(sys.executable).parent / "spark-submit"), "--master", master]
     rest = iter(args[1:])
     for arg in rest:
-        if arg in _CLUSTER_ONLY_OPTIONS:
+        if arg == "--archives":
+            # Not unpacked here (this interpreter has the same locked dependencies), but a
+            # missing archive fails the step as it would on the cluster.
+            for archive in next(rest, "").split(","):
+                _check_exists(archive.split("#")[0])
+        elif arg in _CLUSTER_ONLY_OPTIONS:
             next(rest, None)
         elif arg == "--conf":
             value = next(rest, "")
@@ -44,6 +49,12 @@ def local_spark_submit(args: Sequence[str], master: str) -> list[str]:
         else:
             command.append(arg)
     return command
+
+
+def _check_exists(uri: str) -> None:
+    path = uri.removeprefix("file://")
+    if "://" not in path and not Path(path).exists():
+        raise ValueError(f"spark-submit: file {uri} does not exist")
 
 
 def _steps_to_run() -> Iterator[tuple[Any, Any]]:

@@ -1,9 +1,10 @@
-"""Ship the job code: `python -m spark_jobs.package --storage-root URI` prints the artefact URIs.
+"""Ship the job: `python -m spark_jobs.package --storage-root URI` prints the artefact URIs.
 
-Builds a zip of this package (for spark-submit --py-files) and the spark-submit entry point,
-and writes both under <root>/code/<source digest>/, so a code version is uploaded once and
-every run names exactly the code it ran. Prints one JSON object: code_uri, entrypoint_uri,
-code_digest.
+Builds a zip of this package (for spark-submit --py-files) and the spark-submit entry point
+under <root>/code/<source digest>/, and the packed Python environment (for --archives) under
+<root>/environments/<lock digest>/. Each is built and uploaded once per digest, so every run
+names exactly the code and dependencies it ran. Prints one JSON object: code_uri,
+entrypoint_uri, code_digest, environment_uri, environment_digest.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import importlib.resources
 import io
 import json
 import sys
+import tempfile
 import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import spark_jobs
-from spark_jobs import storage
+from spark_jobs import environment, storage
 from spark_jobs.errors import JobError
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries get fixed times so equal code gives equal bytes
@@ -43,25 +46,48 @@ def build_zip(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def ship(storage_root: str) -> dict[str, str]:
+def ship(storage_root: str, target: environment.Target | None = None) -> dict[str, str]:
     from spark_jobs.train import code_version
 
+    root = storage.normalize(storage_root)
     digest = code_version()["source_sha256"][:16]
-    folder = storage.join(storage.normalize(storage_root), "code", digest)
+    folder = storage.join(root, "code", digest)
     files = source_files()
     code_uri, entry_uri = storage.join(folder, "spark_jobs.zip"), storage.join(folder, "submit.py")
     if not storage.exists(entry_uri):  # the entry point is written last: its presence means complete
         storage.write_bytes(code_uri, build_zip(files))
         storage.write_bytes(entry_uri, files["spark_jobs/submit.py"])
-    return {"code_uri": code_uri, "entrypoint_uri": entry_uri, "code_digest": digest}
+    return {"code_uri": code_uri, "entrypoint_uri": entry_uri, "code_digest": digest} | ship_environment(
+        root, target or environment.Target()
+    )
+
+
+def ship_environment(root: str, target: environment.Target) -> dict[str, str]:
+    reqs = environment.requirements()
+    digest = environment.digest(reqs, target)
+    env_uri = storage.join(root, "environments", digest, "environment.tar.gz")
+    if not storage.exists(env_uri):  # uploaded whole, so its presence means complete
+        with tempfile.TemporaryDirectory(prefix="ship-") as tmp:
+            archive = Path(tmp) / "environment.tar.gz"
+            environment.build(reqs, target, archive)
+            storage.put_file(str(archive), env_uri)
+    return {"environment_uri": env_uri, "environment_digest": digest}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spark_jobs.package", description=__doc__.split("\n")[0])
     parser.add_argument("--storage-root", default="storage", help="storage root URI (default: ./storage)")
+    parser.add_argument(
+        "--platform", default=environment.Target.platform, help="wheel platform of the cluster nodes"
+    )
+    parser.add_argument(
+        "--python-prefix",
+        default=environment.Target.python_prefix,
+        help="where the nodes have bin/python3.11 (default: /usr, as on EMR 7)",
+    )
     args = parser.parse_args(argv)
     try:
-        print(json.dumps(ship(args.storage_root)))
+        print(json.dumps(ship(args.storage_root, environment.Target(args.platform, args.python_prefix))))
     except (JobError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -80,6 +81,19 @@ def write_bytes(uri: str, data: bytes) -> None:
             raise
     else:
         fs.pipe_file(path, data)
+
+
+def put_file(local_path: str, uri: str) -> None:
+    """Upload a (large) local file whole, without reading it into memory."""
+    fs, path = filesystem(uri)
+    if isinstance(fs, LocalFileSystem):
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}")
+        shutil.copyfile(local_path, tmp)
+        os.replace(tmp, path)
+    else:
+        fs.put_file(local_path, path)
 
 
 def sha256_of(fs: Any, path: str) -> str:

@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import importlib.resources
 import logging
+import platform
 import subprocess
 import sys
 import time
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "data": {"uri": inp.uri, "files": len(inp.files), "fingerprint": inp.fingerprint},
             "params": asdict(params),
             "spark_version": spark.version,
+            "python_version": platform.python_version(),
         }
         write_artefacts(staging, version, trained, spec, manifest)
         uri = registry.commit(version, manifest)
@@ -159,7 +161,7 @@ def write_artefacts(
         "code version": f"{code['package']} (git {code['git_commit'] or 'n/a'}, "
         f"sources sha256 {code['source_sha256'][:16]})",
         "parameters": manifest["params"],
-        "Spark": manifest["spark_version"],
+        "Spark / Python": f"{manifest['spark_version']} / {manifest.get('python_version', 'n/a')}",
         "portable max |p diff|": f"{met['portable_max_abs_diff']:.2e}",
         "trained at": manifest["created_at"],
     }

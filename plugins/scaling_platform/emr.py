@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 # emr-7.13.0 ships Spark 3.5.6 and Python 3.11, the line the job package is pinned to.
 EMR_RELEASE_LABEL = "emr-7.13.0"
+# The tag that names the DAG run that created a cluster: only that run terminates it.
+RUN_ID_TAG = "airflow-run-id"
 # Where the packed job environment is unpacked on every node (spark-submit --archives X#env).
 ENV_ALIAS = "environment"
 
@@ -68,9 +71,7 @@ def job_flow_overrides(settings: ClusterSettings, *, dag_id: str, run_id: str) -
         "ServiceRole": settings.service_role,
         "VisibleToAllUsers": True,
         # Cost allocation: who started the cluster and for which run.
-        "Tags": _tags(
-            {"project": "ml-scaling", "airflow-dag": dag_id, "airflow-run-id": run_id, **settings.tags}
-        ),
+        "Tags": _tags({"project": "ml-scaling", "airflow-dag": dag_id, RUN_ID_TAG: run_id, **settings.tags}),
     }
     if settings.security_configuration:
         overrides["SecurityConfiguration"] = settings.security_configuration
@@ -142,6 +143,24 @@ def _group(name: str, role: str, market: str, instance_type: str, count: int) ->
 
 def _tags(tags: Mapping[str, str]) -> list[dict]:
     return [{"Key": k, "Value": str(v)[:256]} for k, v in tags.items()]
+
+
+# States in which a cluster accepts and runs new steps.
+_ACCEPTS_STEPS = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
+
+
+def usable_cluster(emr: Any, cluster_id: str) -> str:
+    """`cluster_id` if that cluster can take steps; else a ValueError saying why not."""
+    try:
+        status = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]
+    except emr.exceptions.InvalidRequestException as exc:
+        raise ValueError(f"EMR cluster {cluster_id} not found: {exc}") from None
+    if status["State"] not in _ACCEPTS_STEPS:
+        reason = status.get("StateChangeReason", {}).get("Message", "")
+        raise ValueError(
+            f"EMR cluster {cluster_id} is {status['State']} and takes no steps. {reason}".strip()
+        )
+    return cluster_id
 
 
 def step_log_keys(log_uri: str, cluster_id: str, step_id: str) -> list[tuple[str, str]]:

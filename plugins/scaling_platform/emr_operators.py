@@ -1,7 +1,9 @@
-"""Thin subclasses of the amazon provider's EMR operators for two of its users' known pains.
+"""Thin subclasses of the amazon provider's EMR operators for its users' known pains.
 
 - A retried add-steps task must not add the same step twice (apache/airflow issue 28704).
 - A failed step's logs must reach the Airflow task log (issues 23437, 29939).
+- A run may use an existing cluster: then it neither creates nor terminates one. (Skipping
+  the create task instead would skip every task in its setup/teardown scope.)
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ import gzip
 from typing import Any
 
 from airflow.providers.amazon.aws.links.emr import get_log_uri
-from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
+from airflow.providers.amazon.aws.operators.emr import (
+    EmrAddStepsOperator,
+    EmrCreateJobFlowOperator,
+    EmrTerminateJobFlowOperator,
+)
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.providers.common.compat.sdk import AirflowException
 
-from scaling_platform.emr import step_log_keys, tail
+from scaling_platform.emr import RUN_ID_TAG, step_log_keys, tail, usable_cluster
 
 # Steps in these states already do, or did, the work: a retry must not add them again.
 _LIVE_OR_DONE = ["PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED"]
@@ -29,6 +35,37 @@ def existing_step_ids(emr: Any, cluster_id: str, names: list[str]) -> list[str] 
     if names and all(n in newest_first for n in names):
         return [newest_first[n] for n in names]
     return None
+
+
+class EmrCreateOrUseJobFlowOperator(EmrCreateJobFlowOperator):
+    """EmrCreateJobFlowOperator that, given `existing_job_flow_id`, checks and returns that cluster."""
+
+    template_fields = (*EmrCreateJobFlowOperator.template_fields, "existing_job_flow_id")
+
+    def __init__(self, *, existing_job_flow_id: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.existing_job_flow_id = existing_job_flow_id
+
+    def execute(self, context: Any) -> str | None:
+        if self.existing_job_flow_id:
+            self.log.info("Using the existing cluster %s: not creating one", self.existing_job_flow_id)
+            try:
+                return usable_cluster(self.hook.conn, self.existing_job_flow_id)
+            except ValueError as exc:
+                raise AirflowException(str(exc)) from None
+        return super().execute(context)
+
+
+class EmrTerminateOwnJobFlowOperator(EmrTerminateJobFlowOperator):
+    """EmrTerminateJobFlowOperator that terminates only a cluster this DAG run created (by its tag)."""
+
+    def execute(self, context: Any) -> None:
+        cluster = self.hook.conn.describe_cluster(ClusterId=self.job_flow_id)["Cluster"]
+        tags = {t["Key"]: t["Value"] for t in cluster.get("Tags", [])}
+        if tags.get(RUN_ID_TAG) != context["run_id"]:
+            self.log.info("Cluster %s was not created by this run: leaving it running", self.job_flow_id)
+            return
+        super().execute(context)
 
 
 class IdempotentEmrAddStepsOperator(EmrAddStepsOperator):

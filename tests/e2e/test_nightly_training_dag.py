@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from scaling_platform.emr import ClusterSettings, job_flow_overrides
 
 from local_cloud.airflow_offline import airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
@@ -18,6 +19,7 @@ ALL_TASKS = {
     "ship_code",
     "cluster_request",
     "create_cluster",
+    "wait_for_cluster",
     "step_request",
     "add_training_step",
     "wait_for_training",
@@ -35,15 +37,18 @@ def offline(tmp_path_factory):
         yield env, endpoint, work
 
 
-def _clusters(endpoint):
-    emr = boto3.client(
+def _emr(endpoint):
+    return boto3.client(
         "emr",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    return emr.list_clusters()["Clusters"]
+
+
+def _clusters(endpoint):
+    return _emr(endpoint).list_clusters()["Clusters"]
 
 
 def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
@@ -97,4 +102,32 @@ def test_an_invalid_param_is_refused_before_any_cluster_exists(offline):
     assert code != 0
     assert "Invalid input for param min_roc_auc" in output
     assert states == {}
+    assert len(_clusters(endpoint)) == before
+
+
+def test_an_existing_cluster_is_used_and_left_running(offline):
+    env, endpoint, work = offline
+    emr = _emr(endpoint)
+    cluster_id = emr.run_job_flow(
+        **job_flow_overrides(ClusterSettings(name="shared", log_uri="s3://logs/emr/"), dag_id="x", run_id="y")
+    )["JobFlowId"]
+    before = len(_clusters(endpoint))
+
+    code, output, states = dags_test(env, DAG_ID, {"existing_cluster_id": cluster_id}, "2026-11-23")
+
+    assert code == 0, output[-4000:]
+    assert states == dict.fromkeys(ALL_TASKS, "success")
+    assert "Using the existing cluster" in output
+    assert "was not created by this run: leaving it running" in output
+    assert len(_clusters(endpoint)) == before
+    assert emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "WAITING"
+    steps = emr.list_steps(ClusterId=cluster_id)["Steps"]
+    assert [(s["Name"], s["Status"]["State"]) for s in steps] == [("train nightly-20261123", "COMPLETED")]
+    assert "nightly-20261123" in Registry(str(work / "storage"), "bank-marketing").versions()
+
+    code, output, states = dags_test(env, DAG_ID, {"existing_cluster_id": "j-0000000000"}, "2026-11-24")
+    assert code != 0
+    assert "EMR cluster j-0000000000 not found" in output
+    assert states["create_cluster"] == "failed"
+    assert states["add_training_step"] == "upstream_failed"
     assert len(_clusters(endpoint)) == before

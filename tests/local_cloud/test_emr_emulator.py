@@ -42,6 +42,14 @@ def test_cluster_only_options_are_dropped_for_local_runs():
         local_spark_submit(["hadoop-streaming", "x"], "local[2]")
 
 
+def test_a_step_whose_archive_is_missing_fails_as_on_the_cluster(tmp_path):
+    args = ["spark-submit", "--archives", f"{tmp_path}/env.tar.gz#environment", "/c/submit.py"]
+    with pytest.raises(ValueError, match="env.tar.gz does not exist"):
+        local_spark_submit(args, "local[2]")
+    (tmp_path / "env.tar.gz").write_bytes(b"")
+    assert local_spark_submit(args, "local[2]")[-1] == "/c/submit.py"
+
+
 def _emr(endpoint):
     return boto3.client(
         "emr",
@@ -87,7 +95,7 @@ def test_steps_run_with_local_spark_and_leave_their_logs_where_log_uri_says(emul
             name=f"train {input_path.name}",
             entrypoint_uri=code["entrypoint_uri"],
             code_uri=code["code_uri"],
-            env_archive_uri="s3://unused/env.tar.gz",
+            env_archive_uri=code["environment_uri"],
             job_args=[
                 "train",
                 "--input",

@@ -114,3 +114,19 @@ def test_step_log_keys_follow_the_emr_layout():
     ]
     assert step_log_keys("s3://logs", "j-1", "s-2")[0] == ("logs", "j-1/steps/s-2/stderr.gz")
     assert tail("a\nb\nc\n", 2) == "b\nc"
+
+
+def test_an_existing_cluster_must_exist_and_take_steps():
+    import boto3
+    from moto import mock_aws
+    from scaling_platform.emr import usable_cluster
+
+    with mock_aws():
+        emr = boto3.client("emr", region_name="us-east-1")
+        cluster_id = emr.run_job_flow(**job_flow_overrides(_settings(), dag_id="d", run_id="r"))["JobFlowId"]
+        assert usable_cluster(emr, cluster_id) == cluster_id
+        with pytest.raises(ValueError, match="j-0000000000 not found"):
+            usable_cluster(emr, "j-0000000000")
+        emr.terminate_job_flows(JobFlowIds=[cluster_id])
+        with pytest.raises(ValueError, match=f"{cluster_id} is TERMINATED and takes no steps"):
+            usable_cluster(emr, cluster_id)

@@ -1,0 +1,146 @@
+"""The job's Python environment for `spark-submit --archives ENV.tar.gz#environment`.
+
+Built from the project's lock file, for the cluster's platform rather than this machine's, so the
+nodes run exactly the pinned dependencies the tests ran. Spark's own Python (pyspark, py4j) is
+left out: the cluster provides it, and a second copy would shadow the cluster's Spark.
+
+Why not venv-pack (what the AWS docs use): its last release is from 2018 and it rewrites the
+interpreter link of a Python 3.11 venv to `/usr/bin/python3.113.11`. Packing a venv is a tar
+file with three links re-pointed, done here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from spark_jobs.errors import JobError
+
+PROJECT = Path(__file__).resolve().parents[1]
+PYTHON_VERSION = "3.11"
+# Spark on the cluster provides these.
+PROVIDED_BY_SPARK = ("pyspark", "py4j")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the environment will run: EMR 7 nodes are x86_64 Amazon Linux 2023 (glibc 2.34)
+    with Python 3.11 at /usr/bin/python3.11."""
+
+    platform: str = "x86_64-manylinux_2_28"
+    python_prefix: str = "/usr"
+
+
+def requirements(project: Path = PROJECT) -> str:
+    """The locked runtime dependencies of the job package, without Spark's own, as requirements.txt."""
+    command = [_uv(), "export", "--project", str(project), "--locked", "--no-default-groups"]
+    command += ["--no-emit-project", "--no-hashes", "--no-header", "--no-annotate", "--quiet"]
+    for name in PROVIDED_BY_SPARK:
+        command += ["--no-emit-package", name]
+    return _run(command).stdout
+
+
+def digest(reqs: str, target: Target) -> str:
+    """Names an environment: the same lock and target give the same name, and the same bytes."""
+    text = f"{reqs}\n{target.platform}\n{target.python_prefix}\n{PYTHON_VERSION}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build(reqs: str, target: Target, out: Path) -> None:
+    """Install `reqs` for `target` into a fresh venv and pack it as a relocatable .tar.gz at `out`."""
+    with tempfile.TemporaryDirectory(prefix="job-env-") as tmp:
+        venv = Path(tmp) / "env"
+        _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+        (Path(tmp) / "requirements.txt").write_text(reqs)
+        install = [_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
+        install += ["--python-platform", target.platform, "--python-version", PYTHON_VERSION]
+        install += ["--only-binary", ":all:", "--no-deps", "-r", str(Path(tmp) / "requirements.txt")]
+        _run(install)
+        pack(venv, target.python_prefix, out)
+
+
+def pack(venv: Path, python_prefix: str, out: Path) -> None:
+    """Tar the venv with its interpreter links pointing at `python_prefix`; same input, same bytes."""
+    interpreter = f"{python_prefix.rstrip('/')}/bin/python{PYTHON_VERSION}"
+    links = {
+        f"bin/python{PYTHON_VERSION}": interpreter,
+        "bin/python3": f"python{PYTHON_VERSION}",
+        "bin/python": f"python{PYTHON_VERSION}",
+    }
+    config = f"home = {python_prefix.rstrip('/')}/bin\ninclude-system-site-packages = false\n"
+    config += f"version = {PYTHON_VERSION}\n"
+    partial = out.with_name(f".{out.name}.partial")
+    with open(partial, "wb") as raw:
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
+            with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for name, target in links.items():
+                    tar.addfile(_entry(name, tarfile.SYMTYPE, linkname=target))
+                tar.addfile(_entry("pyvenv.cfg", size=len(config)), io.BytesIO(config.encode()))
+                for path in sorted(venv.rglob("*")):
+                    name = path.relative_to(venv).as_posix()
+                    # bin/ holds only the interpreter links: Spark runs nothing else, and the
+                    # scripts' shebangs name the build folder.
+                    if name.startswith("bin/") or name == "pyvenv.cfg" or "__pycache__" in name:
+                        continue
+                    if path.is_symlink():
+                        tar.addfile(_entry(name, tarfile.SYMTYPE, linkname=os.readlink(path)))
+                    elif path.is_dir():
+                        tar.addfile(_entry(name, tarfile.DIRTYPE, mode=0o755))
+                    elif name.endswith(".dist-info/RECORD"):
+                        record = _without_scripts(path.read_bytes())
+                        tar.addfile(_entry(name, size=len(record)), io.BytesIO(record))
+                    else:
+                        mode = 0o755 if os.access(path, os.X_OK) else 0o644
+                        with path.open("rb") as fh:
+                            tar.addfile(_entry(name, size=path.stat().st_size, mode=mode), fh)
+    os.replace(partial, out)
+
+
+def _without_scripts(record: bytes) -> bytes:
+    """A wheel's RECORD without the bin/ scripts left out of the archive (their hashes name the
+    build folder)."""
+    return b"".join(line for line in record.splitlines(keepends=True) if b"/bin/" not in line.split(b",")[0])
+
+
+def _entry(
+    name: str, kind: bytes = tarfile.REGTYPE, *, size: int = 0, mode: int = 0o644, linkname: str = ""
+) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.mode, info.linkname = kind, size, mode, linkname
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    if kind == tarfile.SYMTYPE:
+        info.mode = 0o777
+    return info
+
+
+def _uv() -> str:
+    """The uv pinned in the lock file (a dependency of the orchestration group), else one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except ImportError:
+        import shutil
+
+        found = shutil.which("uv")
+        if found is None:
+            raise JobError(
+                "building the job environment needs uv: install the project's airflow dependency group"
+            ) from None
+        return found
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise JobError(f"{Path(command[0]).name} {command[1]} failed: {proc.stderr.strip()[-2000:]}")
+    return proc
