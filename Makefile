@@ -65,6 +65,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/bench_training.py
+	$(PY) bench/bench_dag_parse.py
 	$(PY) bench/bench_nightly_dag.py
 
 lock: $(UV)

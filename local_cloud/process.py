@@ -16,10 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @contextlib.contextmanager
 def running_emulator(workdir: Path, buckets: list[str]) -> Iterator[str]:
-    """Yield the endpoint URL of a fresh emulator; its log is workdir/emulator.log."""
+    """Yield the endpoint URL of a fresh emulator; its log is workdir/emulator.log, the AWS
+    requests it validated are in workdir/requests.jsonl."""
     ready = workdir / "endpoint"
     log = (workdir / "emulator.log").open("wb")
     command = [sys.executable, "-m", "local_cloud.server", "--port", "0", "--ready-file", str(ready)]
+    command += ["--journal", str(workdir / "requests.jsonl")]
     for bucket in buckets:
         command += ["--bucket", bucket]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

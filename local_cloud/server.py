@@ -1,7 +1,7 @@
 """Start the local cloud emulator: `python -m local_cloud.server --port 0 --ready-file F`.
 
-Listens on 127.0.0.1 only. Writes its endpoint URL to the ready file once it answers, and
-runs until SIGTERM or SIGINT.
+moto's AWS APIs behind botocore request validation, listening on 127.0.0.1 only. Writes its
+endpoint URL to the ready file once it answers, and runs until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 
 from local_cloud.emr_steps import StepRunner
+from local_cloud.validation import RequestValidator
 
 REGION = "us-east-1"
 LOOPBACK = "127.0.0.1"
@@ -33,21 +34,32 @@ def client(endpoint: str, service: str) -> Any:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from moto.server import ThreadedMotoServer
+def serve(port: int, journal: Path | None) -> tuple[Any, str]:
+    """Start moto's server app behind the request validator on a thread; return it and its URL."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
+    app = RequestValidator(DomainDispatcherApplication(create_backend_app), journal)
+    server = make_server(LOOPBACK, port, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    return server, f"http://{LOOPBACK}:{server.server_port}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_cloud.server", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--ready-file", type=Path, help="write the endpoint URL here once serving")
     parser.add_argument("--bucket", action="append", default=[], help="S3 bucket to create (repeatable)")
     parser.add_argument("--spark-master", default="local[2]", help="master for the steps' local Spark")
+    parser.add_argument("--journal", type=Path, help="append each validated AWS request here (JSON lines)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
 
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=args.port, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    server, endpoint = serve(args.port, args.journal)
     s3 = client(endpoint, "s3")
     for bucket in args.bucket:
         s3.create_bucket(Bucket=bucket)
@@ -68,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("local_cloud").info("serving on %s", endpoint)
     stop.wait()
     runner.stop()
-    server.stop()
+    server.shutdown()
     return 0
 
 

@@ -8,6 +8,7 @@ from scaling_platform.emr import ClusterSettings, job_flow_overrides
 
 from local_cloud.airflow_offline import airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
+from local_cloud.validation import read_journal
 from spark_jobs.registry import Registry
 from tests.conftest import BANK
 
@@ -60,6 +61,12 @@ def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
     registry = Registry(str(work / "storage"), "bank-marketing")
     assert registry.champion()["version"] == "nightly-20261120"
     assert [c["Status"]["State"] for c in _clusters(endpoint)] == ["TERMINATED"]
+    # Every EMR request the provider's operators sent passed botocore's validation.
+    requests = read_journal(work / "requests.jsonl")
+    assert {"RunJobFlow", "AddJobFlowSteps", "DescribeStep", "TerminateJobFlows"} <= {
+        r["operation"] for r in requests
+    }
+    assert [r for r in requests if r["error"]] == []
 
     # A re-run of the same night names the same version and does not train it twice.
     manifest = registry.manifest("nightly-20261120")

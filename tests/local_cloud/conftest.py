@@ -6,6 +6,16 @@ from local_cloud.process import running_emulator
 
 
 @pytest.fixture(scope="session")
-def emulator(tmp_path_factory):
-    with running_emulator(tmp_path_factory.mktemp("emulator"), buckets=["logs"]) as endpoint:
+def emulator_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("emulator")
+
+
+@pytest.fixture(scope="session")
+def emulator(emulator_dir):
+    with running_emulator(emulator_dir, buckets=["logs"]) as endpoint:
         yield endpoint
+
+
+@pytest.fixture
+def emulator_journal(emulator, emulator_dir):
+    return emulator_dir / "requests.jsonl"
