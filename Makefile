@@ -18,13 +18,14 @@ SPEC ?= specs/bank_marketing.yaml
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help setup run train show test test-fast lint bench lock clean check-java
+.PHONY: help setup run train show ship test test-fast lint bench lock clean check-java
 
 help:
 	@echo "make run     set up and run the nightly_training DAG offline (EMR emulator), promote if the gate passes"
 	@echo "make train   the training job alone, without Airflow"
 	@echo "make test    set up and run every test (lint, types, unit, end-to-end)"
 	@echo "make show    list the registry: versions, metrics, champion"
+	@echo "make ship    build and upload the job code and its Python environment (STORAGE_ROOT=s3://...)"
 	@echo "make bench   benchmarks (JSON on stdout)"
 
 $(UV):
@@ -48,6 +49,10 @@ run: setup
 # The training job alone, without Airflow or the emulator.
 train: setup
 	$(PY) -m spark_jobs.train --input $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --promote
+
+# From CI, for a real deployment: the nightly DAG then finds both already shipped.
+ship: setup
+	$(PY) -m spark_jobs.package --storage-root $(STORAGE_ROOT)
 
 show: setup
 	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)

@@ -167,6 +167,9 @@ with DAG(
         task_id="add_training_step",
         job_flow_id=create_cluster.output,
         steps=step_request(cfg, code),
+        # Only add the step: waiting is wait_for_training's job, which prints the step's logs.
+        # (Deferrable, the provider's add-steps task would wait for the step itself.)
+        deferrable=False,
     )
     wait_for_training = EmrStepSensorWithLogs(
         task_id="wait_for_training",

@@ -19,6 +19,9 @@ def running_emulator(workdir: Path, buckets: list[str]) -> Iterator[str]:
     """Yield the endpoint URL of a fresh emulator; its log is workdir/emulator.log, the AWS
     requests it validated are in workdir/requests.jsonl."""
     ready = workdir / "endpoint"
+    # A file left by an earlier emulator would name a port nobody listens on any more.
+    ready.unlink(missing_ok=True)
+    (workdir / "requests.jsonl").unlink(missing_ok=True)
     log = (workdir / "emulator.log").open("wb")
     command = [sys.executable, "-m", "local_cloud.server", "--port", "0", "--ready-file", str(ready)]
     command += ["--journal", str(workdir / "requests.jsonl")]

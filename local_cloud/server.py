@@ -24,13 +24,15 @@ REGION = "us-east-1"
 LOOPBACK = "127.0.0.1"
 
 
-def client(endpoint: str, service: str) -> Any:
+def client(endpoint: str, service: str, **kwargs: Any) -> Any:
+    """A boto3 client for one of the emulator's services (moto takes any credentials)."""
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        **kwargs,
     )
 
 

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import gzip
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.providers.amazon.aws.links.emr import get_log_uri
 from airflow.providers.amazon.aws.operators.emr import (
@@ -18,7 +18,7 @@ from airflow.providers.amazon.aws.operators.emr import (
     EmrTerminateJobFlowOperator,
 )
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from scaling_platform.emr import RUN_ID_TAG, step_log_keys, tail, usable_cluster
 
@@ -89,9 +89,20 @@ class EmrStepSensorWithLogs(EmrStepSensor):
         try:
             return super().poke(context)
         except AirflowException as exc:
-            step = self.hook.conn.describe_step(ClusterId=self.job_flow_id, StepId=self.step_id)["Step"]
-            self.log.error("EMR step %r (%s) failed. %s", step["Name"], self.step_id, self._log_tails())
-            raise AirflowException(f"EMR step {step['Name']!r} ({self.step_id}) failed: {exc}") from None
+            self._fail_with_logs(exc)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> None:
+        """Where a deferred wait ends (deferrable=True): a failed step's logs are printed here."""
+        try:
+            super().execute_complete(context, event)
+        except AirflowException as exc:
+            self._fail_with_logs(exc)
+
+    def _fail_with_logs(self, exc: Exception) -> NoReturn:
+        step = self.hook.conn.describe_step(ClusterId=self.job_flow_id, StepId=self.step_id)["Step"]
+        self.log.error("EMR step %r (%s) failed. %s", step["Name"], self.step_id, self._log_tails())
+        # A failed step stays failed: retrying the wait would only wait for the same answer.
+        raise AirflowFailException(f"EMR step {step['Name']!r} ({self.step_id}) failed: {exc}") from None
 
     def _log_tails(self) -> str:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook

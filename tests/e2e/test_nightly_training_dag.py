@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 from scaling_platform.emr import ClusterSettings, job_flow_overrides
 
 from local_cloud.airflow_offline import airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
+from local_cloud.server import client
 from local_cloud.validation import read_journal
 from spark_jobs.registry import Registry
 from tests.conftest import BANK
@@ -39,13 +39,7 @@ def offline(tmp_path_factory):
 
 
 def _emr(endpoint):
-    return boto3.client(
-        "emr",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return client(endpoint, "emr")
 
 
 def _clusters(endpoint):
@@ -76,7 +70,12 @@ def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
     assert registry.manifest("nightly-20261120") == manifest
 
 
-def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champion(offline, tmp_path):
+@pytest.mark.parametrize(
+    ("deferrable", "night"), [(False, "20261121"), (True, "20261125")], ids=["reschedule", "deferrable"]
+)
+def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champion(
+    offline, tmp_path, deferrable, night
+):
     env, endpoint, work = offline
     registry = Registry(str(work / "storage"), "bank-marketing")
     champion_before = registry.champion()
@@ -85,21 +84,27 @@ def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champ
     broken.write_text(
         lines[0] + "".join(lines[1:100]) + lines[100].replace(";1;", ";one;", 1) + "".join(lines[101:])
     )
-    env = env | {"AIRFLOW_VAR_ML_INPUT_URI": str(broken)}
+    # Deferrable: the sensors wait in the triggerer (inline under `airflow dags test`).
+    env = env | {
+        "AIRFLOW_VAR_ML_INPUT_URI": str(broken),
+        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(deferrable),
+    }
 
-    code, output, states = dags_test(env, DAG_ID, {}, "2026-11-21")
+    code, output, states = dags_test(env, DAG_ID, {}, f"{night[:4]}-{night[4:6]}-{night[6:]}")
 
     assert code != 0
     assert states["wait_for_training"] == "failed"
     # The step's own words reach the task log: which step, and why it failed.
-    assert "EMR step 'train nightly-20261121'" in output
-    assert "tail of s3://logs/emr/" in output
+    assert f"EMR step 'train nightly-{night}'" in output
+    assert ("Pausing task as DEFERRED" in output) == deferrable
+    # stderr and stdout, once: a failed step is not waited for again by a retry.
+    assert output.count("--- tail of s3://logs/emr/") == 2
     assert "value(s) are not integers" in output
     assert states["promote"] == "upstream_failed"
     assert states["terminate_cluster"] == "success"
     assert all(c["Status"]["State"] == "TERMINATED" for c in _clusters(endpoint))
     assert registry.champion() == champion_before
-    assert "nightly-20261121" not in registry.versions()
+    assert f"nightly-{night}" not in registry.versions()
 
 
 def test_an_invalid_param_is_refused_before_any_cluster_exists(offline):

@@ -49,7 +49,7 @@ def test_the_environment_holds_the_locked_dependencies_for_the_cluster_without_s
         interpreter = tar.getmember("bin/python3.11")
     site = "lib/python3.11/site-packages/"
     installed = {n[len(site) :].split("/")[0].lower() for n in names if n.startswith(site)}
-    assert {"pandera", "sklearn", "pydantic", "fsspec", "matplotlib", "pandas", "numpy"} <= installed
+    assert {"pandera", "sklearn", "pydantic", "fsspec", "s3fs", "matplotlib", "pandas", "numpy"} <= installed
     assert not {"pyspark", "py4j"} & installed
     assert interpreter.issym() and interpreter.linkname == "/usr/bin/python3.11"  # EMR 7's Python 3.11
     # Wheels were chosen for the nodes' platform, not this machine's.

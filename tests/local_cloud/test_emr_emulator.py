@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import json
 import time
 
-import boto3
 import pytest
 from scaling_platform.emr import ClusterSettings, job_flow_overrides, spark_submit_step
 from scaling_platform.emr_operators import existing_step_ids
 
 from local_cloud.emr_steps import local_spark_submit
+from local_cloud.server import client
 from spark_jobs.package import ship
 from tests.conftest import BANK, SPEC
 
@@ -51,13 +52,7 @@ def test_a_step_whose_archive_is_missing_fails_as_on_the_cluster(tmp_path):
 
 
 def _emr(endpoint):
-    return boto3.client(
-        "emr",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return client(endpoint, "emr")
 
 
 def _wait_for_step(emr, cluster_id, step_id, timeout=300):
@@ -71,13 +66,7 @@ def _wait_for_step(emr, cluster_id, step_id, timeout=300):
 
 
 def _log(endpoint, cluster_id, step_id, name):
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = client(endpoint, "s3")
     body = s3.get_object(Bucket="logs", Key=f"emr/{cluster_id}/steps/{step_id}/{name}.gz")["Body"].read()
     return gzip.decompress(body).decode()
 
@@ -149,3 +138,36 @@ def test_a_retry_finds_the_steps_it_already_added(emulator):
     (failed_id,) = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[failing])["StepIds"]
     assert _wait_for_step(emr, cluster_id, failed_id) == "FAILED"
     assert existing_step_ids(emr, cluster_id, ["broken"]) is None
+
+
+def test_the_add_steps_operator_retried_adds_nothing_the_second_time(emulator, monkeypatch):
+    """The task itself, as Airflow calls it on a first try and on a retry."""
+    from unittest import mock
+
+    from scaling_platform.emr_operators import IdempotentEmrAddStepsOperator
+
+    connection = {"conn_type": "aws", "extra": {"endpoint_url": emulator, "region_name": "us-east-1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    emr = _emr(emulator)
+    cluster_id = emr.run_job_flow(
+        **job_flow_overrides(ClusterSettings(name="op", log_uri="s3://logs/emr/"), dag_id="t", run_id="r")
+    )["JobFlowId"]
+    step = {
+        "Name": "train v2",
+        "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "--version"]},
+    }
+
+    def attempt():
+        operator = IdempotentEmrAddStepsOperator(
+            task_id="add_training_step", job_flow_id=cluster_id, steps=[step], deferrable=False
+        )
+        return operator.execute({"ti": mock.MagicMock()})
+
+    first = attempt()
+    second = attempt()
+
+    assert second == first
+    assert [s["Id"] for s in emr.list_steps(ClusterId=cluster_id)["Steps"]] == first

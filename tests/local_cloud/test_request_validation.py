@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from scaling_platform.emr import ClusterSettings, job_flow_overrides
 
+from local_cloud.server import client
 from local_cloud.validation import read_journal
 
 
 def _unchecked_emr(endpoint):
     """A client that sends whatever it is given, as a non-boto client or a bug could."""
-    return boto3.client(
-        "emr",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(parameter_validation=False),
-    )
+    return client(endpoint, "emr", config=Config(parameter_validation=False))
 
 
 def test_an_invalid_request_is_refused_and_never_reaches_the_backend(emulator, emulator_journal):
@@ -55,3 +48,12 @@ def test_valid_requests_pass_and_are_journaled(emulator, emulator_journal):
         ("emr", "RunJobFlow", None),
         ("emr", "TerminateJobFlows", None),
     ]
+
+
+def test_a_restarted_emulator_is_found_at_its_own_address(tmp_path):
+    from local_cloud.process import running_emulator
+
+    (tmp_path / "endpoint").write_text("http://127.0.0.1:9")  # left by an earlier emulator
+    with running_emulator(tmp_path, buckets=[]) as endpoint:
+        assert endpoint != "http://127.0.0.1:9"
+        assert _unchecked_emr(endpoint).list_clusters()["Clusters"] == []
