@@ -30,6 +30,8 @@ from scaling_platform.emr_operators import (
 )
 from scaling_platform.jobs import run_job
 
+TRAINING_TIMEOUT = 3 * 60 * 60  # seconds
+
 with DAG(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
@@ -162,6 +164,8 @@ with DAG(
         poke_interval=5,
         timeout=60 * 30,
         mode="reschedule",
+        # Deferred, this sensor's trigger waits for termination whatever target_states says.
+        deferrable=False,
     )
     add_training_step = IdempotentEmrAddStepsOperator(
         task_id="add_training_step",
@@ -176,8 +180,10 @@ with DAG(
         job_flow_id=create_cluster.output,
         step_id="{{ ti.xcom_pull(task_ids='add_training_step')[0] }}",
         poke_interval=5,
-        timeout=60 * 60 * 3,
+        timeout=TRAINING_TIMEOUT,
         mode="reschedule",
+        # Deferred, the wait lasts max_attempts * poke_interval instead of `timeout`.
+        max_attempts=TRAINING_TIMEOUT // 5,
     )
     # A teardown: runs whenever create_cluster succeeded, even after a failure, and leaves the
     # run failed; it terminates only a cluster this run created, never an existing one.

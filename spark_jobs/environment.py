@@ -40,17 +40,23 @@ class Target:
 
 
 def requirements(project: Path = PROJECT) -> str:
-    """The locked runtime dependencies of the job package, without Spark's own, as requirements.txt."""
+    """The locked runtime dependencies of the job package, without Spark's own, as requirements.txt
+    with the lock's hashes (the install refuses any other file)."""
     command = [_uv(), "export", "--project", str(project), "--locked", "--no-default-groups"]
-    command += ["--no-emit-project", "--no-hashes", "--no-header", "--no-annotate", "--quiet"]
+    command += ["--no-emit-project", "--no-header", "--no-annotate", "--quiet"]
     for name in PROVIDED_BY_SPARK:
         command += ["--no-emit-package", name]
     return _run(command).stdout
 
 
-def digest(reqs: str, target: Target) -> str:
-    """Names an environment: the same lock and target give the same name, and the same bytes."""
-    text = f"{reqs}\n{target.platform}\n{target.python_prefix}\n{PYTHON_VERSION}"
+def digest(target: Target, project: Path = PROJECT) -> str:
+    """Names an environment without building it (and without uv, so a worker can find one that CI
+    shipped): the lock, the target and this packer. The same inputs give the same bytes."""
+    lock = project / "uv.lock"
+    if not lock.exists():
+        raise JobError(f"{lock} not found: the job environment is built from the project's lock file")
+    text = hashlib.sha256(lock.read_bytes() + Path(__file__).read_bytes()).hexdigest()
+    text += f"\n{target.platform}\n{target.python_prefix}\n{PYTHON_VERSION}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -62,7 +68,8 @@ def build(reqs: str, target: Target, out: Path) -> None:
         (Path(tmp) / "requirements.txt").write_text(reqs)
         install = [_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
         install += ["--python-platform", target.platform, "--python-version", PYTHON_VERSION]
-        install += ["--only-binary", ":all:", "--no-deps", "-r", str(Path(tmp) / "requirements.txt")]
+        install += ["--only-binary", ":all:", "--no-deps", "--require-hashes"]
+        install += ["-r", str(Path(tmp) / "requirements.txt")]
         _run(install)
         pack(venv, target.python_prefix, out)
 

@@ -63,13 +63,12 @@ def ship(storage_root: str, target: environment.Target | None = None) -> dict[st
 
 
 def ship_environment(root: str, target: environment.Target) -> dict[str, str]:
-    reqs = environment.requirements()
-    digest = environment.digest(reqs, target)
+    digest = environment.digest(target)
     env_uri = storage.join(root, "environments", digest, "environment.tar.gz")
     if not storage.exists(env_uri):  # uploaded whole, so its presence means complete
         with tempfile.TemporaryDirectory(prefix="ship-") as tmp:
             archive = Path(tmp) / "environment.tar.gz"
-            environment.build(reqs, target, archive)
+            environment.build(environment.requirements(), target, archive)
             storage.put_file(str(archive), env_uri)
     return {"environment_uri": env_uri, "environment_digest": digest}
 

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import gzip
-from typing import Any, NoReturn
+from typing import Any
 
 from airflow.providers.amazon.aws.links.emr import get_log_uri
 from airflow.providers.amazon.aws.operators.emr import (
@@ -24,6 +24,7 @@ from scaling_platform.emr import RUN_ID_TAG, step_log_keys, tail, usable_cluster
 
 # Steps in these states already do, or did, the work: a retry must not add them again.
 _LIVE_OR_DONE = ["PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED"]
+_ENDED_BADLY = ("FAILED", "CANCELLED", "INTERRUPTED")
 
 
 def existing_step_ids(emr: Any, cluster_id: str, names: list[str]) -> list[str] | None:
@@ -90,6 +91,7 @@ class EmrStepSensorWithLogs(EmrStepSensor):
             return super().poke(context)
         except AirflowException as exc:
             self._fail_with_logs(exc)
+            raise
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> None:
         """Where a deferred wait ends (deferrable=True): a failed step's logs are printed here."""
@@ -97,9 +99,13 @@ class EmrStepSensorWithLogs(EmrStepSensor):
             super().execute_complete(context, event)
         except AirflowException as exc:
             self._fail_with_logs(exc)
+            raise  # not the step's failure (the wait ran out, say): the task may retry
 
-    def _fail_with_logs(self, exc: Exception) -> NoReturn:
+    def _fail_with_logs(self, exc: Exception) -> None:
+        """If the step itself ended badly, print its log tails and fail the task for good."""
         step = self.hook.conn.describe_step(ClusterId=self.job_flow_id, StepId=self.step_id)["Step"]
+        if step["Status"]["State"] not in _ENDED_BADLY:
+            return
         self.log.error("EMR step %r (%s) failed. %s", step["Name"], self.step_id, self._log_tails())
         # A failed step stays failed: retrying the wait would only wait for the same answer.
         raise AirflowFailException(f"EMR step {step['Name']!r} ({self.step_id}) failed: {exc}") from None

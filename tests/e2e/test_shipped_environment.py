@@ -40,6 +40,9 @@ def test_shipping_twice_reuses_the_artefacts_and_the_environment_is_reproducible
     rebuilt = tmp_path / "again.tar.gz"
     environment.build(environment.requirements(), environment.Target(), rebuilt)
     assert rebuilt.read_bytes() == archive.read_bytes()
+    # Another target is another environment.
+    graviton = environment.Target(platform="aarch64-manylinux_2_28")
+    assert environment.digest(graviton) != first["environment_digest"]
 
 
 def test_the_environment_holds_the_locked_dependencies_for_the_cluster_without_spark(shipped):
