@@ -104,9 +104,7 @@ with DAG(
         return [
             emr_config.spark_submit_step(
                 name=f"train {cfg['version']}",
-                entrypoint_uri=code["entrypoint_uri"],
-                code_uri=code["code_uri"],
-                env_archive_uri=code["environment_uri"],
+                shipped=code,
                 job_args=[
                     "train",
                     "--input",

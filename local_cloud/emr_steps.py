@@ -21,7 +21,7 @@ log = logging.getLogger("local_cloud.emr")
 
 # spark-submit options that only mean something on a YARN cluster: locally the step runs in
 # client mode with this interpreter, which already has the job's dependencies.
-_CLUSTER_ONLY_OPTIONS = {"--deploy-mode", "--archives", "--master", "--num-executors", "--queue"}
+_CLUSTER_ONLY_OPTIONS = {"--deploy-mode", "--master", "--num-executors", "--queue"}
 _CLUSTER_ONLY_CONF = ("spark.pyspark.python", "spark.yarn.", "spark.executorEnv.PYSPARK_PYTHON")
 _ACTIVE = ("PENDING", "RUNNING")
 

@@ -129,20 +129,14 @@ def _entry(
 
 
 def _uv() -> str:
-    """The uv pinned in the lock file (a dependency of the orchestration group), else one on PATH."""
+    """The uv pinned in the lock file (a dependency of the orchestration group)."""
     try:
         from uv import find_uv_bin
-
-        return str(find_uv_bin())
     except ImportError:
-        import shutil
-
-        found = shutil.which("uv")
-        if found is None:
-            raise JobError(
-                "building the job environment needs uv: install the project's airflow dependency group"
-            ) from None
-        return found
+        raise JobError(
+            "building the job environment needs uv: install the project's airflow dependency group"
+        ) from None
+    return str(find_uv_bin())
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess:

@@ -10,14 +10,17 @@ entrypoint_uri, code_digest, environment_uri, environment_digest.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.resources
 import io
 import json
+import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import spark_jobs
 from spark_jobs import environment, storage
@@ -36,6 +39,31 @@ def source_files() -> dict[str, bytes]:
     }
 
 
+def source_digest(files: dict[str, bytes]) -> str:
+    """sha256 over the sources' names and bytes: identifies the code where there is no git."""
+    digest = hashlib.sha256()
+    for name, data in files.items():
+        digest.update(name.rsplit("/", 1)[-1].encode() + b"\0" + data)
+    return digest.hexdigest()
+
+
+def code_version() -> dict[str, Any]:
+    """Package version, git commit when there is a checkout, and the digest of the job sources."""
+    commit = None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        commit = out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "package": spark_jobs.__version__,
+        "git_commit": commit,
+        "source_sha256": source_digest(source_files()),
+    }
+
+
 def build_zip(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -47,12 +75,10 @@ def build_zip(files: dict[str, bytes]) -> bytes:
 
 
 def ship(storage_root: str, target: environment.Target | None = None) -> dict[str, str]:
-    from spark_jobs.train import code_version
-
     root = storage.normalize(storage_root)
-    digest = code_version()["source_sha256"][:16]
-    folder = storage.join(root, "code", digest)
     files = source_files()
+    digest = source_digest(files)[:16]
+    folder = storage.join(root, "code", digest)
     code_uri, entry_uri = storage.join(folder, "spark_jobs.zip"), storage.join(folder, "submit.py")
     if not storage.exists(entry_uri):  # the entry point is written last: its presence means complete
         storage.write_bytes(code_uri, build_zip(files))

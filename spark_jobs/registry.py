@@ -117,7 +117,7 @@ class Registry:
         """Yield a staging folder URI for a new version; remove it if the block fails."""
         if not _VERSION_PATTERN.match(version):
             raise RegistryError(f"invalid version id {version!r}: use letters, digits, '.', '_', '-'")
-        if storage.exists(storage.join(self.version_uri(version), MANIFEST)):
+        if self.has(version):
             raise RegistryError(f"version {version} already exists in {self.base}; versions are immutable")
         # Left over from a run of the same id that was killed while staging, or (on object
         # stores) while copying into place: neither ever looked complete, so both may go.
@@ -152,6 +152,10 @@ class Registry:
             return []
         names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
         return [v for v in names if fs.exists(f"{path}/{v}/{MANIFEST}")]
+
+    def has(self, version: str) -> bool:
+        """Whether `version` is complete: a version's manifest is the last thing committed."""
+        return storage.exists(storage.join(self.version_uri(version), MANIFEST))
 
     def manifest(self, version: str) -> dict[str, Any]:
         uri = storage.join(self.version_uri(version), MANIFEST)
@@ -233,7 +237,8 @@ class Registry:
             lines.append(f"report:   {storage.join(self.version_uri(champion_version), REPORT)}")
         header = f"{'':2}{'version':<26}{'created':<22}{'roc_auc':>8}{'pr_auc':>8}{'f1':>8}{'test rows':>11}"
         lines += ["", header]
-        for v in self.versions():
+        versions = self.versions()
+        for v in versions:
             m = self.metrics(v)
             created = self.manifest(v).get("created_at", "")
             mark = "* " if v == champion_version else "  "
@@ -241,7 +246,7 @@ class Registry:
                 f"{mark}{v:<26}{created:<22}{m['roc_auc']:>8.4f}{m['pr_auc']:>8.4f}{m['f1']:>8.4f}"
                 f"{m['rows']['test']:>11,}"
             )
-        if not self.versions():
+        if not versions:
             lines.append("  (no versions yet)")
         return "\n".join(lines)
 

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import fsspec
@@ -61,39 +62,45 @@ def write_bytes(uri: str, data: bytes) -> None:
     """
     fs, path = filesystem(uri)
     if isinstance(fs, LocalFileSystem):
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        try:
-            # mkstemp makes the file owner-only; registry files are read by other users
-            # (Airflow workers, pods), so give them the mode a plain open() would.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        _replace_local(path, lambda fh: fh.write(data))
     else:
         fs.pipe_file(path, data)
 
 
 def put_file(local_path: str, uri: str) -> None:
-    """Upload a (large) local file whole, without reading it into memory."""
+    """Upload a (large) local file whole, as write_bytes does, without reading it into memory."""
     fs, path = filesystem(uri)
     if isinstance(fs, LocalFileSystem):
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}")
-        shutil.copyfile(local_path, tmp)
-        os.replace(tmp, path)
+
+        def copy(fh: Any) -> None:
+            with open(local_path, "rb") as src:
+                shutil.copyfileobj(src, fh, _CHUNK)
+
+        _replace_local(path, copy)
     else:
         fs.put_file(local_path, path)
+
+
+def _replace_local(path: str, fill: Callable[[Any], object]) -> None:
+    """Fill a temporary file next to `path`, then rename it over `path`."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        # mkstemp makes the file owner-only; registry files are read by other users
+        # (Airflow workers, pods), so give them the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def sha256_of(fs: Any, path: str) -> str:

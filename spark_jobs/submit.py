@@ -7,9 +7,10 @@ spark-submit runs a file, not `python -m`; this file is shipped next to the job 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
+
+import spark_jobs
 
 JOBS = ("train", "registry")
 
@@ -19,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] not in JOBS:
         print(f"usage: submit.py {{{','.join(JOBS)}}} [ARGS]", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    spark_jobs.configure_logging()
     module = importlib.import_module(f"spark_jobs.{args[0]}")
     return int(module.main(args[1:]))
 

@@ -9,16 +9,12 @@ then runs the metric gate.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.resources
 import logging
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import spark_jobs
@@ -26,6 +22,7 @@ from spark_jobs import storage
 from spark_jobs.contract import inspect_input, read_checked
 from spark_jobs.errors import DataContractError, JobError
 from spark_jobs.features import LABEL, P_POSITIVE, TrainParams, build_pipeline, split, with_label
+from spark_jobs.package import code_version
 from spark_jobs.registry import (
     METRICS,
     PORTABLE,
@@ -103,7 +100,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         reg_param=args.reg_param,
         elastic_net_param=args.elastic_net_param,
     )
-    if args.skip_if_exists and version in registry.versions():
+    if args.skip_if_exists and registry.has(version):
         return {"version": version, "uri": registry.version_uri(version)}
     with registry.staged(version) as staging:
         from spark_jobs.session import get_spark
@@ -216,27 +213,6 @@ def parity(predictions: Any, model: Any, spec: Any) -> float:
     return float(diff.max()) if len(diff) else 0.0
 
 
-def code_version() -> dict[str, Any]:
-    """Package version, git commit when there is a checkout, and a digest of the job sources.
-
-    The digest also identifies the code where there is no git (a zip on EMR, an image).
-    """
-    digest = hashlib.sha256()
-    package = importlib.resources.files(spark_jobs)
-    for entry in sorted(package.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".py"):
-            digest.update(entry.name.encode() + b"\0" + entry.read_bytes())
-    commit = None
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-        commit = out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"package": spark_jobs.__version__, "git_commit": commit, "source_sha256": digest.hexdigest()}
-
-
 def summary(result: dict[str, Any]) -> str:
     met = result["metrics"]
     lines = [
@@ -256,10 +232,6 @@ def summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-
-
 if __name__ == "__main__":
-    configure_logging()
+    spark_jobs.configure_logging()
     sys.exit(main())

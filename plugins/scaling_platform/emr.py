@@ -93,16 +93,15 @@ def imdsv2_security_configuration() -> str:
 def spark_submit_step(
     *,
     name: str,
-    entrypoint_uri: str,
-    code_uri: str,
-    env_archive_uri: str,
+    shipped: Mapping[str, str],
     job_args: Sequence[str],
     conf: Mapping[str, str] | None = None,
 ) -> dict:
     """An EMR step that runs a job CLI with spark-submit, its code and Python environment shipped.
 
-    `code_uri` is the zip of the job package (--py-files); `env_archive_uri` the packed Python
-    environment (--archives), unpacked as ./environment on every node.
+    `shipped` is what `python -m spark_jobs.package` prints: `code_uri`, the zip of the job
+    package (--py-files), `entrypoint_uri`, and `environment_uri`, the packed Python environment
+    (--archives), unpacked as ./environment on every node.
     """
     python = f"./{ENV_ALIAS}/bin/python"
     settings = {
@@ -116,10 +115,10 @@ def spark_submit_step(
         args += ["--conf", f"{key}={value}"]
     args += [
         "--archives",
-        f"{env_archive_uri}#{ENV_ALIAS}",
+        f"{shipped['environment_uri']}#{ENV_ALIAS}",
         "--py-files",
-        code_uri,
-        entrypoint_uri,
+        shipped["code_uri"],
+        shipped["entrypoint_uri"],
         *job_args,
     ]
     return {

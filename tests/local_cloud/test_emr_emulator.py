@@ -13,15 +13,13 @@ from scaling_platform.emr_operators import existing_step_ids
 from local_cloud.emr_steps import local_spark_submit
 from local_cloud.server import client
 from spark_jobs.package import ship
-from tests.conftest import BANK, SPEC
+from tests.conftest import BANK, train_args
 
 
 def test_cluster_only_options_are_dropped_for_local_runs():
     step = spark_submit_step(
         name="s",
-        entrypoint_uri="/c/submit.py",
-        code_uri="/c/code.zip",
-        env_archive_uri="s3://b/env.tar.gz",
+        shipped={"entrypoint_uri": "/c/submit.py", "code_uri": "/c/code.zip", "environment_uri": "s3://b/e"},
         job_args=["train", "--seed", "1"],
         conf={"spark.sql.shuffle.partitions": "4"},
     )
@@ -82,20 +80,8 @@ def test_steps_run_with_local_spark_and_leave_their_logs_where_log_uri_says(emul
     def train_step(input_path):
         return spark_submit_step(
             name=f"train {input_path.name}",
-            entrypoint_uri=code["entrypoint_uri"],
-            code_uri=code["code_uri"],
-            env_archive_uri=code["environment_uri"],
-            job_args=[
-                "train",
-                "--input",
-                str(input_path),
-                "--spec",
-                str(SPEC),
-                "--storage-root",
-                str(tmp_path / "root"),
-                "--version",
-                input_path.stem,
-            ],
+            shipped=code,
+            job_args=["train", *train_args(input_path, tmp_path / "root", "--version", input_path.stem)],
         )
 
     good, bad = emr.add_job_flow_steps(

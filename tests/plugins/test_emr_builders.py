@@ -80,9 +80,11 @@ def test_subnet_and_counts_stay_valid(count):
 def test_spark_submit_step_ships_code_and_environment():
     step = spark_submit_step(
         name="train bank-marketing 2026-11-24",
-        entrypoint_uri="s3://bucket/code/v1/train_entry.py",
-        code_uri="s3://bucket/code/v1/spark_jobs.zip",
-        env_archive_uri="s3://bucket/code/v1/environment.tar.gz",
+        shipped={
+            "entrypoint_uri": "s3://bucket/code/v1/train_entry.py",
+            "code_uri": "s3://bucket/code/v1/spark_jobs.zip",
+            "environment_uri": "s3://bucket/code/v1/environment.tar.gz",
+        },
         job_args=["--input", "s3://bucket/data/bank-full.csv", "--storage-root", "s3://bucket/ml"],
         conf={"spark.sql.shuffle.partitions": "64"},
     )
