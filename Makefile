@@ -18,15 +18,19 @@ SPEC ?= specs/bank_marketing.yaml
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help setup run train show ship test test-fast lint bench lock clean check-java
+.PHONY: help setup run train show ship test test-fast lint bench lock clean check-java lambda-zip lambda-image predict
 
 help:
-	@echo "make run     set up and run the nightly_training DAG offline (EMR emulator), promote if the gate passes"
+	@echo "make run     set up, run nightly_training offline (EMR emulator: train, gate, release to Lambda),"
+	@echo "             then spot_predictions (the emulator's Lambda answers from the champion)"
+	@echo "make predict RECORDS='[{...}]'   spot predictions for your own records, offline"
 	@echo "make train   the training job alone, without Airflow"
 	@echo "make test    set up and run every test (lint, types, unit, end-to-end)"
 	@echo "make show    list the registry: versions, metrics, champion"
 	@echo "make ship    build and upload the job code and its Python environment (STORAGE_ROOT=s3://...)"
 	@echo "make bench   benchmarks (JSON on stdout)"
+	@echo "make lambda-zip    the spot-predictions Lambda package (dist/spot-predictions.zip)"
+	@echo "make lambda-image  the same as a Lambda container image (needs Docker)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -44,6 +48,8 @@ check-java:
 run: setup
 	$(PY) -m local_cloud.run nightly_training --storage-root $(STORAGE_ROOT) --input $(INPUT)
 	@echo
+	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT)
+	@echo
 	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)
 
 # The training job alone, without Airflow or the emulator.
@@ -53,6 +59,18 @@ train: setup
 # From CI, for a real deployment: the nightly DAG then finds both already shipped.
 ship: setup
 	$(PY) -m spark_jobs.package --storage-root $(STORAGE_ROOT)
+
+lambda-zip: setup
+	$(PY) -m spark_jobs.lambda_package --out dist/spot-predictions.zip
+
+lambda-image: setup
+	@command -v docker >/dev/null || { echo "error: docker not found; 'make lambda-zip' builds the zip package without it" >&2; exit 1; }
+	$(PY) -m spark_jobs.lambda_package --requirements build/lambda-requirements.txt
+	docker build -f docker/lambda.Dockerfile -t ml-scaling-spot-predictions:latest .
+
+RECORDS ?=
+predict: setup
+	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT) $(if $(RECORDS),--conf '{"records": $(RECORDS)}')
 
 show: setup
 	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)
@@ -72,6 +90,7 @@ bench: setup
 	$(PY) bench/bench_training.py
 	$(PY) bench/bench_dag_parse.py
 	$(PY) bench/bench_nightly_dag.py
+	$(PY) bench/bench_lambda.py
 
 lock: $(UV)
 	$(UV) lock

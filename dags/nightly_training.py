@@ -5,12 +5,14 @@ Validates the input against the dataset spec, ships the job code and its Python 
 the storage root, creates an EMR cluster (or uses the one named in the Params), runs the
 training step (`spark-submit submit.py train ...`), waits for it, runs the metric gate and
 promotes the new version, and always terminates a cluster it created (a teardown: a failed run
-stays failed and leaves no cluster behind).
+stays failed and leaves no cluster behind). A promoted version is released to the
+spot-predictions Lambda function: its alias `live` moves only once the new function version
+has answered a check request with the model's own answer.
 
 Offline (the default for `make run`) the same operators talk to the local cloud emulator,
 which runs the step with local Spark. Where things live comes from Airflow Variables
-(`ml_storage_root`, `ml_input_uri`, `ml_spec_uri`, `emr_log_uri`); the Params below override
-them per run from the trigger form.
+(`ml_storage_root`, `ml_input_uri`, `ml_spec_uri`, `emr_log_uri`, `ml_lambda_role_arn`,
+`ml_lambda_function`); the Params below override some of them per run from the trigger form.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor
+from airflow.providers.common.compat.sdk import AirflowSkipException
 from airflow.sdk import DAG, Param, task
 from scaling_platform import emr as emr_config
 from scaling_platform.emr_operators import (
@@ -29,6 +32,7 @@ from scaling_platform.emr_operators import (
     IdempotentEmrAddStepsOperator,
 )
 from scaling_platform.jobs import run_job
+from scaling_platform.lambda_release import DEFAULT_FUNCTION, FunctionSettings, model_environment, release
 
 TRAINING_TIMEOUT = 3 * 60 * 60  # seconds
 
@@ -142,6 +146,26 @@ with DAG(
             str(params["tolerance"]),
         )
 
+    @task
+    def release_to_lambda(cfg: dict, decision: dict, var: dict) -> dict:
+        """Serve the new champion from the spot-predictions function: publish a version pinned to
+        it, check that version's answer, then move the alias. A failure leaves the alias as it was."""
+        from airflow.providers.amazon.aws.hooks.lambda_function import LambdaHook
+
+        if not decision["promoted"]:
+            raise AirflowSkipException(f"{decision['version']} was not promoted: the function is unchanged")
+        role = var["value"].get("ml_lambda_role_arn")
+        if not role:
+            raise AirflowSkipException("Variable ml_lambda_role_arn is not set: no function to release to")
+        root, model, version = cfg["storage_root"], decision["model"], decision["version"]
+        package = run_job("lambda_package", "--storage-root", root)
+        smoke = run_job("serving", "smoke", "--storage-root", root, "--model", model, "--version", version)
+        settings = FunctionSettings(
+            name=var["value"].get("ml_lambda_function", DEFAULT_FUNCTION), role_arn=role
+        )
+        client = LambdaHook(aws_conn_id="aws_default").conn
+        return release(client, settings, package, model_environment(root, model, version), smoke)
+
     cfg = resolve()
     checked = validate_input(cfg)
     code = ship_code(cfg)
@@ -189,4 +213,6 @@ with DAG(
         task_id="terminate_cluster",
         job_flow_id=create_cluster.output,
     ).as_teardown(setups=create_cluster)
-    wait_for_cluster >> add_training_step >> wait_for_training >> promote(cfg) >> terminate_cluster
+    decision = promote(cfg)
+    wait_for_cluster >> add_training_step >> wait_for_training >> decision >> terminate_cluster
+    release_to_lambda(cfg, decision)

@@ -13,8 +13,12 @@ import sys
 from pathlib import Path
 
 from local_cloud.process import ROOT
+from local_cloud.server import role_arn
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+# The execution role of the spot-predictions function: on AWS the platform team provisions it
+# (docs/aws.md); the emulator is started with it (running_emulator(..., roles=[LAMBDA_ROLE])).
+LAMBDA_ROLE = "ml-scaling-spot-predictions"
 
 
 def airflow_env(
@@ -37,6 +41,7 @@ def airflow_env(
         "AIRFLOW_VAR_ML_INPUT_URI": str(input_uri),
         "AIRFLOW_VAR_ML_SPEC_URI": str(ROOT / "specs" / "bank_marketing.yaml"),
         "AIRFLOW_VAR_EMR_LOG_URI": f"s3://{log_bucket}/emr/",
+        "AIRFLOW_VAR_ML_LAMBDA_ROLE_ARN": role_arn(LAMBDA_ROLE),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",

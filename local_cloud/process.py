@@ -8,25 +8,32 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
-def running_emulator(workdir: Path, buckets: list[str]) -> Iterator[str]:
+def running_emulator(
+    workdir: Path, buckets: list[str], roles: Sequence[str] = (), state_dir: Path | None = None
+) -> Iterator[str]:
     """Yield the endpoint URL of a fresh emulator; its log is workdir/emulator.log, the AWS
-    requests it validated are in workdir/requests.jsonl."""
+    requests it validated are in workdir/requests.jsonl, its Lambda sandboxes under
+    workdir/lambda. With a `state_dir`, Lambda functions outlive it (local_cloud.state)."""
     ready = workdir / "endpoint"
     # A file left by an earlier emulator would name a port nobody listens on any more.
     ready.unlink(missing_ok=True)
     (workdir / "requests.jsonl").unlink(missing_ok=True)
     log = (workdir / "emulator.log").open("wb")
     command = [sys.executable, "-m", "local_cloud.server", "--port", "0", "--ready-file", str(ready)]
-    command += ["--journal", str(workdir / "requests.jsonl")]
+    command += ["--journal", str(workdir / "requests.jsonl"), "--workdir", str(workdir / "lambda")]
     for bucket in buckets:
         command += ["--bucket", bucket]
+    for role in roles:
+        command += ["--role", role]
+    if state_dir is not None:
+        command += ["--state-dir", str(state_dir)]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60

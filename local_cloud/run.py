@@ -1,6 +1,7 @@
 """Run a DAG offline: `python -m local_cloud.run DAG_ID [--conf JSON] [--logical-date DATE]`.
 
-Starts the emulator, prepares a project-local Airflow (.airflow/, SQLite), runs
+Starts the emulator (with the Lambda functions of earlier runs), prepares a project-local
+Airflow (.airflow/, SQLite), runs
 `airflow dags test` with the same operators as production, prints every task's final state,
 and stops the emulator, whether the run succeeded or not.
 """
@@ -10,10 +11,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from local_cloud.airflow_offline import airflow_env, dags_test, migrate
+from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
 from local_cloud.process import ROOT, running_emulator
 
 LOG_BUCKET = "ml-scaling-logs"
@@ -29,7 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = ROOT / ".airflow"
     home.mkdir(exist_ok=True)
-    with running_emulator(home, buckets=[LOG_BUCKET]) as endpoint:
+    # Lambda functions are kept in .airflow/cloud-state: the function `make run` released is the
+    # one `local_cloud.run spot_predictions` invokes, in the next emulator.
+    with running_emulator(home, [LOG_BUCKET], [LAMBDA_ROLE], state_dir=home / "cloud-state") as endpoint:
         print(f"local cloud emulator on {endpoint}", flush=True)
         env = airflow_env(home, endpoint, ROOT / args.storage_root, ROOT / args.input, LOG_BUCKET)
         migrate(env)
@@ -41,7 +46,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {state:<16} {task_id}")
     if code != 0:
         print(output[-3000:], file=sys.stderr)
+    elif args.dag_id == "spot_predictions":
+        show_response(ROOT / args.storage_root)
     return code
+
+
+def show_response(storage_root: Path) -> None:
+    """The answer the spot_predictions run just stored (responses are kept by run id)."""
+    responses = sorted((storage_root / "predictions" / "spot").glob("*/response.json"), key=os.path.getmtime)
+    if responses:
+        answer = json.loads(responses[-1].read_text())
+        print(f"\n{responses[-1]}:")
+        print(f"model {answer['model']} version {answer['model_version']}, {answer['count']} record(s)")
+        for i, p in enumerate(answer.get("predictions", [])):
+            print(f"  record {i}: {p['label']:<4} p={p['probability']:.4f}")
 
 
 if __name__ == "__main__":

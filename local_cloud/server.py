@@ -1,27 +1,46 @@
 """Start the local cloud emulator: `python -m local_cloud.server --port 0 --ready-file F`.
 
-moto's AWS APIs behind botocore request validation, listening on 127.0.0.1 only. Writes its
+moto's AWS APIs behind botocore request validation, listening on 127.0.0.1 only: EMR steps run
+with local Spark, Lambda functions run in sandboxes through the real runtime client. Writes its
 endpoint URL to the ready file once it answers, and runs until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from local_cloud.emr_steps import StepRunner
+from local_cloud.lambda_runtime import SandboxPool
+from local_cloud.lambda_service import LambdaInvocations
+from local_cloud.state import DurableState
 from local_cloud.validation import RequestValidator
 
 REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
 LOOPBACK = "127.0.0.1"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+_LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
 
 
 def client(endpoint: str, service: str, **kwargs: Any) -> Any:
@@ -36,8 +55,34 @@ def client(endpoint: str, service: str, **kwargs: Any) -> Any:
     )
 
 
-def serve(port: int, journal: Path | None) -> tuple[Any, str]:
-    """Start moto's server app behind the request validator on a thread; return it and its URL."""
+def role_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+
+
+@dataclass
+class Emulator:
+    server: Any
+    endpoint: str
+    sandboxes: SandboxPool
+
+    def shutdown(self) -> None:
+        self.sandboxes.stop()
+        self.server.shutdown()
+
+
+def serve(
+    port: int,
+    journal: Path | None,
+    workdir: Path | None = None,
+    state_dir: Path | None = None,
+    roles: Sequence[str] = (),
+) -> Emulator:
+    """Start moto's app behind the Lambda invoker and the request validator on a thread.
+
+    `workdir` holds the Lambda sandboxes' code and logs (a temporary folder if None); `roles` are
+    IAM roles Lambda may assume (provisioned outside this project on AWS); with a `state_dir`,
+    Lambda functions, versions and aliases outlive this emulator (local_cloud.state).
+    """
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -45,10 +90,27 @@ def serve(port: int, journal: Path | None) -> tuple[Any, str]:
     )
     from werkzeug.serving import make_server
 
-    app = RequestValidator(DomainDispatcherApplication(create_backend_app), journal)
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    sandbox_env: dict[str, str] = dict(CREDENTIALS)
+    pool = SandboxPool(workdir or Path(tempfile.mkdtemp(prefix="lambda-")), sandbox_env)
+    state = DurableState(state_dir) if state_dir else None
+    app = RequestValidator(
+        LambdaInvocations(moto_app, pool, ACCOUNT, REGION),
+        journal,
+        on_success=state.record if state else None,
+    )
     server = make_server(LOOPBACK, port, app, threaded=True, request_handler=MotoRequestHandler)
+    endpoint = f"http://{LOOPBACK}:{server.server_port}"
+    # Functions reach the emulator's S3 the way they would reach AWS's: through the SDK's settings.
+    sandbox_env["AWS_ENDPOINT_URL"] = endpoint
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    return server, f"http://{LOOPBACK}:{server.server_port}"
+    iam = client(endpoint, "iam")
+    for name in roles:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(_LAMBDA_TRUST))
+    if state:  # before anyone knows the endpoint, so no request sees a half-restored state
+        count = state.replay(moto_app)
+        logging.getLogger("local_cloud").info("restored %d Lambda change(s) from %s", count, state_dir)
+    return Emulator(server, endpoint, pool)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,13 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--ready-file", type=Path, help="write the endpoint URL here once serving")
     parser.add_argument("--bucket", action="append", default=[], help="S3 bucket to create (repeatable)")
+    parser.add_argument("--role", action="append", default=[], help="IAM role Lambda may assume (repeatable)")
     parser.add_argument("--spark-master", default="local[2]", help="master for the steps' local Spark")
     parser.add_argument("--journal", type=Path, help="append each validated AWS request here (JSON lines)")
+    parser.add_argument("--workdir", type=Path, help="Lambda sandboxes' code and logs")
+    parser.add_argument("--state-dir", type=Path, help="keep Lambda functions here between runs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
 
-    server, endpoint = serve(args.port, args.journal)
-    s3 = client(endpoint, "s3")
+    emulator = serve(args.port, args.journal, args.workdir, args.state_dir, args.role)
+    s3 = client(emulator.endpoint, "s3")
     for bucket in args.bucket:
         s3.create_bucket(Bucket=bucket)
 
@@ -77,12 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     if args.ready_file:
         tmp = args.ready_file.with_suffix(".tmp")
-        tmp.write_text(endpoint)
+        tmp.write_text(emulator.endpoint)
         tmp.replace(args.ready_file)
-    logging.getLogger("local_cloud").info("serving on %s", endpoint)
+    logging.getLogger("local_cloud").info("serving on %s", emulator.endpoint)
     stop.wait()
     runner.stop()
-    server.shutdown()
+    emulator.shutdown()
     return 0
 
 

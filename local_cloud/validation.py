@@ -1,8 +1,10 @@
 """Every request to the emulator's AWS APIs is checked against botocore's models, as AWS would.
 
-A WSGI middleware in front of moto: a JSON-protocol request (EMR) whose parameters fail
-botocore's validation gets AWS's 400 ValidationException and never reaches moto, so a request
-that works offline is one that AWS would accept too. Each checked request is written to a
+A WSGI middleware in front of moto. For a JSON-protocol service (EMR, by X-Amz-Target) or a
+REST-JSON one (Lambda, by the signing scope and the model's URI templates), the request's
+parameters are rebuilt from its path, query, headers and body and checked with botocore's
+ParamValidator; an invalid one gets AWS's 400 ValidationException and never reaches moto, so a
+request that works offline is one AWS would accept too. Each checked request is written to a
 journal (JSON lines) that tests read.
 """
 
@@ -10,46 +12,100 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 import botocore.session
-from botocore.model import OperationNotFoundError
+from botocore.model import OperationModel, OperationNotFoundError, ServiceModel
 from botocore.validate import ParamValidator
 
 # JSON-protocol services the emulator answers, named by their X-Amz-Target prefix.
 JSON_SERVICES = ("emr",)
+# REST-JSON services, named by their signing name.
+REST_SERVICES = ("lambda",)
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[^/]+)/aws4_request")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A request the validator recognised: which operation, and what is wrong with it (if anything)."""
+
+    service: str
+    operation: str
+    error: str | None
 
 
 class RequestValidator:
-    def __init__(self, app: Callable, journal: Path | None = None, services: Iterable[str] = JSON_SERVICES):
+    def __init__(
+        self,
+        app: Callable,
+        journal: Path | None = None,
+        on_success: Callable[[Checked, dict[str, Any], bytes], None] | None = None,
+    ):
         session = botocore.session.get_session()
-        models = [session.get_service_model(name) for name in services]
-        self._models = {m.metadata["targetPrefix"]: m for m in models}
+        self._json = {
+            m.metadata["targetPrefix"]: m for m in (session.get_service_model(n) for n in JSON_SERVICES)
+        }
+        self._rest = {name: _RestRoutes(session.get_service_model(name)) for name in REST_SERVICES}
         self._app = app
         self._journal = journal
+        self._on_success = on_success
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         prefix, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
-        model = self._models.get(prefix)
-        if model is None:
+        scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        routes = self._rest.get(scope.group("service")) if scope else None
+        if prefix not in self._json and routes is None:
             return self._app(environ, start_response)
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
-        error = _check(model, operation, body)
-        self._record({"service": model.service_name, "operation": operation, "error": error})
-        if error is None:
+        if prefix in self._json:
+            checked: Checked | None = _check_json(self._json[prefix], operation, body)
+        else:
+            assert routes is not None
+            checked = routes.check(environ, body)
+        if checked is None:  # not an operation of the model: moto answers as AWS would (404)
             return self._app(environ, start_response)
-        kind = "UnknownOperationException" if error.startswith("unknown operation") else "ValidationException"
-        payload = json.dumps({"__type": kind, "message": error}).encode()
+        self._record({"service": checked.service, "operation": checked.operation, "error": checked.error})
+        if checked.error is None:
+            return self._forward(checked, environ, body, start_response)
+        kind = (
+            "UnknownOperationException"
+            if checked.error.startswith("unknown operation")
+            else "ValidationException"
+        )
+        payload = json.dumps({"__type": kind, "message": checked.error}).encode()
         start_response(
             "400 Bad Request",
-            [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload)))],
+            [
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("Content-Length", str(len(payload))),
+                ("x-amzn-ErrorType", kind),
+            ],
         )
         return [payload]
+
+    def _forward(
+        self, checked: Checked, environ: dict, body: bytes, start_response: Callable
+    ) -> Iterable[bytes]:
+        if self._on_success is None:
+            return self._app(environ, start_response)
+        status: list[str] = []
+
+        def capture(code: str, headers: list, exc_info: Any = None) -> Any:
+            status.append(code)
+            return start_response(code, headers, exc_info) if exc_info else start_response(code, headers)
+
+        result = self._app(dict(environ), capture)
+        if status and status[0].startswith("2"):
+            self._on_success(checked, environ, body)
+        return result
 
     def _record(self, entry: dict[str, Any]) -> None:
         if self._journal is None:
@@ -58,20 +114,92 @@ class RequestValidator:
             fh.write(json.dumps(entry) + "\n")
 
 
-def _check(model: Any, operation: str, body: bytes) -> str | None:
-    """None if the request is valid, else botocore's report of what is wrong."""
+def _check_json(model: ServiceModel, operation: str, body: bytes) -> Checked:
+    """The JSON-protocol request's operation, and botocore's report of what is wrong (or None)."""
+    name = model.service_name
+
+    def result(error: str | None) -> Checked:
+        return Checked(name, operation, error)
+
     try:
         shape = model.operation_model(operation).input_shape
     except OperationNotFoundError:
-        return f"unknown operation {operation!r}"
+        return result(f"unknown operation {operation!r}")
     try:
         params = json.loads(body or b"{}")
     except ValueError:
-        return "the request body is not JSON"
+        return result("the request body is not JSON")
     if shape is None:
-        return None if params == {} else "this operation takes no parameters"
+        return result(None if params == {} else "this operation takes no parameters")
+    report = ParamValidator().validate(params, shape)
+    return result(report.generate_report() if report.has_errors() else None)
+
+
+class _RestRoutes:
+    """A REST-JSON service's operations by method and URI template, and each request's parameters
+    rebuilt from where the model says they travel (path, query, headers, body)."""
+
+    def __init__(self, model: ServiceModel):
+        self._service = model.service_name
+        self._routes: list[tuple[str, re.Pattern[str], OperationModel]] = []
+        for name in model.operation_names:
+            op = model.operation_model(name)
+            template = op.http["requestUri"].split("?")[0].rstrip("/")
+            pattern = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", template)
+            pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+            self._routes.append((op.http["method"], re.compile(f"^{pattern}/?$"), op))
+
+    def check(self, environ: dict, body: bytes) -> Checked | None:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        for route_method, pattern, op in self._routes:
+            match = pattern.match(path) if route_method == method else None
+            if match:
+                return Checked(self._service, op.name, _rest_error(op, match.groupdict(), environ, body))
+        return None
+
+
+def _rest_error(op: OperationModel, path_params: dict[str, str], environ: dict, body: bytes) -> str | None:
+    shape = op.input_shape
+    if shape is None:
+        return None
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    params: dict[str, Any] = {}
+    payload = shape.serialization.get("payload")
+    for name, member in shape.members.items():
+        where, key = member.serialization.get("location"), member.serialization.get("name", name)
+        if where == "uri" and key in path_params:
+            params[name] = unquote(path_params[key])
+        elif where == "querystring" and key in query:
+            values = query[key]
+            params[name] = values if member.type_name == "list" else _scalar(member.type_name, values[0])
+        elif (
+            where == "header" and (value := environ.get("HTTP_" + key.upper().replace("-", "_"))) is not None
+        ):
+            params[name] = _scalar(member.type_name, value)
+    if payload:
+        if body:
+            params[payload] = body
+    elif body:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return "the request body is not JSON"
+        if not isinstance(doc, dict):
+            return "the request body must be a JSON object"
+        params.update(doc)
     report = ParamValidator().validate(params, shape)
     return report.generate_report() if report.has_errors() else None
+
+
+def _scalar(type_name: str, value: str) -> Any:
+    if type_name in ("integer", "long"):
+        try:
+            return int(value)
+        except ValueError:
+            return value  # reported by the validator as the wrong type
+    if type_name == "boolean":
+        return value.lower() == "true"
+    return value
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

@@ -39,13 +39,18 @@ class Target:
     python_prefix: str = "/usr"
 
 
-def requirements(project: Path = PROJECT) -> str:
-    """The locked runtime dependencies of the job package, without Spark's own, as requirements.txt
-    with the lock's hashes (the install refuses any other file)."""
-    command = [_uv(), "export", "--project", str(project), "--locked", "--no-default-groups"]
-    command += ["--no-emit-project", "--no-header", "--no-annotate", "--quiet"]
-    for name in PROVIDED_BY_SPARK:
-        command += ["--no-emit-package", name]
+def requirements(project: Path = PROJECT, group: str | None = None) -> str:
+    """Locked dependencies as requirements.txt with the lock's hashes (the install refuses any
+    other file): the job package's runtime dependencies without Spark's own, or one dependency
+    group's."""
+    command = [_uv(), "export", "--project", str(project), "--locked", "--no-emit-project"]
+    command += ["--no-header", "--no-annotate", "--quiet"]
+    if group:
+        command += ["--only-group", group]
+    else:
+        command += ["--no-default-groups"]
+        for name in PROVIDED_BY_SPARK:
+            command += ["--no-emit-package", name]
     return _run(command).stdout
 
 
@@ -65,13 +70,20 @@ def build(reqs: str, target: Target, out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="job-env-") as tmp:
         venv = Path(tmp) / "env"
         _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
-        (Path(tmp) / "requirements.txt").write_text(reqs)
-        install = [_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
-        install += ["--python-platform", target.platform, "--python-version", PYTHON_VERSION]
-        install += ["--only-binary", ":all:", "--no-deps", "--require-hashes"]
-        install += ["-r", str(Path(tmp) / "requirements.txt")]
-        _run(install)
+        install(reqs, target.platform, ["--python", str(venv / "bin" / "python")])
         pack(venv, target.python_prefix, out)
+
+
+def install(reqs: str, platform: str, where: list[str]) -> None:
+    """Install exactly the hashed wheels in `reqs` for another platform (`where`: uv's --python
+    or --target option)."""
+    with tempfile.TemporaryDirectory(prefix="reqs-") as tmp:
+        path = Path(tmp) / "requirements.txt"
+        path.write_text(reqs)
+        command = [_uv(), "pip", "install", "--quiet", *where]
+        command += ["--python-platform", platform, "--python-version", PYTHON_VERSION]
+        command += ["--only-binary", ":all:", "--no-deps", "--require-hashes", "-r", str(path)]
+        _run(command)
 
 
 def pack(venv: Path, python_prefix: str, out: Path) -> None:

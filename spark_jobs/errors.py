@@ -29,3 +29,13 @@ class RegistryError(JobError):
 
 class IntegrityError(RegistryError):
     """A stored artefact does not match the checksum in its manifest."""
+
+
+class NoChampionError(RegistryError):
+    """Nothing has been promoted yet, so there is no model to serve."""
+
+
+class InvalidInputError(JobError):
+    """Records sent for prediction do not match the dataset spec (the caller must fix them)."""
+
+    exit_code = 5

@@ -161,3 +161,46 @@ def to_sklearn(doc: Mapping[str, Any]) -> Any:
     if not all(math.isfinite(w) for w in weights):
         raise ValueError("portable model has non-finite weights")
     return pipeline
+
+
+class Scorer:
+    """The portable model as plain Python arithmetic: what Spark computes for a row, without
+    numpy, pandas or scikit-learn, so a Lambda container needs none of them to start.
+
+    Rows are mappings already checked against the dataset spec (numbers for numeric features,
+    text or None for categorical ones); None is imputed or encoded the way Spark does.
+    """
+
+    def __init__(self, doc: Mapping[str, Any]):
+        if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"not a portable model of format {FORMAT} v{FORMAT_VERSION}")
+        self.doc = doc
+        self._numeric = [(c["name"], c["impute"], c["mean"], c["std"], c["weight"]) for c in doc["numeric"]]
+        # An unknown or missing category has no entry: all zeros, as Spark's dropLast bucket.
+        self._categorical = [
+            (c["name"], dict(zip(c["categories"], c["weights"], strict=True))) for c in doc["categorical"]
+        ]
+        self._intercept = float(doc["intercept"])
+        self.positive, self.negative = doc["target"]["positive"], doc["target"]["negative"]
+
+    def margin(self, row: Mapping[str, Any]) -> float:
+        # Spark: dot(weights, [scaled numerics..., one-hot blocks...]) + intercept, in that order.
+        total = 0.0
+        for name, impute, mean, std, weight in self._numeric:
+            value = row.get(name)
+            x = impute if value is None else float(value)
+            total += weight * ((x - mean) / std if std > 0 else 0.0)
+        for name, weights in self._categorical:
+            total += weights.get(row.get(name), 0.0)  # type: ignore[arg-type]
+        return total + self._intercept
+
+    def probability(self, row: Mapping[str, Any]) -> float:
+        """Probability of the positive class, computed as Spark's LogisticRegressionModel does."""
+        try:
+            return 1.0 / (1.0 + math.exp(-self.margin(row)))
+        except OverflowError:  # margin below about -709
+            return 0.0
+
+    def label(self, probability: float) -> str:
+        # Spark's default threshold: positive only when strictly above 0.5.
+        return self.positive if probability > 0.5 else self.negative

@@ -18,13 +18,13 @@ import json
 import re
 import secrets
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from spark_jobs import storage
-from spark_jobs.errors import IntegrityError, JobError, RegistryError
+from spark_jobs.errors import IntegrityError, JobError, NoChampionError, RegistryError
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
@@ -89,6 +89,8 @@ def evaluate_gate(
 class Registry:
     root: str
     model: str
+    # How reads reach storage: fsspec by default; the Lambda handler reads S3 with the runtime's boto3.
+    read: Callable[[str], bytes] = field(default=storage.read_bytes, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", storage.normalize(self.root))
@@ -158,17 +160,18 @@ class Registry:
         return storage.exists(storage.join(self.version_uri(version), MANIFEST))
 
     def manifest(self, version: str) -> dict[str, Any]:
-        uri = storage.join(self.version_uri(version), MANIFEST)
-        if not storage.exists(uri):
-            raise RegistryError(f"no complete version {version!r} in {self.base}")
-        return dict(json.loads(storage.read_bytes(uri)))
+        try:
+            data = self.read(storage.join(self.version_uri(version), MANIFEST))
+        except FileNotFoundError:
+            raise RegistryError(f"no complete version {version!r} in {self.base}") from None
+        return dict(json.loads(data))
 
     def read_verified(self, version: str, rel: str) -> bytes:
         """A version's file, after checking it against the manifest's sha256."""
         expected = self.manifest(version)["files"].get(rel)
         if expected is None:
             raise IntegrityError(f"{rel} is not listed in the manifest of version {version}")
-        data = storage.read_bytes(storage.join(self.version_uri(version), rel))
+        data = self.read(storage.join(self.version_uri(version), rel))
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected:
             raise IntegrityError(
@@ -180,19 +183,22 @@ class Registry:
         return dict(json.loads(self.read_verified(version, METRICS)))
 
     def champion(self) -> dict[str, Any] | None:
-        if not storage.exists(self.champion_uri):
+        try:
+            return dict(json.loads(self.read(self.champion_uri)))
+        except FileNotFoundError:
             return None
-        return dict(json.loads(storage.read_bytes(self.champion_uri)))
+
+    def champion_version(self) -> str:
+        champ = self.champion()
+        if champ is None:
+            raise NoChampionError(f"no champion yet in {self.base}: train and promote a model first")
+        return str(champ["version"])
 
     def load_portable(self, version: str | None = None) -> Any:
         """The portable model of a version (the champion by default), checksum verified."""
         from spark_jobs.portable import PortableModel
 
-        if version is None:
-            champ = self.champion()
-            if champ is None:
-                raise RegistryError(f"no champion yet in {self.base}: train and promote a model first")
-            version = str(champ["version"])
+        version = self.champion_version() if version is None else version
         return PortableModel.from_bytes(self.read_verified(version, PORTABLE))
 
     # -- promotion ---------------------------------------------------------------------------
@@ -202,10 +208,16 @@ class Registry:
         metrics = self.metrics(version)
         champ = self.champion()
         if champ is not None and champ["version"] == version:
-            return {"version": version, "promoted": True, "reasons": ["already champion"]}
+            return {
+                "model": self.model,
+                "version": version,
+                "promoted": True,
+                "reasons": ["already champion"],
+            }
         champion_metrics = self.metrics(champ["version"]) if champ else None
         passed, reasons = evaluate_gate(metrics, gate, champion_metrics)
         decision = {
+            "model": self.model,
             "version": version,
             "promoted": passed,
             "reasons": reasons,

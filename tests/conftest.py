@@ -41,6 +41,78 @@ def bank_spec():
     return load_spec(str(SPEC))
 
 
+@pytest.fixture(scope="session")
+def spot_zip():
+    """The real spot-predictions Lambda package, built as a release builds it."""
+    from spark_jobs import lambda_package
+
+    return lambda_package.build()
+
+
 def train_args(input_path: object, root: object, *extra: str, spec: object = SPEC) -> list[str]:
     """Arguments of `python -m spark_jobs.train` for an input, a storage root and extra options."""
     return ["--input", str(input_path), "--spec", str(spec), "--storage-root", str(root), *extra]
+
+
+def bank_records(n: int, start: int = 0) -> list[dict]:
+    """Rows of bank.csv as the JSON records a caller sends: numbers as numbers, no target."""
+    import csv
+
+    from spark_jobs.spec import load_spec
+
+    spec = load_spec(str(SPEC))
+    with BANK.open(newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))[start : start + n]
+    return [
+        {
+            k: (int(v) if spec.columns[k].type == "integer" else v)
+            for k, v in row.items()
+            if k in spec.features
+        }
+        for row in rows
+    ]
+
+
+def handmade_version(root: object, version: str = "v1", promote: bool = True):
+    """A registry version of the bank model without Spark: every feature weighted by hand, the
+    categories those of bank.csv. Enough for serving tests; Spark equality is tested apart."""
+    import csv
+
+    from spark_jobs import storage
+    from spark_jobs.portable import FORMAT, FORMAT_VERSION
+    from spark_jobs.registry import METRICS, PORTABLE, Gate, Registry
+    from spark_jobs.registry import SPEC as SPEC_FILE
+    from spark_jobs.spec import load_spec
+
+    spec = load_spec(str(SPEC))
+    with BANK.open(newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dataset": spec.name,
+        "target": spec.target.model_dump(),
+        "numeric": [
+            {"name": n, "impute": 10.0 + i, "mean": 10.0 + i, "std": 5.0 + i, "weight": 0.1 * (i - 3)}
+            for i, n in enumerate(spec.numeric)
+        ],
+        "categorical": [
+            {
+                "name": n,
+                "categories": (cats := sorted({r[n] for r in rows})),
+                "weights": [0.05 * (j - len(cats) / 2) for j in range(len(cats))],
+            }
+            for n in spec.categorical
+        ],
+        "intercept": -1.5,
+    }
+    registry = Registry(str(root), spec.name)
+    with registry.staged(version) as staging:
+        storage.write_bytes(storage.join(staging, SPEC_FILE), storage.dump_json(spec.model_dump()))
+        storage.write_bytes(storage.join(staging, PORTABLE), storage.dump_json(doc))
+        metrics = {"roc_auc": 0.9, "pr_auc": 0.5, "f1": 0.4, "rows": {"test": 10}}
+        storage.write_bytes(storage.join(staging, METRICS), storage.dump_json(metrics))
+        registry.commit(version, {"created_at": "2026-11-24T00:00:00Z"})
+    if promote:
+        registry.promote(version, Gate())
+    return registry

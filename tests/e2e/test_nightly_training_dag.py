@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from scaling_platform.emr import ClusterSettings, job_flow_overrides
+from scaling_platform.lambda_release import DEFAULT_FUNCTION
 
-from local_cloud.airflow_offline import airflow_env, dags_test, migrate
+from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
 from local_cloud.server import client
 from local_cloud.validation import read_journal
@@ -26,13 +27,14 @@ ALL_TASKS = {
     "wait_for_training",
     "promote",
     "terminate_cluster",
+    "release_to_lambda",
 }
 
 
 @pytest.fixture(scope="module")
 def offline(tmp_path_factory):
     work = tmp_path_factory.mktemp("airflow")
-    with running_emulator(work, buckets=["logs"]) as endpoint:
+    with running_emulator(work, buckets=["logs"], roles=[LAMBDA_ROLE]) as endpoint:
         env = airflow_env(work / "home", endpoint, work / "storage", BANK, "logs")
         migrate(env)
         yield env, endpoint, work
@@ -61,6 +63,13 @@ def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
         r["operation"] for r in requests
     }
     assert [r for r in requests if r["error"]] == []
+    # The promoted model is live on the spot-predictions function, pinned to its version.
+    lam = client(endpoint, "lambda")
+    live = lam.get_alias(FunctionName=DEFAULT_FUNCTION, Name="live")["FunctionVersion"]
+    config = lam.get_function_configuration(FunctionName=DEFAULT_FUNCTION, Qualifier=live)
+    assert config["Environment"]["Variables"]["ML_MODEL_VERSION"] == "nightly-20261120"
+    answer = lam.invoke(FunctionName=DEFAULT_FUNCTION, Qualifier="live", Payload=b'{"records": []}')
+    assert answer["FunctionError"] == "Unhandled"  # a live function that checks its input
 
     # A re-run of the same night names the same version and does not train it twice.
     manifest = registry.manifest("nightly-20261120")
@@ -68,6 +77,8 @@ def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
     assert code == 0, output[-4000:]
     assert registry.versions() == ["nightly-20261120"]
     assert registry.manifest("nightly-20261120") == manifest
+    # ... nor publish a second Lambda version of the same model.
+    assert lam.get_alias(FunctionName=DEFAULT_FUNCTION, Name="live")["FunctionVersion"] == live
 
 
 @pytest.mark.parametrize(
@@ -101,6 +112,7 @@ def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champ
     assert output.count("--- tail of s3://logs/emr/") == 2
     assert "value(s) are not integers" in output
     assert states["promote"] == "upstream_failed"
+    assert states["release_to_lambda"] == "upstream_failed"
     assert states["terminate_cluster"] == "success"
     assert all(c["Status"]["State"] == "TERMINATED" for c in _clusters(endpoint))
     assert registry.champion() == champion_before
@@ -128,7 +140,9 @@ def test_an_existing_cluster_is_used_and_left_running(offline):
     code, output, states = dags_test(env, DAG_ID, {"existing_cluster_id": cluster_id}, "2026-11-23")
 
     assert code == 0, output[-4000:]
-    assert states == dict.fromkeys(ALL_TASKS, "success")
+    # bank.csv misses the default gate (ROC AUC 0.88): no promotion, so no Lambda release.
+    assert states == dict.fromkeys(ALL_TASKS, "success") | {"release_to_lambda": "skipped"}
+    assert "nightly-20261123 was not promoted: the function is unchanged" in output
     assert "Using the existing cluster" in output
     assert "was not created by this run: leaving it running" in output
     assert len(_clusters(endpoint)) == before

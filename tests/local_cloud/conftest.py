@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from local_cloud.airflow_offline import LAMBDA_ROLE
 from local_cloud.process import running_emulator
 
 
@@ -12,7 +13,7 @@ def emulator_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def emulator(emulator_dir):
-    with running_emulator(emulator_dir, buckets=["logs"]) as endpoint:
+    with running_emulator(emulator_dir, buckets=["logs"], roles=[LAMBDA_ROLE]) as endpoint:
         yield endpoint
 
 

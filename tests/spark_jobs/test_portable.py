@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator
 from spark_jobs import storage
 from spark_jobs.contract import inspect_input, read_checked
 from spark_jobs.features import TrainParams, build_pipeline, split, with_label, with_positive_probability
-from spark_jobs.portable import PortableModel, export_pipeline
+from spark_jobs.portable import PortableModel, Scorer, export_pipeline
 from tests.conftest import BANK, ROOT
 
 
@@ -29,7 +29,12 @@ def fitted(spark, bank_spec):
 def _spark_vs_portable(model, frame, portable, bank_spec):
     scored = with_positive_probability(model.transform(frame)).select(*bank_spec.features, "p_positive")
     rows = scored.toPandas()
-    return rows["p_positive"].to_numpy(), portable.predict_proba(rows)
+    spark_p, portable_p = rows["p_positive"].to_numpy(), portable.predict_proba(rows)
+    # The Lambda handler's scorer (plain Python, no numpy) gives the same numbers.
+    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    scorer = Scorer(portable.doc)
+    assert np.max(np.abs(spark_p - np.array([scorer.probability(r) for r in records]))) < 1e-9
+    return spark_p, portable_p
 
 
 @pytest.mark.slow
@@ -107,3 +112,12 @@ def _tiny_doc():
 def test_portable_formula_by_hand(record, margin):
     model = PortableModel.from_bytes(json.dumps(_tiny_doc()).encode())
     assert model.predict_proba([record])[0] == pytest.approx(1 / (1 + np.exp(-margin)), abs=1e-15)
+    if not isinstance(record["code"], int):  # the scorer takes checked records: categories as text
+        assert Scorer(_tiny_doc()).probability(record) == pytest.approx(1 / (1 + np.exp(-margin)), abs=1e-15)
+
+
+def test_scorer_labels_with_sparks_threshold_and_survives_extreme_margins():
+    scorer = Scorer(_tiny_doc())
+    assert scorer.label(0.5) == "no" and scorer.label(0.5000001) == "yes"
+    assert scorer.probability({"x": -1e6, "code": None}) == 0.0
+    assert scorer.probability({"x": 1e6, "code": None}) == 1.0

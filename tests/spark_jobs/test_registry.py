@@ -19,10 +19,10 @@ METRICS = {"roc_auc": 0.91, "pr_auc": 0.55, "f1": 0.45, "rows": {"test": 100}}
 def s3_endpoint():
     from local_cloud.server import client, serve
 
-    server, endpoint = serve(0, None)
-    client(endpoint, "s3").create_bucket(Bucket="registry")
-    yield endpoint
-    server.shutdown()
+    emulator = serve(0, None)
+    client(emulator.endpoint, "s3").create_bucket(Bucket="registry")
+    yield emulator.endpoint
+    emulator.shutdown()
 
 
 @pytest.fixture(params=["memory", "local", "s3"])

@@ -1,0 +1,12 @@
+# The spot-predictions function as a Lambda container image: `make lambda-image` (needs Docker).
+# The same locked, hash-checked requirements as the zip (`make lambda-zip`), on AWS's own base.
+FROM public.ecr.aws/lambda/python:3.11
+
+COPY build/lambda-requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --no-deps --require-hashes --only-binary=:all: \
+        --target "${LAMBDA_TASK_ROOT}" -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+COPY spark_jobs/*.py ${LAMBDA_TASK_ROOT}/spark_jobs/
+
+CMD ["spark_jobs.lambda_handler.handler"]

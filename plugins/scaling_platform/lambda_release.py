@@ -1,0 +1,146 @@
+"""Release a model version to the spot-predictions Lambda function: publish, check, then move the alias.
+
+The order is what makes a failed release harmless: the function's code and configuration are
+brought up to date, a new version is published (pinned to one model version by its
+environment), that version is invoked with a request whose answer is known, and only then does
+the alias (`live`) move to it. A failure at any step raises and leaves the alias where it was,
+so callers keep getting the old version's answers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_FUNCTION = "ml-scaling-spot-predictions"
+
+
+class ReleaseFailed(RuntimeError):
+    """The new version did not pass its check; the alias was not moved."""
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    name: str
+    role_arn: str
+    alias: str = "live"
+    memory_size: int = 512
+    timeout: int = 30
+
+
+def function_config(
+    settings: FunctionSettings, package: dict[str, str], env: dict[str, str]
+) -> dict[str, Any]:
+    """The configuration a release sets (CreateFunction / UpdateFunctionConfiguration fields)."""
+    return {
+        "FunctionName": settings.name,
+        "Role": settings.role_arn,
+        "Runtime": package["runtime"],
+        "Handler": package["handler"],
+        "MemorySize": settings.memory_size,
+        "Timeout": settings.timeout,
+        "Environment": {"Variables": env},
+    }
+
+
+def model_environment(storage_root: str, model: str, version: str) -> dict[str, str]:
+    return {"ML_STORAGE_ROOT": storage_root, "ML_MODEL_NAME": model, "ML_MODEL_VERSION": version}
+
+
+def code_location(zip_uri: str) -> dict[str, Any]:
+    """Where Lambda takes the code from: the object on S3, or the zip's bytes for a local root."""
+    if zip_uri.startswith("s3://"):
+        bucket, _, key = zip_uri.removeprefix("s3://").partition("/")
+        return {"S3Bucket": bucket, "S3Key": key}
+    with open(zip_uri, "rb") as fh:
+        return {"ZipFile": fh.read()}
+
+
+def release(
+    client: Any,
+    settings: FunctionSettings,
+    package: dict[str, str],
+    env: dict[str, str],
+    smoke: dict[str, Any],
+) -> dict[str, Any]:
+    """Bring the function to `package` and `env`, publish, check with `smoke`, move the alias."""
+    config = function_config(settings, package, env)
+    current = _configuration(client, settings.name)
+    if current is None:
+        client.create_function(**config, Code=code_location(package["zip_uri"]), Publish=False)
+        client.get_waiter("function_active_v2").wait(FunctionName=settings.name)
+    else:
+        if current["CodeSha256"] != package["code_sha256"]:
+            client.update_function_code(FunctionName=settings.name, **code_location(package["zip_uri"]))
+            client.get_waiter("function_updated_v2").wait(FunctionName=settings.name)
+        if _differs(current, config):
+            client.update_function_configuration(**config)
+            client.get_waiter("function_updated_v2").wait(FunctionName=settings.name)
+    # CodeSha256 makes the publish fail if someone else changed the code in between.
+    version = client.publish_version(
+        FunctionName=settings.name,
+        CodeSha256=package["code_sha256"],
+        Description=f"model {env['ML_MODEL_VERSION']}",
+    )["Version"]
+    client.get_waiter("published_version_active").wait(FunctionName=settings.name, Qualifier=version)
+    check_version(client, settings.name, version, smoke)
+    previous = _alias_version(client, settings.name, settings.alias)
+    if previous is None:
+        client.create_alias(FunctionName=settings.name, Name=settings.alias, FunctionVersion=version)
+    elif previous != version:
+        client.update_alias(FunctionName=settings.name, Name=settings.alias, FunctionVersion=version)
+    return {
+        "function": settings.name,
+        "alias": settings.alias,
+        "version": version,
+        "previous_version": previous,
+        "model_version": env["ML_MODEL_VERSION"],
+    }
+
+
+def check_version(client: Any, name: str, version: str, smoke: dict[str, Any]) -> None:
+    """Invoke the new version with a known request; its answer must be the expected one."""
+    response = client.invoke(FunctionName=name, Qualifier=version, Payload=json.dumps(smoke["event"]))
+    body = response["Payload"].read().decode()
+    if response.get("FunctionError"):
+        raise ReleaseFailed(f"{name}:{version} failed its check, the alias was not moved: {body[:2000]}")
+    answer, expected = json.loads(body), smoke["expected"]
+    got = [p["probability"] for p in answer.get("predictions", [])]
+    want = [p["probability"] for p in expected["predictions"]]
+    if (
+        answer.get("model_version") != expected["model_version"]
+        or len(got) != len(want)
+        or not all(math.isclose(a, b, rel_tol=0, abs_tol=1e-9) for a, b in zip(got, want, strict=False))
+    ):
+        raise ReleaseFailed(
+            f"{name}:{version} answered {body[:1000]} but {json.dumps(expected)[:1000]} was expected; "
+            "the alias was not moved"
+        )
+
+
+def _configuration(client: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(client.get_function_configuration(FunctionName=name))
+    except client.exceptions.ResourceNotFoundException:
+        return None
+
+
+def _alias_version(client: Any, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_alias(FunctionName=name, Name=alias)["FunctionVersion"])
+    except client.exceptions.ResourceNotFoundException:
+        return None
+
+
+def _differs(current: dict[str, Any], config: dict[str, Any]) -> bool:
+    now = {
+        "Role": current.get("Role"),
+        "Runtime": current.get("Runtime"),
+        "Handler": current.get("Handler"),
+        "MemorySize": current.get("MemorySize"),
+        "Timeout": current.get("Timeout"),
+        "Environment": {"Variables": current.get("Environment", {}).get("Variables", {})},
+    }
+    return any(now[key] != config[key] for key in now)

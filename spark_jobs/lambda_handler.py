@@ -1,0 +1,120 @@
+"""AWS Lambda handler for spot predictions: `spark_jobs.lambda_handler.handler`.
+
+Configuration (function environment):
+  ML_STORAGE_ROOT   storage root of the model registry (s3://bucket/prefix, or a local folder offline)
+  ML_MODEL_NAME     model (dataset spec) name, e.g. bank-marketing
+  ML_MODEL_VERSION  registry version to serve; set by each release so a Lambda version pins one
+                    model version (empty: the champion when the container starts)
+
+Events:
+  {"records": [{...}, ...]}                  predictions in the response
+  {"records_uri": URI, "output_uri": URI}    a larger batch: records (JSON array or JSON Lines)
+                                             read from storage, predictions written as JSON Lines
+  an API Gateway proxy event (REST or HTTP API) whose body is {"records": [...]}
+
+Bad input raises InvalidInputError, so a direct invoke reports a FunctionError naming it; through
+API Gateway it is a 400 (no champion: 503) with {"error", "type"}. Anything else is raised, never
+returned as a success.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from spark_jobs.errors import InvalidInputError, NoChampionError
+from spark_jobs.registry import Registry
+from spark_jobs.serving import Predictor, parse_records_file, read_object, to_json_lines, write_object
+
+log = logging.getLogger("spot_predictions")
+log.setLevel(logging.INFO)
+
+_PREDICTOR: Predictor | None = None
+
+
+def predictor() -> Predictor:
+    """The model this container serves, loaded on first use and kept for the container's life."""
+    global _PREDICTOR
+    if _PREDICTOR is None:
+        started = time.perf_counter()
+        registry = Registry(_setting("ML_STORAGE_ROOT"), _setting("ML_MODEL_NAME"), read=read_object)
+        _PREDICTOR = Predictor.load(registry, os.environ.get("ML_MODEL_VERSION") or None)
+        log.info(
+            "loaded %s version %s in %.0f ms",
+            _PREDICTOR.model,
+            _PREDICTOR.version,
+            (time.perf_counter() - started) * 1000,
+        )
+    return _PREDICTOR
+
+
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    if _is_api_gateway(event):
+        return _api_gateway(event)
+    return _direct(event)
+
+
+def _direct(event: Any) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise InvalidInputError(f"the event must be a JSON object, got {type(event).__name__}")
+    keys = set(event)
+    if keys == {"records"}:
+        result = predictor().predict(event["records"])
+        log.info("scored %d record(s) with %s", result["count"], result["model_version"])
+        return result
+    if keys == {"records_uri", "output_uri"}:
+        return _batch(str(event["records_uri"]), str(event["output_uri"]))
+    raise InvalidInputError(
+        'the event must be {"records": [...]} or {"records_uri": ..., "output_uri": ...}; '
+        f"got the key(s) {sorted(keys)}"
+    )
+
+
+def _batch(records_uri: str, output_uri: str) -> dict[str, Any]:
+    try:
+        data = read_object(records_uri)
+    except FileNotFoundError:
+        raise InvalidInputError(f"records_uri {records_uri} does not exist") from None
+    result = predictor().predict(parse_records_file(data, records_uri))
+    write_object(output_uri, to_json_lines(result.pop("predictions")))
+    log.info("scored %d record(s) from %s into %s", result["count"], records_uri, output_uri)
+    return result | {"output_uri": output_uri}
+
+
+def _is_api_gateway(event: Any) -> bool:
+    return (
+        isinstance(event, dict) and "body" in event and ("httpMethod" in event or "requestContext" in event)
+    )
+
+
+def _api_gateway(event: dict[str, Any]) -> dict[str, Any]:
+    try:
+        body = event.get("body") or ""
+        if event.get("isBase64Encoded"):
+            body = base64.b64decode(body).decode("utf-8")
+        try:
+            request = json.loads(body)
+        except ValueError:
+            raise InvalidInputError('the request body must be JSON: {"records": [...]}') from None
+        if not isinstance(request, dict) or set(request) != {"records"}:
+            raise InvalidInputError('the request body must be a JSON object {"records": [...]}')
+        return _http(200, predictor().predict(request["records"]))
+    except InvalidInputError as exc:
+        return _http(400, {"error": str(exc), "type": type(exc).__name__})
+    except NoChampionError as exc:
+        return _http(503, {"error": str(exc), "type": type(exc).__name__})
+
+
+def _http(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+def _setting(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"the function's environment has no {name}: set it in the function configuration")
+    return value

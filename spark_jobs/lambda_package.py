@@ -1,0 +1,106 @@
+"""The Lambda deployment package: `python -m spark_jobs.lambda_package [--out FILE | --storage-root URI]`.
+
+A zip of the job package plus the `lambda` dependency group (pydantic, PyYAML, fsspec) at the
+lock's versions and hashes, as wheels for Lambda's platform (Amazon Linux 2, x86_64, Python 3.11),
+whatever machine builds it. The same lock and sources give the same bytes, so Lambda's
+CodeSha256 tells whether a function already runs this code. The container image
+(docker/lambda.Dockerfile) installs the same requirements (`--requirements FILE` writes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from spark_jobs import environment, package, storage
+from spark_jobs.errors import JobError
+
+HANDLER = "spark_jobs.lambda_handler.handler"
+RUNTIME = "python3.11"
+GROUP = "lambda"
+# Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26): manylinux2014 wheels run there.
+PLATFORM = "x86_64-manylinux2014"
+
+
+def digest() -> str:
+    """Names a package without building it: lock, job sources and this builder."""
+    parts = [
+        (environment.PROJECT / "uv.lock").read_bytes(),
+        package.source_digest(package.source_files()).encode(),
+        Path(__file__).read_bytes(),
+        PLATFORM.encode(),
+    ]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+def build() -> bytes:
+    """The zip's bytes: dependencies for Lambda's platform, then the job sources."""
+    with tempfile.TemporaryDirectory(prefix="lambda-") as tmp:
+        target = Path(tmp) / "package"
+        environment.install(environment.requirements(group=GROUP), PLATFORM, ["--target", str(target)])
+        files = {
+            path.relative_to(target).as_posix(): path.read_bytes()
+            for path in sorted(target.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts and _kept(path.relative_to(target))
+        }
+    return package.build_zip(files | package.source_files())
+
+
+def _kept(rel: Path) -> bool:
+    # Console scripts name the build folder in their shebangs; uv's .lock is its own bookkeeping.
+    return rel.parts[0] not in ("bin", ".lock")
+
+
+def code_sha256(data: bytes) -> str:
+    """How Lambda reports a package's checksum (CodeSha256): base64 of the sha256 digest."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def ship(storage_root: str) -> dict[str, str]:
+    """Build and upload the zip once per digest; return its URI and Lambda-style checksum."""
+    uri = storage.join(storage.normalize(storage_root), "lambda", digest(), "spot-predictions.zip")
+    if storage.exists(uri):  # written whole, so its presence means complete
+        data = storage.read_bytes(uri)
+    else:
+        data = build()
+        storage.write_bytes(uri, data)
+    return {"zip_uri": uri, "code_sha256": code_sha256(data), "handler": HANDLER, "runtime": RUNTIME}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m spark_jobs.lambda_package", description=__doc__.split("\n")[0]
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="write the zip here")
+    where.add_argument("--storage-root", help="upload under <root>/lambda/<digest>/ and print its URI")
+    where.add_argument(
+        "--requirements", type=Path, help="write the locked requirements (for docker/lambda.Dockerfile)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.requirements:
+            args.requirements.parent.mkdir(parents=True, exist_ok=True)
+            args.requirements.write_text(environment.requirements(group=GROUP))
+            print(json.dumps({"requirements": str(args.requirements)}))
+        elif args.out:
+            data = build()
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_bytes(data)
+            print(json.dumps({"zip": str(args.out), "bytes": len(data), "code_sha256": code_sha256(data)}))
+        else:
+            print(json.dumps(ship(args.storage_root)))
+    except (JobError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

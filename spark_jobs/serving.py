@@ -1,0 +1,197 @@
+"""Spot predictions from a registered model: record checks against the dataset spec, then scoring.
+
+Nothing on this path imports Spark, pandas, numpy or scikit-learn: the Lambda handler loads in a
+fraction of a second and its package holds only pydantic, PyYAML and fsspec.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from spark_jobs import storage
+from spark_jobs.errors import InvalidInputError
+from spark_jobs.portable import Scorer
+from spark_jobs.registry import PORTABLE, SPEC, Registry
+from spark_jobs.spec import DatasetSpec
+
+MAX_REPORTED_ERRORS = 20
+_JSON_TYPE = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}
+
+
+def json_type(value: Any) -> str:
+    return "null" if value is None else _JSON_TYPE.get(type(value), type(value).__name__)
+
+
+def check_value(spec: DatasetSpec, name: str, value: Any) -> str | None:
+    """What is wrong with one feature value, or None if the model can take it."""
+    column = spec.columns[name]
+    if value is None:
+        if spec.max_null_ratio(name) > 0:
+            return None
+        return "is null, and the model was trained on data with no nulls in this column"
+    if column.type == "string":
+        # Unknown categories are fine (they score as Spark scores them); other types are not.
+        return None if isinstance(value, str) else f"expected a string, got {json_type(value)} {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return f"expected a number, got {json_type(value)} {value!r}"
+    if column.type in ("integer", "long") and not float(value).is_integer():
+        return f"expected a whole number, got {value!r}"
+    if column.min is not None and value < column.min:
+        return f"{value!r} is below the minimum {column.min:g}"
+    if column.max is not None and value > column.max:
+        return f"{value!r} is above the maximum {column.max:g}"
+    return None
+
+
+def check_records(spec: DatasetSpec, records: Any) -> None:
+    """Raise InvalidInputError naming every bad record and field (up to a limit); fields that are
+    not features (an id, the target) are allowed and ignored."""
+    if not isinstance(records, list) or not records:
+        raise InvalidInputError(f"'records' must be a non-empty array of objects, got {_describe(records)}")
+    problems: list[str] = []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            problems.append(f"record {i}: expected an object, got {json_type(record)}")
+            continue
+        for name in spec.features:
+            if name not in record:
+                problems.append(f"record {i}: missing field {name!r}")
+            elif (problem := check_value(spec, name, record[name])) is not None:
+                problems.append(f"record {i}: {name}: {problem}")
+    if problems:
+        shown = problems[:MAX_REPORTED_ERRORS]
+        more = len(problems) - len(shown)
+        raise InvalidInputError(
+            f"{len(problems)} problem(s) in the records: "
+            + "; ".join(shown)
+            + (f"; and {more} more" if more else "")
+        )
+
+
+def _describe(value: Any) -> str:
+    return "an empty array" if value == [] else json_type(value)
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """One model version, loaded once (checksums verified) and used for many requests."""
+
+    model: str
+    version: str
+    spec: DatasetSpec
+    scorer: Scorer
+
+    @classmethod
+    def load(cls, registry: Registry, version: str | None = None) -> Predictor:
+        """A version (the champion by default) with the spec it was trained on."""
+        version = registry.champion_version() if version is None else version
+        spec = DatasetSpec.model_validate(json.loads(registry.read_verified(version, SPEC)))
+        scorer = Scorer(json.loads(registry.read_verified(version, PORTABLE)))
+        return cls(model=registry.model, version=version, spec=spec, scorer=scorer)
+
+    def predict(self, records: Any) -> dict[str, Any]:
+        check_records(self.spec, records)
+        predictions = []
+        for record in records:
+            p = self.scorer.probability(record)
+            predictions.append({"label": self.scorer.label(p), "probability": p})
+        return {"model": self.model, "model_version": self.version, "count": len(predictions)} | {
+            "predictions": predictions
+        }
+
+
+def parse_records_file(data: bytes, uri: str) -> list[Any]:
+    """Records from a JSON array or JSON Lines file."""
+    text = data.decode("utf-8")
+    try:
+        if text.lstrip().startswith("["):
+            return list(json.loads(text))
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as exc:
+        raise InvalidInputError(f"{uri} is neither a JSON array nor JSON Lines: {exc}") from None
+
+
+def to_json_lines(rows: Sequence[Any]) -> bytes:
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
+def read_object(uri: str) -> bytes:
+    """Read a storage URI; S3 through boto3 (in every Lambda runtime), anything else through fsspec."""
+    if not uri.startswith("s3://"):
+        return storage.read_bytes(uri)
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    client = _s3()
+    try:
+        return bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except client.exceptions.NoSuchKey:
+        raise FileNotFoundError(uri) from None
+
+
+def write_object(uri: str, data: bytes) -> None:
+    if not uri.startswith("s3://"):
+        storage.write_bytes(uri, data)
+        return
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    _s3().put_object(Bucket=bucket, Key=key, Body=data)
+
+
+_S3_CLIENT: Any = None
+
+
+def _s3() -> Any:
+    global _S3_CLIENT
+    if _S3_CLIENT is None:
+        import boto3
+
+        _S3_CLIENT = boto3.client("s3")
+    return _S3_CLIENT
+
+
+def example_record(spec: DatasetSpec, scorer: Scorer) -> dict[str, Any]:
+    """A valid record built from the model itself: each numeric feature at its training mean
+    (whole and within range where the spec says), each categorical at its first category."""
+    record: dict[str, Any] = {}
+    for col in scorer.doc["numeric"]:
+        column = spec.columns[col["name"]]
+        value: float = col["mean"]
+        if column.min is not None:
+            value = max(value, column.min)
+        if column.max is not None:
+            value = min(value, column.max)
+        record[col["name"]] = round(value) if column.type in ("integer", "long") else value
+    for col in scorer.doc["categorical"]:
+        record[col["name"]] = col["categories"][0] if col["categories"] else ""
+    return record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m spark_jobs.serving smoke --storage-root URI --model NAME --version V` prints a
+    request for that version and the answer it must give: a release checks a new Lambda
+    version with it before moving the alias."""
+    import argparse
+    import sys
+
+    from spark_jobs.errors import JobError
+
+    parser = argparse.ArgumentParser(prog="python -m spark_jobs.serving", description=main.__doc__)
+    parser.add_argument("command", choices=["smoke"])
+    parser.add_argument("--storage-root", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--version", required=True)
+    args = parser.parse_args(argv)
+    try:
+        predictor = Predictor.load(Registry(args.storage_root, args.model), args.version)
+    except JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    event = {"records": [example_record(predictor.spec, predictor.scorer)]}
+    print(json.dumps({"event": event, "expected": predictor.predict(event["records"])}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The Lambda package: complete for Lambda's platform, nothing heavy, the same bytes every build."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+import zipfile
+
+from spark_jobs import lambda_package
+from tests.conftest import ROOT
+
+
+def test_the_zip_holds_the_handler_and_its_locked_dependencies_for_lambdas_platform(spot_zip):
+    names = zipfile.ZipFile(io.BytesIO(spot_zip)).namelist()
+    assert "spark_jobs/lambda_handler.py" in names
+    tops = {n.split("/")[0] for n in names}
+    assert {"pydantic", "pydantic_core", "yaml", "fsspec"} <= tops
+    assert not tops & {"pyspark", "pandas", "numpy", "sklearn", "pyarrow", "s3fs", "bin"}
+    # Compiled modules for x86_64 Linux, CPython 3.11 (what the python3.11 runtime runs).
+    compiled = [n for n in names if n.endswith(".so")]
+    assert compiled and all("cpython-311-x86_64-linux-gnu" in n for n in compiled)
+    assert len(spot_zip) < 10 * 1024 * 1024  # Lambda takes 50 MB zipped, 250 MB unzipped
+
+
+def test_the_same_sources_and_lock_give_the_same_bytes(spot_zip):
+    again = lambda_package.build()
+    assert lambda_package.code_sha256(again) == lambda_package.code_sha256(spot_zip)
+
+
+def test_the_handler_imports_from_the_zip_alone(spot_zip, tmp_path):
+    zipfile.ZipFile(io.BytesIO(spot_zip)).extractall(tmp_path)
+    # -I -S: no site-packages, no project folder; only the zip's contents and the standard library.
+    code = f"import sys; sys.path[:0] = [{str(tmp_path)!r}]; import spark_jobs.lambda_handler; print('ok')"
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_container_image_uses_lambdas_base_and_the_same_handler(tmp_path):
+    dockerfile = (ROOT / "docker" / "lambda.Dockerfile").read_text()
+    assert re.search(r"^FROM public\.ecr\.aws/lambda/python:3\.11$", dockerfile, re.M)
+    assert f'CMD ["{lambda_package.HANDLER}"]' in dockerfile
+    assert "--require-hashes" in dockerfile
+    # What the image copies exists, once `make lambda-image` has written the requirements.
+    reqs = tmp_path / "lambda-requirements.txt"
+    assert lambda_package.main(["--requirements", str(reqs)]) == 0
+    assert re.search(r"^pydantic==", reqs.read_text(), re.M) and "--hash=sha256:" in reqs.read_text()
+    assert "pyspark" not in reqs.read_text()
+    assert list((ROOT / "spark_jobs").glob("*.py"))
