@@ -42,6 +42,27 @@ def bank_spec():
 
 
 @pytest.fixture(scope="session")
+def s3_endpoint():
+    """The emulator's S3 on a thread, with a bucket `registry`."""
+    from local_cloud.server import client, serve
+
+    emulator = serve(0, None)
+    client(emulator.endpoint, "s3").create_bucket(Bucket="registry")
+    yield emulator.endpoint
+    emulator.shutdown()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint, monkeypatch):
+    """SDK settings (boto3 and s3fs alike) that reach the emulator's S3."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return s3_endpoint
+
+
+@pytest.fixture(scope="session")
 def spot_zip():
     """The real spot-predictions Lambda package, built as a release builds it."""
     from spark_jobs import lambda_package

@@ -180,3 +180,24 @@ def test_the_handler_imports_neither_spark_nor_the_numeric_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_an_s3_root_is_read_and_written_with_the_runtimes_boto3(s3_env, monkeypatch):
+    from spark_jobs import serving
+
+    root = "s3://registry/served"
+    handmade_version(root)  # written with s3fs, as training writes
+    monkeypatch.setattr(serving, "_S3_CLIENT", None)
+    monkeypatch.setattr(lambda_handler, "_PREDICTOR", None)
+    monkeypatch.setenv("ML_STORAGE_ROOT", root)
+    monkeypatch.setenv("ML_MODEL_NAME", "bank-marketing")
+    serving.write_object(
+        f"{root}/inbox/in.jsonl", "".join(json.dumps(r) + "\n" for r in bank_records(4)).encode()
+    )
+    result = lambda_handler.handler(
+        {"records_uri": f"{root}/inbox/in.jsonl", "output_uri": f"{root}/out.jsonl"}
+    )
+    assert result["count"] == 4 and result["model_version"] == "v1"
+    assert len(serving.read_object(f"{root}/out.jsonl").splitlines()) == 4
+    with pytest.raises(FileNotFoundError):
+        serving.read_object(f"{root}/nothing-here")

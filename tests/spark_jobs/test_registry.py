@@ -15,23 +15,10 @@ from spark_jobs.registry import Gate, Registry, evaluate_gate, gate_from
 METRICS = {"roc_auc": 0.91, "pr_auc": 0.55, "f1": 0.45, "rows": {"test": 100}}
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from local_cloud.server import client, serve
-
-    emulator = serve(0, None)
-    client(emulator.endpoint, "s3").create_bucket(Bucket="registry")
-    yield emulator.endpoint
-    emulator.shutdown()
-
-
 @pytest.fixture(params=["memory", "local", "s3"])
 def registry(request, tmp_path, monkeypatch):
     if request.param == "s3":
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", request.getfixturevalue("s3_endpoint"))
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        request.getfixturevalue("s3_env")
         return Registry(f"s3://registry/{uuid.uuid4().hex}", "demo")
     root = f"memory://reg-{uuid.uuid4().hex}" if request.param == "memory" else str(tmp_path / "root")
     return Registry(root, "demo")
