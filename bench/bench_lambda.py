@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from tests.conftest import bank_records, handmade_version  # noqa: E402
+from tests.conftest import bank_records, function_request, handmade_version  # noqa: E402
 
 COLD_RUNS = 7
 WARM_CALLS = {1: 2000, 1000: 50}
@@ -67,21 +67,14 @@ def warm(n: int, calls: int) -> dict[str, float]:
 
 def emulator_roundtrip(root: str, spot_zip: bytes) -> float:
     from local_cloud.airflow_offline import LAMBDA_ROLE
-    from local_cloud.server import client, role_arn, serve
-    from spark_jobs.lambda_package import HANDLER
+    from local_cloud.server import client, serve
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     emulator = serve(0, None, roles=[LAMBDA_ROLE])
     try:
         lam = client(emulator.endpoint, "lambda")
-        lam.create_function(
-            FunctionName="bench",
-            Runtime="python3.11",
-            Role=role_arn(LAMBDA_ROLE),
-            Handler=HANDLER,
-            Code={"ZipFile": spot_zip},
-            Environment={"Variables": {"ML_STORAGE_ROOT": root, "ML_MODEL_NAME": "bank-marketing"}},
-        )
+        env = {"ML_STORAGE_ROOT": root, "ML_MODEL_NAME": "bank-marketing"}
+        lam.create_function(**function_request(spot_zip, env, name="bench"))
         payload = json.dumps({"records": bank_records(1)})
         lam.invoke(FunctionName="bench", Payload=payload)
         times = []

@@ -32,7 +32,7 @@ from scaling_platform.emr_operators import (
     IdempotentEmrAddStepsOperator,
 )
 from scaling_platform.jobs import run_job
-from scaling_platform.lambda_release import DEFAULT_FUNCTION, FunctionSettings, model_environment, release
+from scaling_platform.lambda_release import DEFAULT_FUNCTION, FunctionSettings, release_model
 
 TRAINING_TIMEOUT = 3 * 60 * 60  # seconds
 
@@ -157,14 +157,11 @@ with DAG(
         role = var["value"].get("ml_lambda_role_arn")
         if not role:
             raise AirflowSkipException("Variable ml_lambda_role_arn is not set: no function to release to")
-        root, model, version = cfg["storage_root"], decision["model"], decision["version"]
-        package = run_job("lambda_package", "--storage-root", root)
-        smoke = run_job("serving", "smoke", "--storage-root", root, "--model", model, "--version", version)
         settings = FunctionSettings(
             name=var["value"].get("ml_lambda_function", DEFAULT_FUNCTION), role_arn=role
         )
         client = LambdaHook(aws_conn_id="aws_default").conn
-        return release(client, settings, package, model_environment(root, model, version), smoke)
+        return release_model(client, settings, cfg["storage_root"], decision["model"], decision["version"])
 
     cfg = resolve()
     checked = validate_input(cfg)

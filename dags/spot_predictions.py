@@ -24,7 +24,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Param, task
 from scaling_platform.lambda_operators import SpotPredictionOperator
-from scaling_platform.lambda_release import DEFAULT_FUNCTION, FunctionSettings
+from scaling_platform.lambda_release import ALIAS, DEFAULT_FUNCTION
 
 # Two clients from the bank data (bank.csv rows 1 and 3): the trigger form shows the format.
 EXAMPLE_RECORDS = [
@@ -83,7 +83,7 @@ with DAG(
     SpotPredictionOperator(
         task_id="predict",
         function_name="{{ var.value.get('ml_lambda_function', '" + DEFAULT_FUNCTION + "') }}",
-        qualifier=FunctionSettings.alias,
+        qualifier=ALIAS,
         records="{{ params.records }}",
         records_uri="{{ params.records_uri }}",
         output_uri="{{ ti.xcom_pull(task_ids='locate')['output_uri'] }}",

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from local_cloud.process import ROOT
-from local_cloud.server import role_arn
+from local_cloud.server import CREDENTIALS, REGION, role_arn
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 # The execution role of the spot-predictions function: on AWS the platform team provisions it
@@ -27,11 +27,13 @@ def airflow_env(
     """What the Makefile exports: the same variables, pointed at temporary places."""
     connection = {
         "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        "login": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "password": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "extra": {"endpoint_url": endpoint, "region_name": REGION},
     }
-    return os.environ | {
+    return {
+        **os.environ,
+        **CREDENTIALS,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -42,9 +44,6 @@ def airflow_env(
         "AIRFLOW_VAR_ML_SPEC_URI": str(ROOT / "specs" / "bank_marketing.yaml"),
         "AIRFLOW_VAR_EMR_LOG_URI": f"s3://{log_bucket}/emr/",
         "AIRFLOW_VAR_ML_LAMBDA_ROLE_ARN": role_arn(LAMBDA_ROLE),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
         "SPARK_LOCAL_MASTER": "local[2]",
     }
 

@@ -74,7 +74,6 @@ class Outcome:
     error_type: str | None
     log: str
     duration_ms: float
-    init_ms: float | None = None
 
     @property
     def log_tail(self) -> str:
@@ -100,7 +99,7 @@ class Sandbox:
         self._events: queue.Queue[_Invocation] = queue.Queue()
         self._current: _Invocation | None = None
         self._init_error: bytes | None = None
-        self._initialised = False
+        self._invoked = False  # the first invocation is the cold one
         self._ready_at: float | None = None  # when the runtime first asked for an event: init done
         self._api = _RuntimeApi(self)
         threading.Thread(target=self._api.serve_forever, name="lambda-runtime-api", daemon=True).start()
@@ -128,7 +127,7 @@ class Sandbox:
         request_id = str(uuid.uuid4())
         started = time.monotonic()
         offset = self._log_path.stat().st_size
-        cold = not self._initialised
+        cold, self._invoked = not self._invoked, True
         inv = _Invocation(request_id, event, int(time.time() * 1000) + self.fn.timeout * 1000)
         self._current = inv
         self._events.put(inv)
@@ -151,17 +150,18 @@ class Sandbox:
                 inv.payload, inv.error_type = _error_payload("Sandbox.Timedout", message), "Unhandled"
                 break
         self._current = None
-        self._initialised = self._initialised or inv.error_type is None
         finished, ready = time.monotonic(), self._ready_at or started
         init_ms = (ready - self._started) * 1000 if cold else None
         duration = (finished - max(ready, started)) * 1000
-        text = self._log_path.read_bytes()[offset:].decode("utf-8", "replace")
+        with self._log_path.open("rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode("utf-8", "replace")
         report = f"REPORT RequestId: {request_id}\tDuration: {max(duration, 0):.2f} ms"
         report += f"\tMemory Size: {self.fn.memory_size} MB"
         if init_ms is not None:
             report += f"\tInit Duration: {init_ms:.2f} ms"
         log = f"START RequestId: {request_id} Version: {self.fn.version}\n{text}END RequestId: {request_id}\n"
-        return Outcome(inv.payload, inv.error_type, log + report + "\n", duration, init_ms)
+        return Outcome(inv.payload, inv.error_type, log + report + "\n", duration)
 
     @property
     def alive(self) -> bool:

@@ -30,6 +30,7 @@ from local_cloud.validation import RequestValidator
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 LOOPBACK = "127.0.0.1"
+# What every client of the emulator uses (moto takes any credentials): SDK environment variables.
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -49,8 +50,8 @@ def client(endpoint: str, service: str, **kwargs: Any) -> Any:
         service,
         endpoint_url=endpoint,
         region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         **kwargs,
     )
 

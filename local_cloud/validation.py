@@ -66,7 +66,10 @@ class RequestValidator:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
         if prefix in self._json:
-            checked: Checked | None = _check_json(self._json[prefix], operation, body)
+            model = self._json[prefix]
+            checked: Checked | None = Checked(
+                model.service_name, operation, _json_error(model, operation, body)
+            )
         else:
             assert routes is not None
             checked = routes.check(environ, body)
@@ -114,25 +117,25 @@ class RequestValidator:
             fh.write(json.dumps(entry) + "\n")
 
 
-def _check_json(model: ServiceModel, operation: str, body: bytes) -> Checked:
-    """The JSON-protocol request's operation, and botocore's report of what is wrong (or None)."""
-    name = model.service_name
-
-    def result(error: str | None) -> Checked:
-        return Checked(name, operation, error)
-
+def _json_error(model: ServiceModel, operation: str, body: bytes) -> str | None:
+    """What is wrong with a JSON-protocol request, or None."""
     try:
         shape = model.operation_model(operation).input_shape
     except OperationNotFoundError:
-        return result(f"unknown operation {operation!r}")
+        return f"unknown operation {operation!r}"
     try:
         params = json.loads(body or b"{}")
     except ValueError:
-        return result("the request body is not JSON")
+        return "the request body is not JSON"
     if shape is None:
-        return result(None if params == {} else "this operation takes no parameters")
+        return None if params == {} else "this operation takes no parameters"
+    return _validate(params, shape)
+
+
+def _validate(params: dict[str, Any], shape: Any) -> str | None:
+    """botocore's report of what is wrong with `params` for `shape`, or None."""
     report = ParamValidator().validate(params, shape)
-    return result(report.generate_report() if report.has_errors() else None)
+    return report.generate_report() if report.has_errors() else None
 
 
 class _RestRoutes:
@@ -187,8 +190,7 @@ def _rest_error(op: OperationModel, path_params: dict[str, str], environ: dict, 
         if not isinstance(doc, dict):
             return "the request body must be a JSON object"
         params.update(doc)
-    report = ParamValidator().validate(params, shape)
-    return report.generate_report() if report.has_errors() else None
+    return _validate(params, shape)
 
 
 def _scalar(type_name: str, value: str) -> Any:

@@ -362,22 +362,20 @@ def main(argv: list[str] | None = None) -> int:
     """
     import argparse
     import json
-    import sys
 
-    from spark_jobs.errors import JobError
+    from spark_jobs.errors import run_cli
     from spark_jobs.spec import load_spec
 
     parser = argparse.ArgumentParser(prog="python -m spark_jobs.contract", description=main.__doc__)
     parser.add_argument("--input", required=True)
     parser.add_argument("--spec", required=True)
     args = parser.parse_args(argv)
-    try:
+
+    def check() -> None:
         inp = inspect_input(args.input, load_spec(args.spec))
-    except JobError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(json.dumps({"uri": inp.uri, "files": len(inp.files), "fingerprint": inp.fingerprint}))
-    return 0
+        print(json.dumps({"uri": inp.uri, "files": len(inp.files), "fingerprint": inp.fingerprint}))
+
+    return run_cli(check)
 
 
 if __name__ == "__main__":

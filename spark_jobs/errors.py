@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
+
+def run_cli(action: Callable[[], object], also: tuple[type[Exception], ...] = ()) -> int:
+    """A CLI's exit code: 0 once `action` (which prints the CLI's answer) is done; a JobError, or
+    one of the `also` types, is printed as `error: ...` without a traceback."""
+    try:
+        action()
+    except JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except also as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
 
 class JobError(Exception):
     """Base class: the message alone tells the user what is wrong and where."""

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spark_jobs import environment, package, storage
-from spark_jobs.errors import JobError
+from spark_jobs.errors import run_cli
 
 HANDLER = "spark_jobs.lambda_handler.handler"
 RUNTIME = "python3.11"
@@ -29,11 +29,10 @@ PLATFORM = "x86_64-manylinux2014"
 
 
 def digest() -> str:
-    """Names a package without building it: lock, job sources and this builder."""
+    """Names a package without building it: lock, platform and job sources (this builder is one)."""
     parts = [
         (environment.PROJECT / "uv.lock").read_bytes(),
         package.source_digest(package.source_files()).encode(),
-        Path(__file__).read_bytes(),
         PLATFORM.encode(),
     ]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
@@ -63,14 +62,25 @@ def code_sha256(data: bytes) -> str:
 
 
 def ship(storage_root: str) -> dict[str, str]:
-    """Build and upload the zip once per digest; return its URI and Lambda-style checksum."""
-    uri = storage.join(storage.normalize(storage_root), "lambda", digest(), "spot-predictions.zip")
-    if storage.exists(uri):  # written whole, so its presence means complete
-        data = storage.read_bytes(uri)
-    else:
-        data = build()
-        storage.write_bytes(uri, data)
-    return {"zip_uri": uri, "code_sha256": code_sha256(data), "handler": HANDLER, "runtime": RUNTIME}
+    """Build and upload the zip once per digest; return its URI and Lambda-style checksum.
+
+    package.json, written after the zip, records the checksum: its presence means complete, and
+    a release learns the checksum without downloading the zip.
+    """
+    folder = storage.join(storage.normalize(storage_root), "lambda", digest())
+    record = storage.join(folder, "package.json")
+    if storage.exists(record):
+        return dict(json.loads(storage.read_bytes(record)))
+    data = build()
+    shipped = {
+        "zip_uri": storage.join(folder, "spot-predictions.zip"),
+        "code_sha256": code_sha256(data),
+        "handler": HANDLER,
+        "runtime": RUNTIME,
+    }
+    storage.write_bytes(shipped["zip_uri"], data)
+    storage.write_bytes(record, storage.dump_json(shipped))
+    return shipped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--requirements", type=Path, help="write the locked requirements (for docker/lambda.Dockerfile)"
     )
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> None:
         if args.requirements:
             args.requirements.parent.mkdir(parents=True, exist_ok=True)
             args.requirements.write_text(environment.requirements(group=GROUP))
@@ -96,10 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"zip": str(args.out), "bytes": len(data), "code_sha256": code_sha256(data)}))
         else:
             print(json.dumps(ship(args.storage_root)))
-    except (JobError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    return run_cli(command, also=(OSError,))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 
 import spark_jobs
 from spark_jobs import environment, storage
-from spark_jobs.errors import JobError
+from spark_jobs.errors import run_cli
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries get fixed times so equal code gives equal bytes
 
@@ -111,12 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where the nodes have bin/python3.11 (default: /usr, as on EMR 7)",
     )
     args = parser.parse_args(argv)
-    try:
-        print(json.dumps(ship(args.storage_root, environment.Target(args.platform, args.python_prefix))))
-    except (JobError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    target = environment.Target(args.platform, args.python_prefix)
+    return run_cli(lambda: print(json.dumps(ship(args.storage_root, target))), also=(OSError,))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,22 @@ def export_pipeline(model: Any, spec: Any) -> dict[str, Any]:
     }
 
 
+def checked_format(doc: Any) -> dict[str, Any]:
+    """`doc` if it is a portable model this code can read."""
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != FORMAT
+        or doc.get("format_version") != FORMAT_VERSION
+    ):
+        found = (
+            f"{doc.get('format')} v{doc.get('format_version')}"
+            if isinstance(doc, dict)
+            else type(doc).__name__
+        )
+        raise ValueError(f"not a portable model of format {FORMAT} v{FORMAT_VERSION}: {found}")
+    return doc
+
+
 @dataclass(frozen=True)
 class PortableModel:
     """A portable export and the scikit-learn estimator built from it."""
@@ -74,12 +90,7 @@ class PortableModel:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PortableModel:
-        doc = json.loads(data)
-        if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"not a portable model of format {FORMAT} v{FORMAT_VERSION}: "
-                f"{doc.get('format')} v{doc.get('format_version')}"
-            )
+        doc = checked_format(json.loads(data))
         return cls(doc=doc, estimator=to_sklearn(doc))
 
     @property
@@ -172,9 +183,7 @@ class Scorer:
     """
 
     def __init__(self, doc: Mapping[str, Any]):
-        if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"not a portable model of format {FORMAT} v{FORMAT_VERSION}")
-        self.doc = doc
+        self.doc = checked_format(doc)
         self._numeric = [(c["name"], c["impute"], c["mean"], c["std"], c["weight"]) for c in doc["numeric"]]
         # An unknown or missing category has no entry: all zeros, as Spark's dropLast bucket.
         self._categorical = [

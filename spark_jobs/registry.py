@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spark_jobs import storage
-from spark_jobs.errors import IntegrityError, JobError, NoChampionError, RegistryError
+from spark_jobs.errors import IntegrityError, JobError, NoChampionError, RegistryError, run_cli
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
@@ -166,9 +166,10 @@ class Registry:
             raise RegistryError(f"no complete version {version!r} in {self.base}") from None
         return dict(json.loads(data))
 
-    def read_verified(self, version: str, rel: str) -> bytes:
-        """A version's file, after checking it against the manifest's sha256."""
-        expected = self.manifest(version)["files"].get(rel)
+    def read_verified(self, version: str, rel: str, manifest: Mapping[str, Any] | None = None) -> bytes:
+        """A version's file, after checking it against the manifest's sha256 (pass the manifest
+        when reading several files of a version, to read it once)."""
+        expected = (manifest or self.manifest(version))["files"].get(rel)
         if expected is None:
             raise IntegrityError(f"{rel} is not listed in the manifest of version {version}")
         data = self.read(storage.join(self.version_uri(version), rel))
@@ -322,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.spec and not (args.model and args.command == "show"):
         parser.error("give --spec (or --model for show)")
-    try:
+
+    def command() -> None:
         spec = load_spec(args.spec) if args.spec else None
         registry = Registry(args.storage_root, spec.name if spec else args.model)
         if args.command == "show":
@@ -331,10 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert spec is not None
             gate = gate_from(spec.gate, args.min_metric, args.tolerance)
             print(json.dumps(registry.promote(args.version, gate), indent=1))
-    except JobError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+
+    return run_cli(command)
 
 
 if __name__ == "__main__":

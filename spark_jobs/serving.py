@@ -51,7 +51,8 @@ def check_records(spec: DatasetSpec, records: Any) -> None:
     """Raise InvalidInputError naming every bad record and field (up to a limit); fields that are
     not features (an id, the target) are allowed and ignored."""
     if not isinstance(records, list) or not records:
-        raise InvalidInputError(f"'records' must be a non-empty array of objects, got {_describe(records)}")
+        got = "an empty array" if records == [] else json_type(records)
+        raise InvalidInputError(f"'records' must be a non-empty array of objects, got {got}")
     problems: list[str] = []
     for i, record in enumerate(records):
         if not isinstance(record, dict):
@@ -72,10 +73,6 @@ def check_records(spec: DatasetSpec, records: Any) -> None:
         )
 
 
-def _describe(value: Any) -> str:
-    return "an empty array" if value == [] else json_type(value)
-
-
 @dataclass(frozen=True)
 class Predictor:
     """One model version, loaded once (checksums verified) and used for many requests."""
@@ -89,8 +86,9 @@ class Predictor:
     def load(cls, registry: Registry, version: str | None = None) -> Predictor:
         """A version (the champion by default) with the spec it was trained on."""
         version = registry.champion_version() if version is None else version
-        spec = DatasetSpec.model_validate(json.loads(registry.read_verified(version, SPEC)))
-        scorer = Scorer(json.loads(registry.read_verified(version, PORTABLE)))
+        manifest = registry.manifest(version)
+        spec = DatasetSpec.model_validate(json.loads(registry.read_verified(version, SPEC, manifest)))
+        scorer = Scorer(json.loads(registry.read_verified(version, PORTABLE, manifest)))
         return cls(model=registry.model, version=version, spec=spec, scorer=scorer)
 
     def predict(self, records: Any) -> dict[str, Any]:
@@ -173,9 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     request for that version and the answer it must give: a release checks a new Lambda
     version with it before moving the alias."""
     import argparse
-    import sys
 
-    from spark_jobs.errors import JobError
+    from spark_jobs.errors import run_cli
 
     parser = argparse.ArgumentParser(prog="python -m spark_jobs.serving", description=main.__doc__)
     parser.add_argument("command", choices=["smoke"])
@@ -183,14 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--version", required=True)
     args = parser.parse_args(argv)
-    try:
+
+    def smoke() -> None:
         predictor = Predictor.load(Registry(args.storage_root, args.model), args.version)
-    except JobError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    event = {"records": [example_record(predictor.spec, predictor.scorer)]}
-    print(json.dumps({"event": event, "expected": predictor.predict(event["records"])}))
-    return 0
+        event = {"records": [example_record(predictor.spec, predictor.scorer)]}
+        print(json.dumps({"event": event, "expected": predictor.predict(event["records"])}))
+
+    return run_cli(smoke)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 import spark_jobs
 from spark_jobs import storage
 from spark_jobs.contract import inspect_input, read_checked
-from spark_jobs.errors import DataContractError, JobError
+from spark_jobs.errors import DataContractError, JobError, run_cli
 from spark_jobs.features import LABEL, P_POSITIVE, TrainParams, build_pipeline, split, with_label
 from spark_jobs.package import code_version
 from spark_jobs.registry import (
@@ -73,17 +73,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
+
+    def train() -> None:
         result = run(args)
-    except JobError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(
-        summary(result)
-        if "metrics" in result
-        else f"version {result['version']} is already complete: {result['uri']}"
-    )
-    return 0
+        done = "metrics" in result
+        print(
+            summary(result) if done else f"version {result['version']} is already complete: {result['uri']}"
+        )
+
+    return run_cli(train)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -55,10 +55,11 @@ def s3_endpoint():
 @pytest.fixture
 def s3_env(s3_endpoint, monkeypatch):
     """SDK settings (boto3 and s3fs alike) that reach the emulator's S3."""
+    from local_cloud.server import CREDENTIALS
+
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+    for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     return s3_endpoint
 
 
@@ -73,6 +74,25 @@ def spot_zip():
 def train_args(input_path: object, root: object, *extra: str, spec: object = SPEC) -> list[str]:
     """Arguments of `python -m spark_jobs.train` for an input, a storage root and extra options."""
     return ["--input", str(input_path), "--spec", str(spec), "--storage-root", str(root), *extra]
+
+
+def function_request(code: bytes, env: dict | None = None, **settings) -> dict:
+    """CreateFunction parameters for a zip, shaped as a release shapes them (unique name by
+    default); `settings` override FunctionSettings (timeout, memory_size) or the handler."""
+    import uuid
+
+    from scaling_platform.lambda_release import FunctionSettings, function_config
+
+    from local_cloud.airflow_offline import LAMBDA_ROLE
+    from local_cloud.server import role_arn
+    from spark_jobs.lambda_package import HANDLER, RUNTIME
+
+    handler = settings.pop("handler", HANDLER)
+    name = settings.pop("name", f"fn-{uuid.uuid4().hex[:8]}")
+    fn = FunctionSettings(name=name, role_arn=role_arn(LAMBDA_ROLE), **settings)
+    return function_config(fn, {"runtime": RUNTIME, "handler": handler}, env or {}) | {
+        "Code": {"ZipFile": code}
+    }
 
 
 def bank_records(n: int, start: int = 0) -> list[dict]:

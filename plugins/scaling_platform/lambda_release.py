@@ -14,7 +14,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from scaling_platform.jobs import run_job
+
 DEFAULT_FUNCTION = "ml-scaling-spot-predictions"
+# What spot_predictions invokes; a release moves it only after the new version's check.
+ALIAS = "live"
 
 
 class ReleaseFailed(RuntimeError):
@@ -25,7 +29,7 @@ class ReleaseFailed(RuntimeError):
 class FunctionSettings:
     name: str
     role_arn: str
-    alias: str = "live"
+    alias: str = ALIAS
     memory_size: int = 512
     timeout: int = 30
 
@@ -56,6 +60,18 @@ def code_location(zip_uri: str) -> dict[str, Any]:
         return {"S3Bucket": bucket, "S3Key": key}
     with open(zip_uri, "rb") as fh:
         return {"ZipFile": fh.read()}
+
+
+def release_model(
+    client: Any, settings: FunctionSettings, storage_root: str, model: str, version: str
+) -> dict:
+    """Release a registry version: ship the Lambda package, work out the check request and its
+    answer from the registry (both job CLIs), then `release`."""
+    package = run_job("lambda_package", "--storage-root", storage_root)
+    smoke = run_job(
+        "serving", "smoke", "--storage-root", storage_root, "--model", model, "--version", version
+    )
+    return release(client, settings, package, model_environment(storage_root, model, version), smoke)
 
 
 def release(

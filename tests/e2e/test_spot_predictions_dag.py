@@ -17,6 +17,7 @@ from scaling_platform.lambda_release import (
     ReleaseFailed,
     model_environment,
     release,
+    release_model,
 )
 
 from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
@@ -32,13 +33,7 @@ DAG_ID = "spot_predictions"
 VERSION = "spot-e2e-1"
 
 
-def _release(lam, root: str, version: str) -> dict:
-    package = lambda_package.ship(root)
-    smoke = run_job(
-        "serving", "smoke", "--storage-root", root, "--model", "bank-marketing", "--version", version
-    )
-    settings = FunctionSettings(name=DEFAULT_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
-    return release(lam, settings, package, model_environment(root, "bank-marketing", version), smoke)
+SETTINGS = FunctionSettings(name=DEFAULT_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +52,7 @@ def offline(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     with running_emulator(work, buckets=["logs"], roles=[LAMBDA_ROLE]) as endpoint:
         lam = client(endpoint, "lambda")
-        assert _release(lam, root, VERSION)["version"] == "1"
+        assert release_model(lam, SETTINGS, root, "bank-marketing", VERSION)["version"] == "1"
         env = airflow_env(work / "home", endpoint, work / "storage", BANK, "logs")
         migrate(env)
         yield env, lam, work
@@ -156,10 +151,9 @@ def test_a_release_whose_new_version_fails_its_check_leaves_the_alias(offline):
         "serving", "smoke", "--storage-root", root, "--model", "bank-marketing", "--version", VERSION
     )
     smoke["expected"]["model_version"] = "spot-e2e-2"
-    settings = FunctionSettings(name=DEFAULT_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
     env = model_environment(root, "bank-marketing", "spot-e2e-2")
     with pytest.raises(ReleaseFailed, match="failed its check, the alias was not moved.*is corrupt"):
-        release(lam, settings, lambda_package.ship(root), env, smoke)
+        release(lam, SETTINGS, lambda_package.ship(root), env, smoke)
 
     assert lam.get_alias(FunctionName=DEFAULT_FUNCTION, Name="live")["FunctionVersion"] == alias_before
     versions = [

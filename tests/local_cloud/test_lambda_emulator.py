@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import uuid
 import zipfile
 
 import botocore.config
@@ -14,10 +13,10 @@ from botocore.exceptions import ClientError
 
 from local_cloud.airflow_offline import LAMBDA_ROLE
 from local_cloud.process import running_emulator
-from local_cloud.server import client, role_arn
+from local_cloud.server import client
 from local_cloud.validation import read_journal
-from spark_jobs.lambda_package import HANDLER, code_sha256
-from tests.conftest import bank_records, handmade_version
+from spark_jobs.lambda_package import code_sha256
+from tests.conftest import bank_records, function_request, handmade_version
 
 NO_RETRIES = botocore.config.Config(retries={"total_max_attempts": 1}, read_timeout=120)
 
@@ -26,19 +25,8 @@ def _lambda(endpoint, **kwargs):
     return client(endpoint, "lambda", config=NO_RETRIES, **kwargs)
 
 
-def _create(lam, code: bytes, env: dict | None = None, handler: str = HANDLER, timeout: int = 30) -> str:
-    name = f"fn-{uuid.uuid4().hex[:8]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.11",
-        Role=role_arn(LAMBDA_ROLE),
-        Handler=handler,
-        Code={"ZipFile": code},
-        Timeout=timeout,
-        MemorySize=512,
-        Environment={"Variables": env or {}},
-    )
-    return name
+def _create(lam, code: bytes, env: dict | None = None, **settings) -> str:
+    return lam.create_function(**function_request(code, env, **settings))["FunctionName"]
 
 
 def _zip(source: str) -> bytes:
@@ -142,14 +130,7 @@ def test_a_function_past_its_timeout_is_stopped(emulator):
 def test_lambda_requests_are_validated_against_botocores_model(emulator, emulator_journal, spot_zip):
     loose = client(emulator, "lambda", config=botocore.config.Config(parameter_validation=False))
     with pytest.raises(ClientError) as info:
-        loose.create_function(
-            FunctionName="too-small",
-            Runtime="python3.11",
-            Role=role_arn(LAMBDA_ROLE),
-            Handler=HANDLER,
-            Code={"ZipFile": spot_zip},
-            MemorySize=1,  # Lambda's minimum is 128
-        )
+        loose.create_function(**function_request(spot_zip, memory_size=1))  # Lambda's minimum is 128
     assert info.value.response["Error"]["Code"] == "ValidationException"
     assert "MemorySize" in info.value.response["Error"]["Message"]
     invalid = [r for r in read_journal(emulator_journal) if r["error"]]
