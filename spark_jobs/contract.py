@@ -13,6 +13,8 @@ import csv
 import hashlib
 import io
 import posixpath
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,17 +39,28 @@ class InputFiles:
     files: tuple[str, ...]
     fingerprint: str
     header: tuple[str, ...] | None  # CSV only
+    format: str = "csv"
 
 
-def inspect_input(uri: str, spec: DatasetSpec) -> InputFiles:
-    """Resolve and fingerprint the input; check what can be checked without Spark."""
+def inspect_input(
+    uri: str, spec: DatasetSpec, columns: Sequence[str] | None = None, fmt: str | None = None
+) -> InputFiles:
+    """Resolve and fingerprint the input; check what can be checked without Spark.
+
+    `columns` the input must have (default: all the spec's); `fmt` csv, parquet, or "auto" (Parquet
+    when every file ends in .parquet), by default the spec's format.
+    """
     uri = storage.normalize(uri)
     files = _resolve(uri)
     fingerprint = _fingerprint(files)
+    if fmt == "auto":
+        fmt = "parquet" if all(f.endswith(".parquet") for f in files) else "csv"
+    fmt = fmt or spec.format
     header = None
-    if spec.format == "csv":
-        header = _check_csv_head(files[0], spec, single_file=len(files) == 1)
-    return InputFiles(uri=uri, files=tuple(files), fingerprint=fingerprint, header=header)
+    if fmt == "csv":
+        required = list(spec.columns) if columns is None else list(columns)
+        header = _check_csv_head(files[0], spec, required, single_file=len(files) == 1)
+    return InputFiles(uri=uri, files=tuple(files), fingerprint=fingerprint, header=header, format=fmt)
 
 
 def _resolve(uri: str) -> list[str]:
@@ -98,14 +111,14 @@ def _fingerprint(files: list[str]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _check_csv_head(uri: str, spec: DatasetSpec, single_file: bool) -> tuple[str, ...]:
+def _check_csv_head(uri: str, spec: DatasetSpec, required: list[str], single_file: bool) -> tuple[str, ...]:
     lines = _head_lines(uri, spec.csv.encoding)
     if not lines:
         raise DataContractError(f"input {uri} is empty: expected a header line and data rows")
     header = _split(lines[0], spec.csv.delimiter, spec.csv.quote)
-    missing = [c for c in spec.columns if c not in header]
+    missing = [c for c in required if c not in header]
     if missing:
-        raise DataContractError(_missing_columns_message(uri, spec, header, missing, lines[0]))
+        raise DataContractError(_missing_columns_message(uri, spec, required, header, missing, lines[0]))
     if single_file and len(lines) < 2:
         raise DataContractError(f"input {uri} has a header but no data rows")
     return tuple(header)
@@ -134,10 +147,10 @@ def _split(line: str, delimiter: str, quote: str) -> list[str]:
 
 
 def _missing_columns_message(
-    uri: str, spec: DatasetSpec, header: list[str], missing: list[str], line: str
+    uri: str, spec: DatasetSpec, required: list[str], header: list[str], missing: list[str], line: str
 ) -> str:
     for other in _OTHER_DELIMITERS:
-        if other != spec.csv.delimiter and set(spec.columns) <= set(_split(line, other, spec.csv.quote)):
+        if other != spec.csv.delimiter and set(required) <= set(_split(line, other, spec.csv.quote)):
             return (
                 f"input {uri}: the header splits into {len(header)} column(s) with the spec's "
                 f"delimiter {spec.csv.delimiter!r}, but the file looks {other!r}-delimited; "
@@ -151,22 +164,14 @@ def _missing_columns_message(
 
 def read_checked(spark: Any, inp: InputFiles, spec: DatasetSpec) -> Any:
     """Read the input with Spark, enforce the contract, return a DataFrame typed as the spec says."""
-    from py4j.protocol import Py4JJavaError
-    from pyspark.errors import AnalysisException, IllegalArgumentException
-
-    try:
-        raw = _read_raw(spark, inp, spec).cache()
-        typed = raw.select(*[_cast(raw, name, col.type).alias(name) for name, col in spec.columns.items()])
+    with readable(inp):
+        raw = read_raw(spark, inp, spec, list(spec.columns)).cache()
+        typed = raw.select(*[cast_column(raw, n, c.type).alias(n) for n, c in spec.columns.items()])
         problems = _pass_problems(raw, inp, spec)
         if not problems:
             typed = typed.cache()
             problems = _value_problems(typed, spec)
         raw.unpersist()
-    except (AnalysisException, IllegalArgumentException, Py4JJavaError) as exc:
-        # Files Spark cannot read as the spec's format (a corrupt Parquet file, CSV parts whose
-        # headers differ): say which input and why, without a Java stack trace.
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise DataContractError(f"input {inp.uri} cannot be read as {spec.format}: {reason}") from None
     if problems:
         raise DataContractError(
             f"input {inp.uri} breaks the data contract of spec {spec.name!r}:\n  - " + "\n  - ".join(problems)
@@ -174,12 +179,29 @@ def read_checked(spark: Any, inp: InputFiles, spec: DatasetSpec) -> Any:
     return typed
 
 
-def _read_raw(spark: Any, inp: InputFiles, spec: DatasetSpec) -> Any:
+@contextmanager
+def readable(inp: InputFiles) -> Iterator[None]:
+    """Turn Spark's failure to read the input into a DataContractError naming the input."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import AnalysisException, IllegalArgumentException
+
+    try:
+        yield
+    except (AnalysisException, IllegalArgumentException, Py4JJavaError) as exc:
+        # Files Spark cannot read as their format (a corrupt Parquet file, CSV parts whose
+        # headers differ): say which input and why, without a Java stack trace.
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise DataContractError(f"input {inp.uri} cannot be read as {inp.format}: {reason}") from None
+
+
+def read_raw(spark: Any, inp: InputFiles, spec: DatasetSpec, columns: Sequence[str]) -> Any:
+    """The input as Spark reads it, before types are checked: CSV values all as text, with a
+    corrupt-record column for rows that do not split into the header's fields."""
     from pyspark.sql import types as T
 
-    if spec.format == "parquet":
+    if inp.format == "parquet":
         raw = spark.read.parquet(*[storage.spark_uri(f) for f in inp.files])
-        missing = [c for c in spec.columns if c not in raw.columns]
+        missing = [c for c in columns if c not in raw.columns]
         if missing:
             raise DataContractError(
                 f"input {inp.uri} is missing column(s) {', '.join(repr(c) for c in missing)} "
@@ -211,7 +233,8 @@ def _spark_type(type_name: str) -> str:
     return {"string": "string", "integer": "int", "long": "bigint", "double": "double"}[type_name]
 
 
-def _cast(raw: Any, name: str, type_name: str) -> Any:
+def cast_column(raw: Any, name: str, type_name: str) -> Any:
+    """Column `name` of a raw read as the spec's type; null where a value does not parse."""
     from pyspark.sql import functions as F
 
     column = F.col(name)
@@ -239,10 +262,10 @@ def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
     if CORRUPT in raw.columns:
         aggs.append(count(F.col(CORRUPT).isNotNull()).alias("corrupt"))
     for i, (name, col) in enumerate(spec.columns.items()):
-        raw_col, cast_col = F.col(name), _cast(raw, name, col.type)
+        raw_col, cast_col = F.col(name), cast_column(raw, name, col.type)
         aggs.append(count(raw_col.isNull()).alias(f"null_{i}"))
         aggs.append(count(raw_col.isNotNull() & cast_col.isNull()).alias(f"bad_{i}"))
-        if spec.format == "csv":
+        if inp.format == "csv":
             # Spark swaps bytes that are not valid in the encoding for U+FFFD, silently.
             aggs.append(count(raw_col.contains(_REPLACEMENT)).alias(f"enc_{i}"))
     stats = raw.agg(*aggs).first().asDict()
@@ -264,7 +287,7 @@ def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
         )
     for i, (name, col) in enumerate(spec.columns.items()):
         if stats[f"bad_{i}"]:
-            bad = F.col(name).isNotNull() & _cast(raw, name, col.type).isNull()
+            bad = F.col(name).isNotNull() & cast_column(raw, name, col.type).isNull()
             problems.append(
                 f"column {name!r}: {stats[f'bad_{i}']} value(s) are not {_TYPE_WORDS[col.type]}, "
                 f"e.g. {_quote(_examples(raw, name, bad))}"

@@ -210,6 +210,27 @@ class Scorer:
         except OverflowError:  # margin below about -709
             return 0.0
 
+    def probabilities(self, frame: Any) -> Any:
+        """`probability` for every row of a pandas DataFrame at once, as a numpy array: the same
+        arithmetic, vectorised, for batch scoring (this method alone needs numpy and pandas)."""
+        import numpy as np
+
+        margin = np.full(len(frame), self._intercept)
+        for name, impute, mean, std, weight in self._numeric:
+            if std > 0:
+                x = frame[name].to_numpy(dtype="float64", na_value=np.nan)
+                margin += weight * ((np.where(np.isnan(x), impute, x) - mean) / std)
+        for name, weights in self._categorical:
+            margin += frame[name].map(weights).to_numpy(dtype="float64", na_value=0.0)
+        with np.errstate(over="ignore"):  # exp overflows to inf for margins below about -709: p = 0
+            return 1.0 / (1.0 + np.exp(-margin))
+
+    def labels(self, probabilities: Any) -> Any:
+        """`label` for a numpy array of probabilities."""
+        import numpy as np
+
+        return np.where(probabilities > 0.5, self.positive, self.negative)
+
     def label(self, probability: float) -> str:
         # Spark's default threshold: positive only when strictly above 0.5.
         return self.positive if probability > 0.5 else self.negative

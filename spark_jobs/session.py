@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 
@@ -18,6 +19,8 @@ def get_spark(app_name: str) -> Any:
     builder = SparkSession.builder.appName(app_name).config("spark.ui.showConsoleProgress", "false")
     launched_by_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if not launched_by_submit:
+        # Python workers (UDFs) run this interpreter, with its packages, not whatever `python3` is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             builder.master(os.environ.get("SPARK_LOCAL_MASTER", "local[*]"))
             .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))

@@ -138,6 +138,32 @@ def move_tree(src_uri: str, dst_uri: str, last: str) -> None:
     fs.rm(src, recursive=True)
 
 
+def replace_tree(src_uri: str, dst_uri: str, last: str) -> None:
+    """Move a staged folder into place, replacing what is there; never leaves a mix of the two.
+
+    Locally the old folder is renamed aside (into a `_replaced` folder next to it, hidden from
+    Spark readers) and the new one renamed in: each step is atomic, and between them the folder
+    is briefly absent, never half-written. On object stores the old objects are deleted and the
+    new ones copied with `last` (a completion marker) last.
+    """
+    fs, dst = filesystem(dst_uri)
+    if not isinstance(fs, LocalFileSystem):
+        remove_tree(dst_uri)
+        move_tree(src_uri, dst_uri, last)
+        return
+    _, src = filesystem(src_uri)
+    parent, name = os.path.split(dst)
+    aside = None
+    if os.path.exists(dst):
+        aside = os.path.join(parent, "_replaced", f"{name}-{os.getpid()}-{os.urandom(4).hex()}")
+        os.makedirs(os.path.dirname(aside), exist_ok=True)
+        os.rename(dst, aside)
+    os.makedirs(parent, exist_ok=True)
+    os.rename(src, dst)
+    if aside:
+        shutil.rmtree(aside)
+
+
 def remove_tree(uri: str) -> None:
     fs, path = filesystem(uri)
     if fs.exists(path):

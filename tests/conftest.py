@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ def spark():
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_MASTER", "local[2]")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # UDF workers need this venv's packages
     session = (
         SparkSession.builder.master("local[2]")
         .appName("tests")

@@ -20,7 +20,8 @@ from typing import Any
 
 from airflow.providers.amazon.aws.operators.lambda_function import LambdaInvokeFunctionOperator
 from airflow.providers.common.compat.sdk import AirflowFailException
-from airflow.sdk import ObjectStoragePath
+
+from scaling_platform.storage_paths import storage_path, write_whole
 
 # Lambda's limit on a synchronous invocation's request (and response) payload.
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
@@ -92,7 +93,7 @@ class SpotPredictionOperator(LambdaInvokeFunctionOperator):
         body = response["Payload"].read()
         if response.get("FunctionError"):
             raise AirflowFailException(f"{where} (version {version}) failed: {_error_text(body)}")
-        _write(self.response_uri, body, self.aws_conn_id)
+        write_whole(storage_path(self.response_uri, self.aws_conn_id), body)
         result = json.loads(body)
         summary = {k: result[k] for k in ("model", "model_version", "count", "output_uri") if k in result}
         summary |= {"function_version": version, "response_uri": self.response_uri}
@@ -117,12 +118,3 @@ def _error_text(body: bytes) -> str:
         return f"{doc['errorType']}: {doc['errorMessage']}"
     except (ValueError, KeyError, TypeError):
         return body.decode("utf-8", "replace")[:4000]
-
-
-def _write(uri: str, data: bytes, conn_id: str | None) -> None:
-    """Write whole, through the task's AWS connection for s3://: a reader never sees half a response."""
-    path = ObjectStoragePath(uri, conn_id=conn_id) if "://" in uri else ObjectStoragePath(f"file://{uri}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.partial")
-    partial.write_bytes(data)
-    partial.rename(path)

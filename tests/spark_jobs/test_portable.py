@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator
 
@@ -34,6 +35,8 @@ def _spark_vs_portable(model, frame, portable, bank_spec):
     records = rows.astype(object).where(rows.notna(), None).to_dict("records")
     scorer = Scorer(portable.doc)
     assert np.max(np.abs(spark_p - np.array([scorer.probability(r) for r in records]))) < 1e-9
+    # So does batch scoring's vectorised form, on the frame as Arrow hands it to a pandas UDF.
+    assert np.max(np.abs(spark_p - scorer.probabilities(rows[bank_spec.features]))) < 1e-9
     return spark_p, portable_p
 
 
@@ -113,7 +116,10 @@ def test_portable_formula_by_hand(record, margin):
     model = PortableModel.from_bytes(json.dumps(_tiny_doc()).encode())
     assert model.predict_proba([record])[0] == pytest.approx(1 / (1 + np.exp(-margin)), abs=1e-15)
     if not isinstance(record["code"], int):  # the scorer takes checked records: categories as text
-        assert Scorer(_tiny_doc()).probability(record) == pytest.approx(1 / (1 + np.exp(-margin)), abs=1e-15)
+        expected = pytest.approx(1 / (1 + np.exp(-margin)), abs=1e-15)
+        assert Scorer(_tiny_doc()).probability(record) == expected
+        frame = pd.DataFrame([record]).astype({"x": "float64", "code": "object"})
+        assert Scorer(_tiny_doc()).probabilities(frame)[0] == expected
 
 
 def test_scorer_labels_with_sparks_threshold_and_survives_extreme_margins():
@@ -121,3 +127,6 @@ def test_scorer_labels_with_sparks_threshold_and_survives_extreme_margins():
     assert scorer.label(0.5) == "no" and scorer.label(0.5000001) == "yes"
     assert scorer.probability({"x": -1e6, "code": None}) == 0.0
     assert scorer.probability({"x": 1e6, "code": None}) == 1.0
+    extreme = pd.DataFrame({"x": [-1e6, 1e6, 1.0], "code": [None, None, "1"]})
+    assert list(scorer.probabilities(extreme)[:2]) == [0.0, 1.0]
+    assert list(scorer.labels(scorer.probabilities(extreme))) == ["no", "yes", "yes"]

@@ -1,0 +1,131 @@
+"""
+### Batch scoring on Kubernetes
+
+Scores one day's new records with the champion model, in the project's job image
+(`docker/jobs.Dockerfile`) run by the KubernetesPodOperator: local Spark in the pod applies the
+model in a pandas UDF and commits `<storage root>/scores/<model>/ds=<date>/` whole (Parquet,
+the rows that broke the spec under `_rejected/`, and `_summary.json`). The summary reaches XCom
+through the `summary` task, not through an xcom sidecar.
+
+The run waits for the day's input, `<storage root>/incoming/<model>/ds=<date>/_SUCCESS`, in
+reschedule mode (no worker slot held while waiting), for up to 6 hours; a manual run can fail
+or skip at once instead. More than `max_rejected_ratio` of rows breaking the spec fails the run
+and writes nothing. The pod is deleted when it ends, whatever happened; on failure its container
+state (OOMKilled, exit code) and events are in the task log.
+
+Offline (the default) the same operator talks to the local cloud emulator's pod API, which
+validates the pod against the Kubernetes schemas and runs its command as a local process.
+Image and namespace come from Variables `ml_batch_image` and `ml_k8s_namespace`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+from airflow.sdk import DAG, Param, PokeReturnValue, task
+from scaling_platform.batch_scoring import scoring_pod
+from scaling_platform.storage_paths import storage_path
+
+DEFAULT_MODEL = "bank-marketing"
+log = logging.getLogger(__name__)
+
+with DAG(
+    dag_id=Path(__file__).stem,
+    doc_md=__doc__,
+    schedule="0 4 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["scoring", "kubernetes", "spark"],
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    params={
+        "date": Param(
+            "",
+            type="string",
+            pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+            title="Date to score",
+            description="YYYY-MM-DD; empty: the run's logical date",
+        ),
+        "input_uri": Param(
+            "",
+            type="string",
+            title="Input",
+            description="File or folder of CSV or Parquet records; empty: "
+            "<storage root>/incoming/<model>/ds=<date>/ (complete once its _SUCCESS marker is there)",
+        ),
+        "model": Param(DEFAULT_MODEL, type="string", minLength=1, title="Model (registry name)"),
+        "model_version": Param("", type="string", title="Model version", description="Empty: the champion"),
+        "if_input_missing": Param(
+            "wait",
+            enum=["wait", "fail", "skip"],
+            title="If the input is not there",
+            description="wait (up to 6 hours), fail at once, or skip the run",
+        ),
+        "max_rejected_ratio": Param(
+            0.05,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Most rows that may break the spec",
+            description="More fails the run and writes nothing",
+        ),
+        "storage_root": Param(
+            "", type="string", title="Storage root", description="Empty: Variable ml_storage_root"
+        ),
+    },
+) as dag:
+
+    @task
+    def plan(params: dict, var: dict, ds: str) -> dict:
+        """Where this run reads and writes (the layout of spark_jobs.partitions)."""
+        root = (params["storage_root"] or var["value"].get("ml_storage_root", "storage")).rstrip("/")
+        model, date = params["model"], params["date"] or ds
+        default_input = f"{root}/incoming/{model}/ds={date}"
+        input_uri = params["input_uri"] or default_input
+        output_uri = f"{root}/scores/{model}/ds={date}"
+        return {
+            "storage_root": root,
+            "model": model,
+            "date": date,
+            "input_uri": input_uri,
+            # The default partition is complete once its marker is there; a given input once it exists.
+            "ready_uri": f"{default_input}/_SUCCESS" if input_uri == default_input else input_uri,
+            "model_version": params["model_version"],
+            "max_rejected_ratio": params["max_rejected_ratio"],
+            "output_uri": output_uri,
+            "summary_uri": f"{output_uri}/_summary.json",
+        }
+
+    @task.sensor(poke_interval=300, timeout=6 * 60 * 60, mode="reschedule")
+    def wait_for_input(where: dict, params: dict) -> PokeReturnValue:
+        if storage_path(where["ready_uri"]).exists():
+            return PokeReturnValue(is_done=True)
+        missing = f"no input for {where['date']}: {where['ready_uri']} does not exist"
+        if params["if_input_missing"] == "fail":
+            raise AirflowFailException(missing)
+        if params["if_input_missing"] == "skip":
+            raise AirflowSkipException(missing)
+        log.info("%s yet; waiting", missing)
+        return PokeReturnValue(is_done=False)
+
+    @task
+    def summary(where: dict, run_id: str) -> dict:
+        """The job's summary, committed with its output: this run's, never an earlier one's."""
+        doc = json.loads(storage_path(where["summary_uri"]).read_bytes())
+        if doc.get("run_id") != run_id:
+            raise AirflowFailException(f"{where['summary_uri']} was written by run {doc.get('run_id')}")
+        return doc
+
+    where = plan()
+    score = KubernetesPodOperator(
+        task_id="score",
+        **scoring_pod("ti.xcom_pull(task_ids='plan')"),
+        execution_timeout=timedelta(hours=2, minutes=30),
+    )
+    wait_for_input(where) >> score >> summary(where)

@@ -1,0 +1,32 @@
+# The batch-scoring job image: `make job-image` (needs Docker). The pod runs the job package's CLI,
+# `python -m spark_jobs <job> ...`, as a non-root user on a read-only root filesystem: everything
+# written locally goes to the scratch volume the pod mounts at /scratch.
+FROM python:3.11-slim-bookworm
+
+# Spark needs a Java 17 runtime; procps gives Spark's launcher `ps`.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
+    && rm -rf /var/lib/apt/lists/*
+
+# The project's locked, hash-checked job dependencies, pyspark included (written by the make target).
+COPY build/jobs-requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --no-deps --require-hashes --only-binary=:all: -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+WORKDIR /app
+COPY spark_jobs/ /app/spark_jobs/
+COPY specs/ /app/specs/
+
+# A numeric UID, so the kubelet can check runAsNonRoot without reading /etc/passwd.
+RUN useradd --uid 10001 --no-create-home --home-dir /scratch --shell /usr/sbin/nologin jobs
+USER 10001
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 \
+    HOME=/scratch \
+    TMPDIR=/scratch \
+    SPARK_LOCAL_DIRS=/scratch
+
+ENTRYPOINT ["python", "-m", "spark_jobs"]
+CMD ["--help"]

@@ -1,0 +1,134 @@
+"""The batch-scoring pod: KubernetesPodOperator arguments from small pure builders.
+
+What the anchors' users trip over, and the answer here:
+- pods left behind (apache/airflow 37263, 59083): `on_finish_action="delete_pod"`, an
+  `active_deadline_seconds` the kubelet enforces even if Airflow goes away, and a reattach on
+  retry instead of a second pod;
+- the xcom sidecar hanging (22318, 37298): no sidecar; the job commits its summary next to its
+  output and a plain task reads it;
+- OOM kills with no reason in the log (8722, 21284): `log_events_on_failure` logs the container's
+  terminated state (reason OOMKilled, exit code 137) and the pod's events, and the container's
+  termination message falls back to the log tail, so the task's error says what the job said;
+- Spark in a locked-down pod: non-root, read-only root filesystem, every capability dropped,
+  and a size-limited scratch volume where Spark and Python write.
+Credentials never travel as arguments: on AWS the pod's service account maps to an IAM role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes.client import models as k8s
+
+# What the image is called and where pods run: Airflow Variables, so a deployment changes them
+# without a code change (docker/jobs.Dockerfile builds the image; `make job-image`).
+IMAGE = "{{ var.value.get('ml_batch_image', 'ml-scaling-jobs:latest') }}"
+NAMESPACE = "{{ var.value.get('ml_k8s_namespace', 'ml-scaling') }}"
+SERVICE_ACCOUNT = "ml-scaling-jobs"
+CONTAINER = "base"  # the operator's name for the job's container
+SCRATCH = "/scratch"  # the image's HOME, TMPDIR and SPARK_LOCAL_DIRS
+JOB_UID = 10001  # the image's USER
+
+
+@dataclass(frozen=True)
+class PodSize:
+    """CPU and memory for one scoring pod; Spark's local master and heap follow from them."""
+
+    cpu_request: str = "1"
+    cpu_limit: int = 2
+    memory_request: str = "3Gi"
+    memory_limit: str = "4Gi"
+    # The JVM heap: the rest of the limit is for the JVM's own memory and the Python workers.
+    driver_memory: str = "2g"
+    scratch: str = "8Gi"
+
+
+def scoring_arguments(plan: str) -> list[str]:
+    """`python -m spark_jobs score ...` (the image's entrypoint gives `python -m spark_jobs`);
+    `plan` is a Jinja expression for the plan task's XCom dict."""
+    return [
+        "score",
+        "--storage-root", f"{{{{ {plan}['storage_root'] }}}}",
+        "--model", f"{{{{ {plan}['model'] }}}}",
+        "--date", f"{{{{ {plan}['date'] }}}}",
+        "--input", f"{{{{ {plan}['input_uri'] }}}}",
+        "--model-version", f"{{{{ {plan}['model_version'] }}}}",
+        "--max-rejected-ratio", f"{{{{ {plan}['max_rejected_ratio'] }}}}",
+        "--run-id", "{{ run_id }}",
+    ]  # fmt: skip
+
+
+def container_resources(size: PodSize) -> k8s.V1ResourceRequirements:
+    return k8s.V1ResourceRequirements(
+        requests={"cpu": size.cpu_request, "memory": size.memory_request, "ephemeral-storage": "1Gi"},
+        limits={"cpu": str(size.cpu_limit), "memory": size.memory_limit, "ephemeral-storage": size.scratch},
+    )
+
+
+def spark_env(size: PodSize) -> list[k8s.V1EnvVar]:
+    """Local Spark sized to the pod, not to the node it happens to run on."""
+    return [
+        k8s.V1EnvVar(name="SPARK_LOCAL_MASTER", value=f"local[{size.cpu_limit}]"),
+        k8s.V1EnvVar(name="SPARK_DRIVER_MEMORY", value=size.driver_memory),
+    ]
+
+
+def pod_security_context() -> k8s.V1PodSecurityContext:
+    return k8s.V1PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=JOB_UID,
+        run_as_group=JOB_UID,
+        fs_group=JOB_UID,
+        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def container_security_context() -> k8s.V1SecurityContext:
+    return k8s.V1SecurityContext(
+        run_as_non_root=True,
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+    )
+
+
+def scratch_volume(size: PodSize) -> tuple[k8s.V1Volume, k8s.V1VolumeMount]:
+    """The one writable place in the pod, wiped with it."""
+    volume = k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=size.scratch))
+    return volume, k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH)
+
+
+def scoring_pod(plan: str, size: PodSize = PodSize()) -> dict[str, Any]:
+    """KubernetesPodOperator arguments for the scoring job (task_id and retries are the DAG's)."""
+    volume, mount = scratch_volume(size)
+    return {
+        "kubernetes_conn_id": "kubernetes_default",
+        "namespace": NAMESPACE,
+        "image": IMAGE,
+        "name": "batch-scoring",
+        "random_name_suffix": True,
+        "arguments": scoring_arguments(plan),
+        "env_vars": spark_env(size),
+        "labels": {"app.kubernetes.io/name": "ml-scaling", "app.kubernetes.io/component": "batch-scoring"},
+        "container_resources": container_resources(size),
+        "security_context": pod_security_context(),
+        "container_security_context": container_security_context(),
+        "volumes": [volume],
+        "volume_mounts": [mount],
+        "service_account_name": SERVICE_ACCOUNT,
+        # The job reads storage as its service account's IAM role; it never talks to the API server.
+        "automount_service_account_token": False,
+        "image_pull_policy": "IfNotPresent",
+        "get_logs": True,
+        "log_events_on_failure": True,
+        "on_finish_action": "delete_pod",
+        "reattach_on_restart": True,
+        "do_xcom_push": False,
+        # The kubelet's own deadline: the pod stops even if the worker that watched it is gone.
+        "active_deadline_seconds": 2 * 60 * 60,
+        # Pulling a multi-GB image onto a new node takes minutes.
+        "startup_timeout_seconds": 15 * 60,
+        "termination_grace_period": 30,
+        "termination_message_policy": "FallbackToLogsOnError",
+    }

@@ -1,0 +1,294 @@
+"""Batch scoring: one day's partition of new records, scored by a registered model in a pandas UDF.
+
+Reads `<root>/incoming/<model>/ds=<date>/` (CSV or Parquet; `--input` for another place), checks
+every row against the spec the model was trained on, scores the rows that pass with the champion
+(or `--model-version`) and commits `<root>/scores/<model>/ds=<date>/`:
+
+  part-*.parquet   the input's columns, then probability, prediction and model_version
+  _rejected/       rows that break the spec, as read, with the reason (Spark skips `_` paths)
+  _summary.json    rows in, scored and rejected, the model version, the output URI
+
+The partition is written under `_staging/` and moved into place whole, replacing an earlier run's
+for the same date, so a retry or re-run never leaves a half-written partition visible.
+
+Usage: python -m spark_jobs.score --storage-root URI --model NAME --date YYYY-MM-DD [options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+# Module level because pandas_udf reads the UDF's type hints from this module's globals.
+import pandas as pd
+
+from spark_jobs import configure_logging, storage
+from spark_jobs.contract import CORRUPT, cast_column, inspect_input, read_raw, readable
+from spark_jobs.errors import DataContractError, run_cli
+from spark_jobs.partitions import MARKER, input_uri, iso_date, output_uri
+from spark_jobs.portable import Scorer
+from spark_jobs.registry import PORTABLE, SPEC, Registry, utc_now
+from spark_jobs.spec import DatasetSpec
+
+log = logging.getLogger("spark_jobs.score")
+
+REASON = "reject_reason"
+SUMMARY = "_summary.json"
+REJECTED = "_rejected"
+OUTPUT_COLUMNS = ("probability", "prediction", "model_version")
+_TYPE_WORDS = {"integer": "an integer", "long": "an integer", "double": "a finite number", "string": "text"}
+
+
+# -- transforms (DataFrame in, DataFrame out, no I/O) ------------------------------------------
+
+
+def row_checks(raw: Any, spec: DatasetSpec) -> list[tuple[str, Any, Any]]:
+    """(what is wrong, condition, message with the value) for every rule a row can break."""
+    from pyspark.sql import functions as F
+
+    checks: list[tuple[str, Any, Any]] = []
+    if CORRUPT in raw.columns:
+        message = F.lit("malformed row: does not split into the header's fields")
+        checks.append(("malformed row", F.col(CORRUPT).isNotNull(), message))
+    for name in spec.features:
+        col = spec.columns[name]
+        value, typed = F.col(name), cast_column(raw, name, col.type)
+        if spec.max_null_ratio(name) == 0:
+            # The model saw no nulls here in training; imputing one would be a guess.
+            checks.append((f"{name}: missing", value.isNull(), F.lit(f"{name}: missing")))
+        what = f"{name}: not {_TYPE_WORDS[col.type]}"
+        bad = value.isNotNull() & typed.isNull()
+        checks.append((what, bad, F.concat(F.lit(f"{what}: "), value.cast("string"))))
+        if col.min is not None:
+            what = f"{name}: below the minimum {col.min:g}"
+            checks.append((what, typed < col.min, F.concat(F.lit(f"{what}: "), typed.cast("string"))))
+        if col.max is not None:
+            what = f"{name}: above the maximum {col.max:g}"
+            checks.append((what, typed > col.max, F.concat(F.lit(f"{what}: "), typed.cast("string"))))
+    return checks
+
+
+def check_rows(raw: Any, spec: DatasetSpec) -> Any:
+    """Every row of a raw read with its features typed and `reject_reason` (null when the row is
+    fine); other columns (an id, say) pass through as read."""
+    from pyspark.sql import functions as F
+
+    reason = F.concat_ws("; ", *[F.when(cond, message) for _, cond, message in row_checks(raw, spec)])
+    passthrough = [c for c in raw.columns if c not in spec.features and c != CORRUPT]
+    typed = [cast_column(raw, n, spec.columns[n].type).alias(n) for n in spec.features]
+    return raw.select(*passthrough, *typed, F.when(reason != "", reason).alias(REASON))
+
+
+_WORKER_SCORERS: dict[str, Scorer] = {}
+
+
+def worker_scorer(digest: str, doc: bytes, loads: Any) -> Scorer:
+    """The model for this Python worker, built on its first batch and kept for every later task
+    the worker runs (Spark reuses Python workers): once per worker, not once per batch."""
+    scorer = _WORKER_SCORERS.get(digest)
+    if scorer is None:
+        scorer = _WORKER_SCORERS[digest] = Scorer(json.loads(doc))
+        loads.add(1)
+    return scorer
+
+
+def probability_udf(doc: bytes, loads: Any, batches: Any) -> Any:
+    """A pandas UDF (iterator of Arrow batches) giving the positive-class probability of a struct
+    of the model's features; `loads` and `batches` are accumulators the job reports."""
+    from pyspark.sql.functions import pandas_udf
+
+    digest = hashlib.sha256(doc).hexdigest()
+
+    def probability(frames: Iterator[pd.DataFrame]) -> Iterator[pd.Series]:
+        scorer = worker_scorer(digest, doc, loads)
+        for frame in frames:
+            batches.add(1)
+            yield pd.Series(scorer.probabilities(frame))
+
+    return pandas_udf(probability, "double")  # type: ignore[call-overload]
+
+
+def score_rows(checked: Any, features: Sequence[str], scorer: Scorer, udf: Any, version: str) -> Any:
+    """The rows that passed their checks, with probability, prediction and model_version."""
+    from pyspark.sql import functions as F
+
+    probability = udf(F.struct(*features))
+    return (
+        checked.where(F.col(REASON).isNull())
+        .drop(REASON)
+        .withColumn("probability", probability)
+        .withColumn(
+            "prediction",
+            F.when(F.col("probability") > 0.5, scorer.positive).otherwise(scorer.negative),
+        )
+        .withColumn("model_version", F.lit(version))
+    )
+
+
+# -- the job -----------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    registry = Registry(args.storage_root, args.model)
+    version = args.model_version or registry.champion_version()
+    manifest = registry.manifest(version)
+    spec = DatasetSpec.model_validate(json.loads(registry.read_verified(version, SPEC, manifest)))
+    doc = registry.read_verified(version, PORTABLE, manifest)
+    scorer = Scorer(json.loads(doc))
+    source = args.input or input_uri(args.storage_root, args.model, args.date)
+    inp = inspect_input(source, spec, columns=spec.features, fmt=args.format)
+    final = output_uri(args.storage_root, args.model, args.date)
+    log.info("scoring %s (%d file(s)) with %s version %s", inp.uri, len(inp.files), args.model, version)
+
+    from spark_jobs.session import get_spark
+
+    spark = get_spark(f"score-{args.model}")
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    with readable(inp):
+        raw = read_raw(spark, inp, spec, spec.features)
+        counts = rejection_counts(raw, spec)
+        checked = check_rows(raw, spec).cache()
+    rows_in, rejected = counts.pop("rows"), counts.pop("rejected")
+    ratio = rejected / rows_in if rows_in else 0.0
+    reasons = dict(sorted(((k, v) for k, v in counts.items() if v), key=lambda kv: -kv[1]))
+    if ratio > args.max_rejected_ratio:
+        raise DataContractError(
+            f"{rejected} of {rows_in} row(s) in {inp.uri} ({ratio:.2%}) break the spec of "
+            f"{args.model} version {version}, more than --max-rejected-ratio {args.max_rejected_ratio:.2%}; "
+            f"nothing was written. Most common: {_top(reasons)}"
+        )
+
+    loads, batches = spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0)
+    scored = score_rows(checked, spec.features, scorer, probability_udf(doc, loads, batches), version)
+    summary = {
+        "model": args.model,
+        "model_version": version,
+        "date": args.date,
+        "run_id": args.run_id,
+        "input": inp.uri,
+        "input_format": inp.format,
+        "input_fingerprint": inp.fingerprint,
+        "output": final,
+        "rows_in": rows_in,
+        "rows_scored": rows_in - rejected,
+        "rows_rejected": rejected,
+        "rejected_ratio": round(ratio, 6),
+        "rejected_reasons": reasons,
+    }
+    with staged_partition(args.storage_root, args.model, args.date) as staging:
+        scored.write.parquet(storage.spark_uri(staging))
+        if rejected:
+            rejected_rows = checked.where(checked[REASON].isNotNull())
+            rejected_rows.write.parquet(storage.spark_uri(storage.join(staging, REJECTED)))
+        summary |= {
+            "rejected_output": storage.join(final, REJECTED) if rejected else None,
+            # Accumulators, read after the write: how often the model was built, and on how many batches.
+            "model_loads": loads.value,
+            "arrow_batches": batches.value,
+            "scored_at": utc_now(),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        storage.write_bytes(storage.join(staging, SUMMARY), storage.dump_json(summary))
+        storage.replace_tree(staging, final, last=MARKER)
+    checked.unpersist()
+    return summary
+
+
+def rejection_counts(raw: Any, spec: DatasetSpec) -> dict[str, int]:
+    """Rows, rejected rows and the rows breaking each rule, in one pass over a raw read."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    checks = row_checks(raw, spec)
+    flags = [F.coalesce(cond, F.lit(False)) for _, cond, _ in checks]
+    any_flag = reduce(lambda a, b: a | b, flags, F.lit(False))
+
+    def count(cond: Any) -> Any:
+        return F.sum(F.when(cond, 1).otherwise(0))
+
+    row = raw.agg(
+        F.count(F.lit(1)).alias("rows"),
+        count(any_flag).alias("rejected"),
+        *[count(flag).alias(f"c{i}") for i, flag in enumerate(flags)],
+    ).first()
+    return {"rows": int(row["rows"]), "rejected": int(row["rejected"] or 0)} | {
+        what: int(row[f"c{i}"] or 0) for i, (what, _, _) in enumerate(checks)
+    }
+
+
+def _top(reasons: dict[str, int], n: int = 5) -> str:
+    return "; ".join(f"{what} ({count})" for what, count in list(reasons.items())[:n]) or "(none)"
+
+
+@contextmanager
+def staged_partition(root: str, model: str, date: str) -> Iterator[str]:
+    """A fresh staging folder for one date's partition, removed when the block ends (its content
+    has been moved into place by then, or the block failed). Leftovers of killed runs of the same
+    date go first; two runs of the same date at once are not supported."""
+    base = storage.join(storage.normalize(root), "scores", model, "_staging")
+    prefix = f"ds={date}-"
+    fs, path = storage.filesystem(base)
+    if fs.exists(path):
+        for found in fs.ls(path, detail=False):
+            if found.rstrip("/").rsplit("/", 1)[-1].startswith(prefix):
+                fs.rm(found, recursive=True)
+    uri = storage.join(base, prefix + secrets.token_hex(4))
+    try:
+        yield uri
+    finally:
+        storage.remove_tree(uri)
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a ratio between 0 and 1, got {text}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m spark_jobs.score",
+        description=__doc__.split("\n")[0],
+        epilog="Prints the summary as JSON. Exit codes: 3 bad input, 4 registry problem.",
+    )
+    parser.add_argument("--storage-root", default="storage", help="storage root URI (default: ./storage)")
+    parser.add_argument("--model", required=True, help="model (dataset) name in the registry")
+    parser.add_argument("--date", required=True, type=iso_date, help="the logical date to score, YYYY-MM-DD")
+    parser.add_argument("--input", help="the day's records (default: <root>/incoming/<model>/ds=<date>/)")
+    parser.add_argument(
+        "--format", choices=("auto", "csv", "parquet"), default="auto", help="input format (default: by name)"
+    )
+    parser.add_argument("--model-version", help="model version to apply (default: the champion)")
+    parser.add_argument(
+        "--max-rejected-ratio",
+        type=_ratio,
+        default=0.05,
+        help="fail, writing nothing, when more rows than this break the spec (default: 0.05)",
+    )
+    parser.add_argument("--run-id", help="recorded in the summary (the Airflow run id)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+
+    def score() -> None:
+        print(json.dumps(run(args), sort_keys=True))
+
+    return run_cli(score)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
