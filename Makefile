@@ -11,6 +11,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 STORAGE_ROOT ?= storage
+# The day batch scoring scores (make score DATE=YYYY-MM-DD); today, UTC, by default.
+DATE ?= $(shell date -u +%F)
 INPUT ?= data/bank/bank-full.csv
 SPEC ?= specs/bank_marketing.yaml
 
@@ -18,11 +20,13 @@ SPEC ?= specs/bank_marketing.yaml
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help setup run train show ship test test-fast lint bench lock clean check-java lambda-zip lambda-image predict
+.PHONY: help setup run train show ship test test-fast lint bench lock clean check-java lambda-zip lambda-image predict score job-image
 
 help:
 	@echo "make run     set up, run nightly_training offline (EMR emulator: train, gate, release to Lambda),"
-	@echo "             then spot_predictions (the emulator's Lambda answers from the champion)"
+	@echo "             then spot_predictions (the emulator's Lambda answers from the champion),"
+	@echo "             then batch_scoring of today's sample partition (the emulator's pod API runs the job)"
+	@echo "make score [DATE=YYYY-MM-DD]     cut that day's sample records and run batch_scoring, offline"
 	@echo "make predict RECORDS='[{...}]'   spot predictions for your own records, offline"
 	@echo "make train   the training job alone, without Airflow"
 	@echo "make test    set up and run every test (lint, types, unit, end-to-end)"
@@ -31,6 +35,7 @@ help:
 	@echo "make bench   benchmarks (JSON on stdout)"
 	@echo "make lambda-zip    the spot-predictions Lambda package (dist/spot-predictions.zip)"
 	@echo "make lambda-image  the same as a Lambda container image (needs Docker)"
+	@echo "make job-image     the batch-scoring job image (docker/jobs.Dockerfile; needs Docker)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -50,7 +55,14 @@ run: setup
 	@echo
 	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT)
 	@echo
+	$(MAKE) --no-print-directory score
+	@echo
 	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)
+
+# Needs a champion (make run, or make train).
+score: setup
+	$(PY) -m spark_jobs sample_input --storage-root $(STORAGE_ROOT) --date $(DATE)
+	$(PY) -m local_cloud.run batch_scoring --storage-root $(STORAGE_ROOT) --logical-date $(DATE)
 
 # The training job alone, without Airflow or the emulator.
 train: setup
@@ -67,6 +79,11 @@ lambda-image: setup
 	@command -v docker >/dev/null || { echo "error: docker not found; 'make lambda-zip' builds the zip package without it" >&2; exit 1; }
 	$(PY) -m spark_jobs.lambda_package --requirements build/lambda-requirements.txt
 	docker build -f docker/lambda.Dockerfile -t ml-scaling-spot-predictions:latest .
+
+job-image: setup
+	@command -v docker >/dev/null || { echo "error: docker not found; 'make score' runs the same job offline without it" >&2; exit 1; }
+	$(PY) -m spark_jobs.package --image-requirements build/jobs-requirements.txt
+	docker build -f docker/jobs.Dockerfile -t ml-scaling-jobs:latest .
 
 RECORDS ?=
 predict: setup

@@ -11,7 +11,8 @@ The run waits for the day's input, `<storage root>/incoming/<model>/ds=<date>/_S
 reschedule mode (no worker slot held while waiting), for up to 6 hours; a manual run can fail
 or skip at once instead. More than `max_rejected_ratio` of rows breaking the spec fails the run
 and writes nothing. The pod is deleted when it ends, whatever happened; on failure its container
-state (OOMKilled, exit code) and events are in the task log.
+state (OOMKilled, exit code) and events are in the task log. Bad input, a missing model and an
+OOM kill fail at once; other pod failures are retried.
 
 Offline (the default) the same operator talks to the local cloud emulator's pod API, which
 validates the pod against the Kubernetes schemas and runs its command as a local process.
@@ -26,10 +27,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import DAG, Param, PokeReturnValue, task
 from scaling_platform.batch_scoring import scoring_pod
+from scaling_platform.pod_operators import JobPodOperator
 from scaling_platform.storage_paths import storage_path
 
 DEFAULT_MODEL = "bank-marketing"
@@ -123,7 +124,7 @@ with DAG(
         return doc
 
     where = plan()
-    score = KubernetesPodOperator(
+    score = JobPodOperator(
         task_id="score",
         **scoring_pod("ti.xcom_pull(task_ids='plan')"),
         execution_timeout=timedelta(hours=2, minutes=30),

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from local_cloud.kubernetes_service import kubeconfig
 from local_cloud.process import ROOT
 from local_cloud.server import CREDENTIALS, REGION, role_arn
 
@@ -39,6 +40,10 @@ def airflow_env(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
+        # The emulator's pod API, as a cluster's kubeconfig in the connection (no file to manage).
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps(
+            {"conn_type": "kubernetes", "extra": {"kube_config": json.dumps(kubeconfig(endpoint))}}
+        ),
         "AIRFLOW_VAR_ML_STORAGE_ROOT": str(storage_root),
         "AIRFLOW_VAR_ML_INPUT_URI": str(input_uri),
         "AIRFLOW_VAR_ML_SPEC_URI": str(ROOT / "specs" / "bank_marketing.yaml"),

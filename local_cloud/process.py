@@ -8,23 +8,32 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The images pods may run: repository name -> Dockerfile (built from the repository root).
+DEFAULT_IMAGES: Mapping[str, Path] = {"ml-scaling-jobs": ROOT / "docker" / "jobs.Dockerfile"}
 
 
 @contextlib.contextmanager
 def running_emulator(
-    workdir: Path, buckets: list[str], roles: Sequence[str] = (), state_dir: Path | None = None
+    workdir: Path,
+    buckets: list[str],
+    roles: Sequence[str] = (),
+    state_dir: Path | None = None,
+    images: Mapping[str, Path] | None = None,
 ) -> Iterator[str]:
     """Yield the endpoint URL of a fresh emulator; its log is workdir/emulator.log, the AWS
     requests it validated are in workdir/requests.jsonl, its Lambda sandboxes under
-    workdir/lambda. With a `state_dir`, Lambda functions outlive it (local_cloud.state)."""
+    workdir/lambda. With a `state_dir`, Lambda functions outlive it (local_cloud.state). Pods run
+    `images` (DEFAULT_IMAGES if None), with their logs and volumes under workdir/pods and their
+    Kubernetes requests journalled in workdir/kubernetes.jsonl."""
     ready = workdir / "endpoint"
     # A file left by an earlier emulator would name a port nobody listens on any more.
     ready.unlink(missing_ok=True)
     (workdir / "requests.jsonl").unlink(missing_ok=True)
+    (workdir / "kubernetes.jsonl").unlink(missing_ok=True)
     log = (workdir / "emulator.log").open("wb")
     command = [sys.executable, "-m", "local_cloud.server", "--port", "0", "--ready-file", str(ready)]
     command += ["--journal", str(workdir / "requests.jsonl"), "--workdir", str(workdir / "lambda")]
@@ -34,6 +43,9 @@ def running_emulator(
         command += ["--role", role]
     if state_dir is not None:
         command += ["--state-dir", str(state_dir)]
+    command += ["--pods-dir", str(workdir / "pods"), "--kube-journal", str(workdir / "kubernetes.jsonl")]
+    for name, dockerfile in (DEFAULT_IMAGES if images is None else images).items():
+        command += ["--image", f"{name}={dockerfile}"]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60

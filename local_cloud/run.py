@@ -48,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(output[-3000:], file=sys.stderr)
     elif args.dag_id == "spot_predictions":
         show_response(ROOT / args.storage_root)
+    elif args.dag_id == "batch_scoring":
+        show_scores(ROOT / args.storage_root, json.loads(args.conf).get("date") or args.logical_date[:10])
     return code
 
 
@@ -60,6 +62,18 @@ def show_response(storage_root: Path) -> None:
         print(f"model {answer['model']} version {answer['model_version']}, {answer['count']} record(s)")
         for i, p in enumerate(answer.get("predictions", [])):
             print(f"  record {i}: {p['label']:<4} p={p['probability']:.4f}")
+
+
+def show_scores(storage_root: Path, date: str) -> None:
+    """The summary the batch_scoring run committed with its partition."""
+    for path in sorted(storage_root.glob(f"scores/*/ds={date}/_summary.json")):
+        summary = json.loads(path.read_text())
+        print(f"\n{path.parent}:")
+        print(
+            f"model {summary['model']} version {summary['model_version']}: {summary['rows_scored']:,} of "
+            f"{summary['rows_in']:,} record(s) scored, {summary['rows_rejected']:,} rejected "
+            f"(model built {summary['model_loads']} time(s) for {summary['arrow_batches']} Arrow batch(es))"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Start the local cloud emulator: `python -m local_cloud.server --port 0 --ready-file F`.
 
 moto's AWS APIs behind botocore request validation, listening on 127.0.0.1 only: EMR steps run
-with local Spark, Lambda functions run in sandboxes through the real runtime client. Writes its
+with local Spark, Lambda functions run in sandboxes through the real runtime client, and pods
+sent to its Kubernetes API run as local processes from the images named by `--image`. Writes its
 endpoint URL to the ready file once it answers, and runs until SIGTERM or SIGINT.
 """
 
@@ -14,7 +15,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ from typing import Any
 import boto3
 
 from local_cloud.emr_steps import StepRunner
+from local_cloud.kubernetes_service import KubernetesApi
 from local_cloud.lambda_runtime import SandboxPool
 from local_cloud.lambda_service import LambdaInvocations
+from local_cloud.process import ROOT
 from local_cloud.state import DurableState
 from local_cloud.validation import RequestValidator
 
@@ -65,9 +68,12 @@ class Emulator:
     server: Any
     endpoint: str
     sandboxes: SandboxPool
+    kubernetes: KubernetesApi | None = None
 
     def shutdown(self) -> None:
         self.sandboxes.stop()
+        if self.kubernetes is not None:
+            self.kubernetes.shutdown()  # no pod's processes outlive the emulator
         self.server.shutdown()
 
 
@@ -77,12 +83,19 @@ def serve(
     workdir: Path | None = None,
     state_dir: Path | None = None,
     roles: Sequence[str] = (),
+    images: Mapping[str, Path] = {},  # noqa: B006 (read only)
+    pods_dir: Path | None = None,
+    kube_journal: Path | None = None,
 ) -> Emulator:
-    """Start moto's app behind the Lambda invoker and the request validator on a thread.
+    """Start moto's app behind the Lambda invoker and the request validator on a thread, and the
+    Kubernetes API in front of them (its requests never reach botocore's validation).
 
     `workdir` holds the Lambda sandboxes' code and logs (a temporary folder if None); `roles` are
     IAM roles Lambda may assume (provisioned outside this project on AWS); with a `state_dir`,
-    Lambda functions, versions and aliases outlive this emulator (local_cloud.state).
+    Lambda functions, versions and aliases outlive this emulator (local_cloud.state). `images`
+    maps image repository names to Dockerfiles (built from the repository root); each pod's logs
+    and volumes go under `pods_dir` (a temporary folder if None); Kubernetes requests are
+    journalled to `kube_journal`.
     """
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -95,11 +108,15 @@ def serve(
     sandbox_env: dict[str, str] = dict(CREDENTIALS)
     pool = SandboxPool(workdir or Path(tempfile.mkdtemp(prefix="lambda-")), sandbox_env)
     state = DurableState(state_dir) if state_dir else None
-    app = RequestValidator(
+    aws = RequestValidator(
         LambdaInvocations(moto_app, pool, ACCOUNT, REGION),
         journal,
         on_success=state.record if state else None,
     )
+    kubernetes = KubernetesApi(
+        aws, pods_dir or Path(tempfile.mkdtemp(prefix="pods-")), images, ROOT, kube_journal
+    )
+    app = kubernetes
     server = make_server(LOOPBACK, port, app, threaded=True, request_handler=MotoRequestHandler)
     endpoint = f"http://{LOOPBACK}:{server.server_port}"
     # Functions reach the emulator's S3 the way they would reach AWS's: through the SDK's settings.
@@ -111,7 +128,7 @@ def serve(
     if state:  # before anyone knows the endpoint, so no request sees a half-restored state
         count = state.replay(moto_app)
         logging.getLogger("local_cloud").info("restored %d Lambda change(s) from %s", count, state_dir)
-    return Emulator(server, endpoint, pool)
+    return Emulator(server, endpoint, pool, kubernetes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,10 +141,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--journal", type=Path, help="append each validated AWS request here (JSON lines)")
     parser.add_argument("--workdir", type=Path, help="Lambda sandboxes' code and logs")
     parser.add_argument("--state-dir", type=Path, help="keep Lambda functions here between runs")
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="NAME=DOCKERFILE",
+        help="an image repository pods may run, built from DOCKERFILE (repeatable)",
+    )
+    parser.add_argument("--pods-dir", type=Path, help="each pod's logs and volumes")
+    parser.add_argument("--kube-journal", type=Path, help="append each Kubernetes request here (JSON lines)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    images = {}
+    for spec in args.image:
+        name, sep, dockerfile = spec.partition("=")
+        if not sep or not name or not dockerfile:
+            parser.error(f"--image takes NAME=DOCKERFILE, not {spec!r}")
+        images[name] = Path(dockerfile).resolve()
 
-    emulator = serve(args.port, args.journal, args.workdir, args.state_dir, args.role)
+    emulator = serve(
+        args.port,
+        args.journal,
+        args.workdir,
+        args.state_dir,
+        args.role,
+        images=images,
+        pods_dir=args.pods_dir,
+        kube_journal=args.kube_journal,
+    )
     s3 = client(emulator.endpoint, "s3")
     for bucket in args.bucket:
         s3.create_bucket(Bucket=bucket)

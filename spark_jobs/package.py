@@ -110,9 +110,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=environment.Target.python_prefix,
         help="where the nodes have bin/python3.11 (default: /usr, as on EMR 7)",
     )
+    parser.add_argument(
+        "--image-requirements",
+        type=Path,
+        help="only write the job image's locked requirements, Spark included (docker/jobs.Dockerfile)",
+    )
     args = parser.parse_args(argv)
     target = environment.Target(args.platform, args.python_prefix)
-    return run_cli(lambda: print(json.dumps(ship(args.storage_root, target))), also=(OSError,))
+
+    def command() -> None:
+        if args.image_requirements:
+            args.image_requirements.parent.mkdir(parents=True, exist_ok=True)
+            args.image_requirements.write_text(environment.requirements(with_spark=True))
+            print(json.dumps({"requirements": str(args.image_requirements)}))
+        else:
+            print(json.dumps(ship(args.storage_root, target)))
+
+    return run_cli(command, also=(OSError,))
 
 
 if __name__ == "__main__":

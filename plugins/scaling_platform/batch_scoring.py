@@ -2,8 +2,8 @@
 
 What the anchors' users trip over, and the answer here:
 - pods left behind (apache/airflow 37263, 59083): `on_finish_action="delete_pod"`, an
-  `active_deadline_seconds` the kubelet enforces even if Airflow goes away, and a reattach on
-  retry instead of a second pod;
+  `active_deadline_seconds` the kubelet enforces even if Airflow goes away, and a durable
+  task that reattaches to its pod after a lost worker instead of starting a second one;
 - the xcom sidecar hanging (22318, 37298): no sidecar; the job commits its summary next to its
   output and a plain task reads it;
 - OOM kills with no reason in the log (8722, 21284): `log_events_on_failure` logs the container's
@@ -123,7 +123,8 @@ def scoring_pod(plan: str, size: PodSize = PodSize()) -> dict[str, Any]:
         "get_logs": True,
         "log_events_on_failure": True,
         "on_finish_action": "delete_pod",
-        "reattach_on_restart": True,
+        # A worker lost mid-run: the next try watches the same pod instead of starting a second one.
+        "durable": True,
         "do_xcom_push": False,
         # The kubelet's own deadline: the pod stops even if the worker that watched it is gone.
         "active_deadline_seconds": 2 * 60 * 60,

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 from scaling_platform.jobs import run_job
@@ -26,30 +24,21 @@ from local_cloud.server import client, role_arn
 from local_cloud.validation import read_journal
 from spark_jobs import lambda_package, storage
 from spark_jobs.registry import PORTABLE, SPARK_MODEL, Registry
-from tests.conftest import BANK, ROOT, bank_records, train_args
+from tests.conftest import BANK, bank_records
+from tests.e2e.conftest import TRAINED_VERSION, copy_of
 
 pytestmark = pytest.mark.slow
 DAG_ID = "spot_predictions"
-VERSION = "spot-e2e-1"
+VERSION = TRAINED_VERSION
 
 
 SETTINGS = FunctionSettings(name=DEFAULT_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
 
 
 @pytest.fixture(scope="module")
-def offline(tmp_path_factory):
+def offline(tmp_path_factory, trained_storage):
     work = tmp_path_factory.mktemp("spot")
-    root = str(work / "storage")
-    args = train_args(BANK, root, "--version", VERSION, "--promote", "--min-metric", "roc_auc=0.8")
-    proc = subprocess.run(
-        [sys.executable, "-m", "spark_jobs.train", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=os.environ | {"SPARK_LOCAL_MASTER": "local[2]"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    root = str(copy_of(trained_storage, work))
     with running_emulator(work, buckets=["logs"], roles=[LAMBDA_ROLE]) as endpoint:
         lam = client(endpoint, "lambda")
         assert release_model(lam, SETTINGS, root, "bank-marketing", VERSION)["version"] == "1"

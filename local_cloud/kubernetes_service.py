@@ -1,0 +1,987 @@
+"""The emulator's Kubernetes API: the part of core/v1 that KubernetesPodOperator uses.
+
+A WSGI middleware in front of the AWS apps that answers `/version`, `/api` and `/apis` itself (a
+request signed for AWS passes through, whatever its path). Pods are validated as an API server
+would (the Kubernetes JSON schemas, strictly, plus the name, quantity and reference checks
+the schemas cannot express) and run on the emulator's kubelet (local_cloud.pod_runtime): create,
+read, list with label and field selectors, patch labels and annotations, delete, logs (follow,
+timestamps, since, tail) and events. Each request is journalled, one JSON line:
+{"method", "path", "namespace", "pod", "status"}.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+import re
+import secrets
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import kubernetes_validate
+
+from local_cloud.pod_runtime import (
+    NODE,
+    ImageCatalog,
+    LogRecord,
+    PodRun,
+    parse_quantity,
+    parse_records,
+    rfc3339,
+    rfc3339_nano,
+)
+
+KUBERNETES_VERSION = "1.37.0"
+DEFAULT_GRACE = 30
+LOG_POLL = 0.1  # seconds between two looks at a followed log
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
+_FIELD_REFS = {
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.podIP",
+}
+_NS = r"/api/v1/namespaces/(?P<namespace>[^/]+)"
+_POD = _NS + r"/pods/(?P<name>[^/]+)"
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("GET", re.compile(r"^/version/?$"), "_version"),
+    ("GET", re.compile(r"^/api/?$"), "_api_versions"),
+    ("GET", re.compile(r"^/api/v1/?$"), "_api_resources"),
+    ("GET", re.compile(r"^/api/v1/namespaces/?$"), "_list_namespaces"),
+    ("GET", re.compile(_NS + r"/?$"), "_read_namespace"),
+    ("GET", re.compile(r"^/api/v1/(namespaces/(?P<namespace>[^/]+)/)?pods/?$"), "_list_pods"),
+    ("POST", re.compile(_NS + r"/pods/?$"), "_create_pod"),
+    ("GET", re.compile(_POD + r"(/status)?/?$"), "_read_pod"),
+    ("PATCH", re.compile(_POD + r"/?$"), "_patch_pod"),
+    ("DELETE", re.compile(_POD + r"/?$"), "_delete_pod"),
+    ("GET", re.compile(_POD + r"/log/?$"), "_pod_log"),
+    ("GET", re.compile(r"^/api/v1/(namespaces/(?P<namespace>[^/]+)/)?events/?$"), "_list_events"),
+]
+log = logging.getLogger("local_cloud.kubernetes")
+
+
+def kubeconfig(endpoint: str, namespace: str = "default") -> dict[str, Any]:
+    """A kubeconfig for the emulator: plain http, a dummy bearer token, one current context."""
+    name = "local-cloud"
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": endpoint}}],
+        "users": [{"name": name, "user": {"token": "local-cloud-token"}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}],
+        "current-context": name,
+        "preferences": {},
+    }
+
+
+class ApiError(Exception):
+    """An API server error, answered as a v1 Status."""
+
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+
+    def status(self) -> dict[str, Any]:
+        body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def _invalid(name: str, causes: list[tuple[str, str]]) -> ApiError:
+    """The API server's 422 for a pod that fails validation: (field, problem) per cause."""
+    texts = [f"{where}: {problem}" if where else problem for where, problem in causes]
+    joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    details = {
+        "name": name,
+        "kind": "Pod",
+        "causes": [{"reason": "FieldValueInvalid", "message": p, "field": f} for f, p in causes],
+    }
+    return ApiError(422, "Invalid", f'Pod "{name}" is invalid: {joined}', details)
+
+
+def _not_found(name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+
+
+@dataclass
+class _Pod:
+    metadata: dict[str, Any]
+    spec: dict[str, Any]
+    run: PodRun
+
+    def render(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": copy.deepcopy(self.metadata),
+            "spec": copy.deepcopy(self.spec),
+            "status": self.run.status(),
+        }
+
+
+class KubernetesApi:
+    """WSGI middleware: Kubernetes requests answered here, every other one passed to `app`."""
+
+    def __init__(
+        self,
+        app: Callable,
+        pods_dir: Path,
+        images: Mapping[str, Path],
+        context: Path,
+        journal: Path | None = None,
+    ):
+        self._app = app
+        self._pods_dir = pods_dir
+        self._catalog = ImageCatalog(images, context)
+        self._journal = journal
+        self._lock = threading.RLock()
+        self._journal_lock = threading.Lock()
+        self._pods: dict[tuple[str, str], _Pod] = {}
+        self._events: list[dict[str, Any]] = []
+        self._namespaces = {"default", "kube-system", "kube-public"}
+        self._versions = itertools.count(1)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        ours = (
+            path.rstrip("/") == "/version"
+            or path.rstrip("/") in ("/api", "/apis")
+            or path.startswith(("/api/", "/apis/"))
+        )
+        if not ours or _signed_for_aws(environ):
+            return self._app(environ, start_response)
+        method = environ["REQUEST_METHOD"]
+        entry: dict[str, Any] = {"method": method, "path": path, "namespace": None, "pod": None}
+
+        def respond(status: str, headers: list[tuple[str, str]]) -> Any:
+            entry["status"] = int(status.split()[0])
+            self._record(entry)
+            return start_response(status, headers)
+
+        try:
+            for route_method, pattern, handler in _ROUTES:
+                match = pattern.match(path)
+                if match and route_method == method:
+                    params = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+                    entry["namespace"], entry["pod"] = params.get("namespace"), params.get("name")
+                    return getattr(self, handler)(environ, respond, entry, **params)  # type: ignore[no-any-return]
+            if any(pattern.match(path) for _, pattern, _ in _ROUTES):
+                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on {path}")
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        except ApiError as exc:
+            return _json(respond, exc.code, exc.status())
+
+    def shutdown(self) -> None:
+        """Stop every pod's processes: nothing the emulator started outlives it."""
+        with self._lock:
+            pods = list(self._pods.values())
+        for pod in pods:
+            pod.run.stop(grace=1.0)
+
+    # -- discovery and namespaces --
+
+    def _version(self, environ: dict, respond: Callable, entry: dict) -> Iterable[bytes]:
+        major, minor, _ = KUBERNETES_VERSION.split(".")
+        info = {
+            "major": major,
+            "minor": minor,
+            "emulationMajor": major,
+            "emulationMinor": minor,
+            "gitVersion": f"v{KUBERNETES_VERSION}",
+            "gitCommit": "local-cloud",
+            "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "n/a (local cloud emulator)",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        }
+        return _json(respond, 200, info)
+
+    def _api_versions(self, environ: dict, respond: Callable, entry: dict) -> Iterable[bytes]:
+        body = {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": environ.get("HTTP_HOST", "")}
+            ],
+        }
+        return _json(respond, 200, body)
+
+    def _api_resources(self, environ: dict, respond: Callable, entry: dict) -> Iterable[bytes]:
+        def resource(name: str, kind: str, namespaced: bool, verbs: list[str]) -> dict[str, Any]:
+            return {"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": verbs}
+
+        body = {
+            "kind": "APIResourceList",
+            "groupVersion": "v1",
+            "resources": [
+                resource("namespaces", "Namespace", False, ["get", "list"]),
+                resource("pods", "Pod", True, ["create", "delete", "get", "list", "patch"]),
+                resource("pods/log", "Pod", True, ["get"]),
+                resource("pods/status", "Pod", True, ["get"]),
+                resource("events", "Event", True, ["list"]),
+            ],
+        }
+        return _json(respond, 200, body)
+
+    def _list_namespaces(self, environ: dict, respond: Callable, entry: dict) -> Iterable[bytes]:
+        with self._lock:
+            names = sorted(self._namespaces)
+        items = [_namespace(n) for n in names]
+        return _json(
+            respond, 200, {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items}
+        )
+
+    def _read_namespace(
+        self, environ: dict, respond: Callable, entry: dict, namespace: str
+    ) -> Iterable[bytes]:
+        return _json(respond, 200, {"kind": "Namespace", "apiVersion": "v1", **_namespace(namespace)})
+
+    # -- pods --
+
+    def _create_pod(self, environ: dict, respond: Callable, entry: dict, namespace: str) -> Iterable[bytes]:
+        body = _read_json(environ)
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body of the request is not a JSON object")
+        body.setdefault("apiVersion", "v1")
+        body.setdefault("kind", "Pod")
+        if body["apiVersion"] != "v1" or body["kind"] != "Pod":
+            raise ApiError(
+                400, "BadRequest", f"the object's kind ({body['apiVersion']}, {body['kind']}) is not v1 Pod"
+            )
+        metadata = body.setdefault("metadata", {})
+        if not isinstance(metadata, dict):
+            raise ApiError(400, "BadRequest", "metadata must be an object")
+        if metadata.get("namespace", namespace) != namespace:
+            raise ApiError(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
+        metadata["namespace"] = namespace
+        if not metadata.get("name") and metadata.get("generateName"):
+            suffix = "".join(secrets.choice(_GENERATE_CHARS) for _ in range(5))
+            metadata["name"] = f"{str(metadata['generateName'])[:58]}{suffix}"
+        name = str(metadata.get("name") or "")
+        entry["pod"] = name or None
+        _validate_pod(body, name)
+        with self._lock:
+            if (namespace, name) in self._pods:
+                raise ApiError(
+                    409, "AlreadyExists", f'pods "{name}" already exists', {"name": name, "kind": "pods"}
+                )
+            pod = self._admit(body, namespace, name)
+            self._pods[(namespace, name)] = pod
+            self._namespaces.add(namespace)
+        pod.run.start()
+        log.info("created pod %s/%s", namespace, name)
+        return _json(respond, 201, pod.render())
+
+    def _admit(self, body: dict[str, Any], namespace: str, name: str) -> _Pod:
+        """The stored pod: the API server's defaults, identity, and its place on the node."""
+        metadata, spec = body["metadata"], body["spec"]
+        metadata.update(
+            uid=str(uuid.uuid4()), creationTimestamp=rfc3339(), resourceVersion=str(next(self._versions))
+        )
+        for key, value in {
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": DEFAULT_GRACE,
+            "dnsPolicy": "ClusterFirst",
+            "schedulerName": "default-scheduler",
+            "serviceAccountName": "default",
+            "securityContext": {},
+            "enableServiceLinks": True,
+            "priority": 0,
+        }.items():
+            spec.setdefault(key, value)
+        spec["nodeName"] = NODE  # scheduled at once: the emulator is a one-node cluster
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            container.setdefault("resources", {})
+            tag = container["image"].rsplit("/", 1)[-1]
+            latest = "@" not in tag and (":" not in tag or tag.endswith(":latest"))
+            container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+        folder = self._pods_dir / namespace / name
+        if folder.exists():  # an earlier pod of the same name: its files were kept for debugging
+            shutil.rmtree(folder, ignore_errors=True)
+        (folder / "logs").mkdir(parents=True)
+        manifest = {"metadata": metadata, "spec": spec}
+        return _Pod(metadata, spec, PodRun(manifest, folder, self._catalog, self._emitter(metadata)))
+
+    def _read_pod(
+        self, environ: dict, respond: Callable, entry: dict, namespace: str, name: str
+    ) -> Iterable[bytes]:
+        return _json(respond, 200, self._get(namespace, name).render())
+
+    def _list_pods(
+        self, environ: dict, respond: Callable, entry: dict, namespace: str | None = None
+    ) -> Iterable[bytes]:
+        query = _query(environ)
+        _refuse_watch(query)
+        labels = parse_label_selector(query.get("labelSelector", ""))
+        fields = parse_field_selector(query.get("fieldSelector", ""), _POD_FIELDS)
+        with self._lock:
+            pods = [p.render() for (ns, _), p in sorted(self._pods.items()) if namespace in (None, ns)]
+        items = [
+            p
+            for p in pods
+            if labels(p["metadata"].get("labels") or {}) and fields({k: f(p) for k, f in _POD_FIELDS.items()})
+        ]
+        return _json(respond, 200, self._list("PodList", items))
+
+    def _patch_pod(
+        self, environ: dict, respond: Callable, entry: dict, namespace: str, name: str
+    ) -> Iterable[bytes]:
+        kind = environ.get("CONTENT_TYPE", "").split(";")[0].strip()
+        patch = _read_json(environ)
+        with self._lock:
+            pod = self._get(namespace, name)
+            current = pod.render()
+            if kind == "application/json-patch+json":
+                patched = _json_patch(current, patch)
+            elif kind in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                if not isinstance(patch, dict):
+                    raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
+                patched = _merge_patch(current, patch)
+            else:
+                raise ApiError(
+                    415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}"
+                )
+            if patched.get("spec") != current["spec"]:
+                raise _invalid(
+                    name,
+                    [
+                        (
+                            "spec",
+                            "Forbidden: the emulator's pod updates may change metadata only",
+                        )
+                    ],
+                )
+            new = patched.get("metadata") or {}
+            _check_metadata_maps(new, name)
+            for key in ("labels", "annotations"):
+                if new.get(key):
+                    pod.metadata[key] = new[key]
+                else:
+                    pod.metadata.pop(key, None)
+            pod.metadata["resourceVersion"] = str(next(self._versions))
+            return _json(respond, 200, pod.render())
+
+    def _delete_pod(
+        self, environ: dict, respond: Callable, entry: dict, namespace: str, name: str
+    ) -> Iterable[bytes]:
+        options = _read_json(environ) or {}
+        query = _query(environ)
+        with self._lock:
+            pod = self._get(namespace, name)
+            grace = query.get(
+                "gracePeriodSeconds", options.get("gracePeriodSeconds") if isinstance(options, dict) else None
+            )
+            if grace is None:
+                grace = pod.spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE)
+            pod.metadata.setdefault("deletionTimestamp", rfc3339())
+            pod.metadata.setdefault("deletionGracePeriodSeconds", int(grace))
+        # The kubelet's part: stop the processes, then the pod is gone (its files stay for debugging).
+        pod.run.stop(float(grace))
+        rendered = pod.render()
+        with self._lock:
+            if self._pods.get((namespace, name)) is pod:
+                del self._pods[(namespace, name)]
+        log.info("deleted pod %s/%s", namespace, name)
+        return _json(respond, 200, rendered)
+
+    def _pod_log(
+        self, environ: dict, respond: Callable, entry: dict, namespace: str, name: str
+    ) -> Iterable[bytes]:
+        query = _query(environ)
+        pod = self._get(namespace, name)
+        names = [c["name"] for c in pod.spec.get("initContainers", []) + pod.spec["containers"]]
+        container = query.get("container") or ""
+        if not container:
+            if len(pod.spec["containers"]) != 1:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]",
+                )
+            container = pod.spec["containers"][0]["name"]
+        if container not in names:
+            raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        status = pod.run.container(container)
+        assert status is not None
+        waiting = status.state.get("waiting")
+        if _flag(query, "previous") and status.restart_count == 0:
+            raise ApiError(
+                400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" not found'
+            )
+        if waiting and status.restart_count == 0:
+            reason = _WAITING_TEXT.get(waiting.get("reason", ""), waiting.get("reason", "ContainerCreating"))
+            raise ApiError(
+                400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+            )
+        since_ns = _since(query)
+        tail = int(query["tailLines"]) if "tailLines" in query else None
+        limit = int(query["limitBytes"]) if "limitBytes" in query else None
+        lines = _follow(
+            pod.run.log_path(container),
+            lambda: pod.run.is_terminated(container),
+            follow=_flag(query, "follow"),
+            since_ns=since_ns,
+            tail=tail,
+        )
+        chunks = _render(lines, _flag(query, "timestamps"), limit)
+        headers = [("Content-Type", "text/plain"), ("Cache-Control", "no-cache")]
+        if not _flag(query, "follow"):
+            body = b"".join(chunks)
+            respond("200 OK", headers + [("Content-Length", str(len(body)))])
+            return [body]
+        respond("200 OK", headers)  # no length: werkzeug streams it chunked, a chunk per read
+        return chunks
+
+    # -- events --
+
+    def _list_events(
+        self, environ: dict, respond: Callable, entry: dict, namespace: str | None = None
+    ) -> Iterable[bytes]:
+        query = _query(environ)
+        _refuse_watch(query)
+        involved = re.search(r"involvedObject\.name==?([^,]+)", query.get("fieldSelector", ""))
+        entry["pod"] = involved.group(1) if involved else None  # whose events were asked for
+        fields = parse_field_selector(query.get("fieldSelector", ""), _EVENT_FIELDS)
+        labels = parse_label_selector(query.get("labelSelector", ""))
+        with self._lock:
+            events = [
+                copy.deepcopy(e) for e in self._events if namespace in (None, e["metadata"]["namespace"])
+            ]
+        items = [
+            e
+            for e in events
+            if labels(e["metadata"].get("labels") or {})
+            and fields({k: f(e) for k, f in _EVENT_FIELDS.items()})
+        ]
+        return _json(respond, 200, self._list("EventList", items))
+
+    def _emitter(self, metadata: dict[str, Any]) -> Callable[[str, str, str, str | None], None]:
+        def emit(kind: str, reason: str, message: str, container: str | None) -> None:
+            now_ns = time.time_ns()
+            scheduler = reason == "Scheduled"
+            with self._lock:
+                version = str(next(self._versions))
+                self._events.append(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Event",
+                        "metadata": {
+                            "name": f"{metadata['name']}.{now_ns:x}",
+                            "namespace": metadata["namespace"],
+                            "uid": str(uuid.uuid4()),
+                            "resourceVersion": version,
+                            "creationTimestamp": rfc3339(now_ns),
+                        },
+                        "involvedObject": {
+                            "kind": "Pod",
+                            "namespace": metadata["namespace"],
+                            "name": metadata["name"],
+                            "uid": metadata["uid"],
+                            "apiVersion": "v1",
+                            "resourceVersion": metadata["resourceVersion"],
+                            **({"fieldPath": f"spec.containers{{{container}}}"} if container else {}),
+                        },
+                        "reason": reason,
+                        "message": message,
+                        "source": {"component": "default-scheduler"}
+                        if scheduler
+                        else {"component": "kubelet", "host": NODE},
+                        "firstTimestamp": rfc3339(now_ns),
+                        "lastTimestamp": rfc3339(now_ns),
+                        "eventTime": rfc3339_nano(now_ns - now_ns % 1000),
+                        "count": 1,
+                        "type": kind,
+                        "reportingComponent": "default-scheduler" if scheduler else "kubelet",
+                        "reportingInstance": "" if scheduler else NODE,
+                    }
+                )
+            log.info("event %s/%s %s %s: %s", metadata["namespace"], metadata["name"], kind, reason, message)
+
+        return emit
+
+    # -- helpers --
+
+    def _get(self, namespace: str, name: str) -> _Pod:
+        with self._lock:
+            pod = self._pods.get((namespace, name))
+        if pod is None:
+            raise _not_found(name)
+        return pod
+
+    def _list(self, kind: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        for item in items:  # a list's items carry no kind of their own
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+        with self._lock:
+            version = str(next(self._versions))
+        return {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": version}, "items": items}
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        if self._journal is None:
+            return
+        with self._journal_lock, self._journal.open("a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def _validate_pod(body: dict[str, Any], name: str) -> None:
+    """Raise the API server's 422 for a pod it would refuse, or the emulator's for one it cannot run."""
+    metadata = body["metadata"]
+    if not name:
+        raise _invalid(name, [("metadata.name", "Required value: name or generateName is required")])
+    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        raise _invalid(
+            name,
+            [
+                (
+                    "metadata.name",
+                    f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
+                    "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+                    "character (e.g. 'example.com', regex used for validation is "
+                    r"'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                )
+            ],
+        )
+    try:
+        kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        where = _field(list(exc.path))
+        required = re.match(r"'(.+)' is a required property", exc.message)
+        if exc.validator == "required" and required:
+            where = f"{where}.{required.group(1)}" if where else required.group(1)
+            raise _invalid(name, [(where, f"Required value ({exc.message})")]) from None
+        raise _invalid(name, [(where, f"Invalid value: {exc.message}")]) from None
+    _check_metadata_maps(metadata, name)
+    causes = _semantic_causes(body["spec"]) + _unsupported_causes(body["spec"])
+    if causes:
+        raise _invalid(name, causes)
+
+
+def _check_metadata_maps(metadata: dict[str, Any], name: str) -> None:
+    causes = []
+    for key, value in (metadata.get("labels") or {}).items():
+        if not _label_key_ok(key):
+            causes.append(
+                (
+                    "metadata.labels",
+                    f'Invalid value: "{key}": name part must consist of '
+                    "alphanumeric characters, '-', '_' or '.' (at most 63)",
+                )
+            )
+        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
+            causes.append(
+                (
+                    "metadata.labels",
+                    f'Invalid value: "{value}": a valid label must be an empty '
+                    "string or consist of alphanumeric characters, '-', '_' or '.', and must start "
+                    "and end with an alphanumeric character (at most 63)",
+                )
+            )
+    if causes:
+        raise _invalid(name, causes)
+
+
+def _label_key_ok(key: str) -> bool:
+    prefix, _, part = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return len(part) <= 63 and bool(_LABEL_NAME.match(part))
+
+
+def _semantic_causes(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the API server checks beyond the schema: names, quantities, references."""
+    causes: list[tuple[str, str]] = []
+    volumes = {v.get("name") for v in spec.get("volumes", [])}
+    seen: set[str] = set()
+    if spec.get("restartPolicy", "Always") not in ("Always", "OnFailure", "Never"):
+        causes.append(
+            (
+                "spec.restartPolicy",
+                f'Unsupported value: "{spec["restartPolicy"]}": supported '
+                'values: "Always", "Never", "OnFailure"',
+            )
+        )
+    for group in ("initContainers", "containers"):
+        for i, container in enumerate(spec.get(group, [])):
+            at = f"spec.{group}[{i}]"
+            cname = container.get("name", "")
+            if not _DNS_LABEL.match(cname) or len(cname) > 63:
+                causes.append(
+                    (
+                        f"{at}.name",
+                        f'Invalid value: "{cname}": a lowercase RFC 1123 label must '
+                        "consist of lower case alphanumeric characters or '-', and must start and end "
+                        "with an alphanumeric character",
+                    )
+                )
+            elif cname in seen:
+                causes.append((f"{at}.name", f'Duplicate value: "{cname}"'))
+            seen.add(cname)
+            if not container.get("image"):
+                causes.append((f"{at}.image", "Required value"))
+            resources = container.get("resources") or {}
+            parsed: dict[str, dict[str, Any]] = {}
+            for kind in ("limits", "requests"):
+                for resource, value in (resources.get(kind) or {}).items():
+                    try:
+                        parsed.setdefault(kind, {})[resource] = parse_quantity(value)
+                    except ValueError as exc:
+                        causes.append(
+                            (f"{at}.resources.{kind}.{resource}", f'Invalid value: "{value}": {exc}')
+                        )
+            for resource, request in parsed.get("requests", {}).items():
+                limit = parsed.get("limits", {}).get(resource)
+                if limit is not None and request > limit:
+                    asked, most = resources["requests"][resource], resources["limits"][resource]
+                    causes.append(
+                        (
+                            f"{at}.resources.requests",
+                            f'Invalid value: "{asked}": must be less than or equal to {resource} '
+                            f"limit of {most}",
+                        )
+                    )
+            for j, mount in enumerate(container.get("volumeMounts", [])):
+                if mount.get("name") not in volumes:
+                    causes.append((f"{at}.volumeMounts[{j}].name", f'Not found: "{mount.get("name")}"'))
+    return causes
+
+
+def _unsupported_causes(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the emulator cannot stand in for, refused up front rather than half-emulated."""
+    causes = []
+    for i, volume in enumerate(spec.get("volumes", [])):
+        kinds = [k for k in volume if k != "name"]
+        if kinds != ["emptyDir"]:
+            causes.append(
+                (
+                    f"spec.volumes[{i}]",
+                    f"Unsupported value: {kinds}: the local cloud emulator supports emptyDir volumes only",
+                )
+            )
+    for group in ("initContainers", "containers"):
+        for i, container in enumerate(spec.get(group, [])):
+            at = f"spec.{group}[{i}]"
+            if container.get("envFrom"):
+                causes.append(
+                    (
+                        f"{at}.envFrom",
+                        "Unsupported value: the local cloud emulator has no ConfigMaps or Secrets",
+                    )
+                )
+            for j, var in enumerate(container.get("env", [])):
+                source = var.get("valueFrom")
+                if source is None:
+                    continue
+                ref = (source.get("fieldRef") or {}).get("fieldPath")
+                if ref not in _FIELD_REFS:
+                    causes.append(
+                        (
+                            f"{at}.env[{j}].valueFrom",
+                            f"Unsupported value: {sorted(source)}: the "
+                            "local cloud emulator supports fieldRef to "
+                            f"{', '.join(sorted(_FIELD_REFS))} only (no Secrets or ConfigMaps)",
+                        )
+                    )
+    return causes
+
+
+def _field(path: list[Any]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+# --- selectors ----------------------------------------------------------------------------
+
+Selector = Callable[[Mapping[str, str]], bool]
+_REQUIREMENT = re.compile(
+    r"^\s*(?:(?P<not>!)\s*(?P<absent>[\w./-]+)"
+    r"|(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)"
+    r"|\s+(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?)\s*$"
+)
+
+
+def parse_label_selector(text: str) -> Selector:
+    """A label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`, comma-joined)."""
+    tests: list[Selector] = []
+    for part in re.split(r",(?![^(]*\))", text):
+        if not part.strip():
+            continue
+        match = _REQUIREMENT.match(part)
+        if not match:
+            raise ApiError(400, "BadRequest", f"unable to parse requirement: {part!r}")
+        tests.append(_requirement(match))
+    return lambda labels: all(test(labels) for test in tests)
+
+
+def _requirement(match: re.Match[str]) -> Selector:
+    if match["absent"]:
+        absent = match["absent"]
+        return lambda labels: absent not in labels
+    key = match["key"]
+    if match["op"]:
+        value, negate = match["value"], match["op"] == "!="
+        return lambda labels: (labels.get(key) == value) != negate
+    if match["set"]:
+        values = {v.strip() for v in match["values"].split(",")}
+        if match["set"] == "in":
+            return lambda labels: labels.get(key) in values
+        return lambda labels: labels.get(key) not in values
+    return lambda labels: key in labels
+
+
+def parse_field_selector(text: str, known: Mapping[str, Any]) -> Selector:
+    """A field selector of `field=value`, `field==value` and `field!=value` terms, comma-joined."""
+    tests: list[Selector] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = re.match(r"^([\w.]+)\s*(==|=|!=)\s*(.*)$", part)
+        if not match:
+            raise ApiError(400, "BadRequest", f"invalid selector: '{part}'; can't understand '{part}'")
+        key, op, value = match.groups()
+        if key not in known:
+            raise ApiError(
+                400, "BadRequest", f"field label not supported: {key} (supported: {', '.join(sorted(known))})"
+            )
+        tests.append(_field_test(key, value, op == "!="))
+    return lambda fields: all(test(fields) for test in tests)
+
+
+def _field_test(key: str, value: str, negate: bool) -> Selector:
+    return lambda fields: (fields.get(key) == value) != negate
+
+
+def _involved(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda e: str(e["involvedObject"].get(key, ""))
+
+
+_POD_FIELDS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "metadata.name": lambda p: p["metadata"]["name"],
+    "metadata.namespace": lambda p: p["metadata"]["namespace"],
+    "spec.nodeName": lambda p: p["spec"].get("nodeName", ""),
+    "spec.restartPolicy": lambda p: p["spec"].get("restartPolicy", ""),
+    "spec.schedulerName": lambda p: p["spec"].get("schedulerName", ""),
+    "spec.serviceAccountName": lambda p: p["spec"].get("serviceAccountName", ""),
+    "status.phase": lambda p: p["status"].get("phase", ""),
+    "status.podIP": lambda p: p["status"].get("podIP", ""),
+}
+_EVENT_FIELDS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "metadata.name": lambda e: e["metadata"]["name"],
+    "metadata.namespace": lambda e: e["metadata"]["namespace"],
+    "reason": lambda e: e["reason"],
+    "type": lambda e: e["type"],
+    "source": lambda e: e["source"]["component"],
+    "reportingComponent": lambda e: e["reportingComponent"],
+    **{
+        f"involvedObject.{key}": _involved(key)
+        for key in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+    },
+}
+
+
+# --- patches --------------------------------------------------------------------------------
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (a strategic merge patch of maps is the same)."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+def _json_patch(document: dict[str, Any], operations: Any) -> dict[str, Any]:
+    """RFC 6902 JSON patch: add, replace, remove and test."""
+    if not isinstance(operations, list):
+        raise ApiError(400, "BadRequest", "a JSON patch must be a list of operations")
+    doc = copy.deepcopy(document)
+    for op in operations:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(op.get("path", "")).split("/")[1:]]
+        if not parts:
+            raise ApiError(422, "Invalid", f"the JSON patch path {op.get('path')!r} is not supported")
+        parent: Any = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.setdefault(part, {})
+        last = parts[-1]
+        kind = op.get("op")
+        if isinstance(parent, list):
+            index = len(parent) if last == "-" else int(last)
+            if kind == "add":
+                parent.insert(index, op["value"])
+            elif kind == "replace":
+                parent[index] = op["value"]
+            elif kind == "remove":
+                parent.pop(index)
+            elif kind == "test" and parent[index] != op["value"]:
+                raise ApiError(422, "Invalid", f"the JSON patch test at {op['path']} failed")
+        elif kind in ("add", "replace"):
+            parent[last] = op["value"]
+        elif kind == "remove":
+            if last not in parent:
+                raise ApiError(422, "Invalid", f"the JSON patch cannot remove missing {op['path']}")
+            del parent[last]
+        elif kind == "test":
+            if parent.get(last) != op.get("value"):
+                raise ApiError(422, "Invalid", f"the JSON patch test at {op['path']} failed")
+        else:
+            raise ApiError(422, "Invalid", f"the JSON patch operation {kind!r} is not supported")
+    return doc
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+_WAITING_TEXT = {
+    "ErrImagePull": "trying and failing to pull image",
+    "ImagePullBackOff": "image can't be pulled",
+}
+
+
+def _follow(
+    path: Path, done: Callable[[], bool], *, follow: bool, since_ns: int | None, tail: int | None
+) -> Iterator[list[LogRecord]]:
+    """Batches of a container's log records; with `follow`, until the container has terminated."""
+    offset, first = 0, True
+    while True:
+        finished = done()  # looked at before reading, so the last read sees everything
+        data = b""
+        if path.exists():
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a record half-written stays for the next read
+        offset += len(complete)
+        records = [r for r in parse_records(complete) if since_ns is None or r.ns >= since_ns]
+        if first and tail is not None:
+            records = records[-tail:] if tail > 0 else []
+        first = False
+        if records:
+            yield records
+        if not follow or finished:
+            return
+        time.sleep(LOG_POLL)
+
+
+def _render(batches: Iterator[list[LogRecord]], timestamps: bool, limit: int | None) -> Iterator[bytes]:
+    sent = 0
+    for records in batches:
+        chunk = b"".join(r.render(timestamps) for r in records)
+        if limit is not None:
+            chunk = chunk[: max(0, limit - sent)]
+        sent += len(chunk)
+        if chunk:
+            yield chunk
+        if limit is not None and sent >= limit:
+            return
+
+
+def _since(query: Mapping[str, str]) -> int | None:
+    if "sinceSeconds" in query and "sinceTime" in query:
+        raise ApiError(422, "Invalid", "at most one of sinceTime or sinceSeconds may be specified")
+    if "sinceSeconds" in query:
+        seconds = int(query["sinceSeconds"])
+        if seconds < 1:
+            raise ApiError(422, "Invalid", "sinceSeconds: Invalid value: must be greater than 0")
+        return time.time_ns() - seconds * 1_000_000_000
+    if "sinceTime" in query:
+        from datetime import datetime
+
+        try:
+            moment = datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "BadRequest", f"invalid sinceTime {query['sinceTime']!r}") from None
+        return int(moment.timestamp()) * 1_000_000_000  # metav1.Time: second precision
+    return None
+
+
+# --- HTTP helpers ---------------------------------------------------------------------------
+
+
+def _signed_for_aws(environ: dict) -> bool:
+    query = environ.get("QUERY_STRING", "")
+    return environ.get("HTTP_AUTHORIZATION", "").startswith("AWS") or "X-Amz-Signature=" in query
+
+
+def _query(environ: dict) -> dict[str, str]:
+    return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
+
+
+def _flag(query: Mapping[str, str], name: str) -> bool:
+    return query.get(name, "").lower() in ("true", "1")
+
+
+def _refuse_watch(query: Mapping[str, str]) -> None:
+    if _flag(query, "watch"):
+        raise ApiError(400, "BadRequest", "watch is not supported by the local cloud emulator; poll instead")
+
+
+def _read_json(environ: dict) -> Any:
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ApiError(400, "BadRequest", "the body of the request is not valid JSON") from None
+
+
+def _json(respond: Callable, code: int, body: Any) -> list[bytes]:
+    payload = json.dumps(body).encode()
+    phrase = {
+        200: "OK",
+        201: "Created",
+        400: "Bad Request",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        409: "Conflict",
+        415: "Unsupported Media Type",
+        422: "Unprocessable Entity",
+    }.get(code, "Error")
+    respond(f"{code} {phrase}", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+    return [payload]
+
+
+def _namespace(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }

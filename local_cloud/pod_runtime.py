@@ -1,0 +1,768 @@
+"""The emulator's kubelet: each pod's containers run as local processes, with a kubelet's status.
+
+An image is known through its Dockerfile (ENTRYPOINT, CMD, WORKDIR, ENV, USER of the last
+stage); the build context stands in for the image's files and this interpreter for its Python,
+so `python -m spark_jobs ...` runs the project's own code. Every container runs in its own
+process group, its stdout and stderr stamped line by line into a CRI-format log file (as the
+container runtime writes them), its process tree's memory watched against the container's limit.
+What a real node enforces and this one cannot: readOnlyRootFilesystem, the image's user (the
+process runs as the emulator's user), CPU limits and emptyDir size limits.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+NODE = "local-cloud"
+HOST_IP = "127.0.0.1"
+MEMORY_POLL = 0.2  # seconds between two looks at a container's memory
+IMAGE_PULL_BACKOFF = 1.0  # how long ErrImagePull shows before ImagePullBackOff
+MAX_KILL_GRACE = 5.0  # the longest a deleted pod's processes get between SIGTERM and SIGKILL
+# What a container inherits from the host: the host stands in for the image's binaries and Java.
+HOST_ENV = ("PATH", "JAVA_HOME", "LANG", "LC_ALL", "TZ")
+_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+_BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL_SUFFIX = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_VAR_REF = re.compile(r"\$\$|\$\((\w+)\)")
+_DOCKER_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+Emit = Callable[[str, str, str, str | None], None]  # type, reason, message, container name
+
+
+# --- quantities and times -------------------------------------------------------------------
+
+
+def parse_quantity(value: str | int | float) -> Decimal:
+    """A Kubernetes quantity (`512Mi`, `1G`, `500m`, `2`, `1e3`) as a number of base units."""
+    text = str(value).strip()
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(
+            "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+        )
+    number, suffix = match.groups()
+    try:
+        base = Decimal(number)
+    except InvalidOperation:
+        raise ValueError(f"invalid number {number!r}") from None
+    if suffix in _BINARY_SUFFIX:
+        return base * _BINARY_SUFFIX[suffix]
+    if suffix in _DECIMAL_SUFFIX:
+        return base.scaleb(_DECIMAL_SUFFIX[suffix])
+    if suffix[:1] in "eE" and re.fullmatch(r"[eE][-+]?[0-9]+", suffix):
+        return base.scaleb(int(suffix[1:]))
+    raise ValueError(f"unable to parse quantity's suffix {suffix!r}")
+
+
+def rfc3339(ns: int | None = None) -> str:
+    """A timestamp as Kubernetes' metav1.Time writes it (seconds)."""
+    seconds = (time.time_ns() if ns is None else ns) // 1_000_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def rfc3339_nano(ns: int) -> str:
+    """A timestamp as Go's RFC3339Nano writes it: nanoseconds, trailing zeros dropped."""
+    fraction = f"{ns % 1_000_000_000:09d}".rstrip("0")
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
+    return f"{base}.{fraction}Z" if fraction else f"{base}Z"
+
+
+# --- images ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Image:
+    """What a Dockerfile's last stage tells the runtime about its image."""
+
+    dockerfile: Path
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    workdir: str = "/"
+    env: tuple[tuple[str, str], ...] = ()
+    user: str = ""
+
+    @property
+    def uid(self) -> int | None:
+        """The numeric user the image runs as (root when it names none), or None for a user name."""
+        name = self.user.split(":")[0] or "0"
+        return int(name) if name.isdigit() else None
+
+
+def parse_dockerfile(path: Path) -> Image:
+    """The runtime configuration of a Dockerfile's last stage (the base image's own is unknown)."""
+    image = Image(path)
+    args: dict[str, str] = {}
+    env: dict[str, str] = {}
+    cmd_set = False
+    for instruction, rest in _instructions(path.read_text()):
+        if instruction == "FROM":
+            image, env, cmd_set = Image(path), {}, False
+        elif instruction == "ARG":
+            name, _, default = rest.partition("=")
+            args[name.strip()] = default.strip().strip('"')
+        elif instruction == "ENV":
+            env.update(_env_pairs(_substitute(rest, args | env)))
+            image = _replace(image, env=tuple(env.items()))
+        elif instruction == "WORKDIR":
+            image = _replace(image, workdir=os.path.join(image.workdir, _substitute(rest, args | env)))
+        elif instruction == "USER":
+            image = _replace(image, user=_substitute(rest, args | env).strip())
+        elif instruction == "ENTRYPOINT":
+            # Docker resets an inherited CMD when ENTRYPOINT is set, but keeps one set in this stage.
+            image = _replace(image, entrypoint=_exec_form(rest), cmd=image.cmd if cmd_set else ())
+        elif instruction == "CMD":
+            image, cmd_set = _replace(image, cmd=_exec_form(rest)), True
+    return image
+
+
+def _replace(image: Image, **changes: Any) -> Image:
+    return Image(**{**image.__dict__, **changes})
+
+
+def _instructions(text: str) -> Iterator[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comment lines dropped."""
+    buffer = ""
+    for raw in text.splitlines():
+        if raw.strip().startswith("#"):
+            continue  # comments, parser directives, and comment lines inside a continuation
+        line = raw.rstrip()
+        if line.endswith("\\"):
+            buffer += line[:-1]
+            continue
+        buffer += line
+        if buffer.strip():
+            word, _, rest = buffer.strip().partition(" ")
+            yield word.upper(), rest.strip()
+        buffer = ""
+
+
+def _substitute(text: str, variables: Mapping[str, str]) -> str:
+    return _DOCKER_VAR.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
+def _env_pairs(rest: str) -> list[tuple[str, str]]:
+    first = rest.split(None, 1)
+    if first and "=" not in first[0]:  # the legacy `ENV KEY value with spaces` form
+        return [(first[0], first[1] if len(first) > 1 else "")]
+    pairs = [word.partition("=") for word in shlex.split(rest)]
+    return [(key, value) for key, _, value in pairs]
+
+
+def _exec_form(rest: str) -> tuple[str, ...]:
+    if rest.startswith("["):
+        try:
+            words = json.loads(rest)
+        except ValueError:
+            words = None
+        if isinstance(words, list) and all(isinstance(w, str) for w in words):
+            return tuple(words)
+    return ("/bin/sh", "-c", rest)  # the shell form, as Docker runs it
+
+
+def repository(reference: str) -> str:
+    """An image reference's repository path, without registry host, tag or digest."""
+    name = reference.split("@", 1)[0]
+    slash = name.rfind("/")
+    if ":" in name[slash + 1 :]:
+        name = name[: name.rfind(":")]
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        name = rest
+    return name
+
+
+class ImageCatalog:
+    """The images the emulator can "pull": repository name -> Dockerfile."""
+
+    def __init__(self, images: Mapping[str, Path], context: Path):
+        self.context = context
+        self._dockerfiles = {name: Path(path) for name, path in images.items()}
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._dockerfiles)
+
+    def resolve(self, reference: str) -> Image | None:
+        """The image a reference names, matched by repository (or its last path segment)."""
+        repo = repository(reference)
+        for candidate in (repo, repo.rsplit("/", 1)[-1]):
+            if candidate in self._dockerfiles:
+                # Parsed on every pull so an edited Dockerfile counts, as a rebuilt image would.
+                return parse_dockerfile(self._dockerfiles[candidate])
+        return None
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+class LogWriter:
+    """A container's log in the CRI format: `<RFC3339Nano> <stream> <F|P> <content>` per record."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._fh = path.open("ab")
+
+    def write(self, stream: str, chunk: bytes) -> None:
+        tag, content = (b"F", chunk[:-1]) if chunk.endswith(b"\n") else (b"P", chunk)
+        stamp = rfc3339_nano(time.time_ns()).encode()
+        with self._lock:
+            self._fh.write(b"%s %s %s %s\n" % (stamp, stream.encode(), tag, content))
+            self._fh.flush()
+
+    def pump(self, stream: str, pipe: IO[bytes]) -> None:
+        """Copy a pipe line by line until the process closes it."""
+        with pipe:
+            for line in iter(pipe.readline, b""):
+                self.write(stream, line)
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    ns: int
+    stamp: str
+    content: bytes
+    complete: bool
+
+    def render(self, timestamps: bool) -> bytes:
+        line = self.content + (b"\n" if self.complete else b"")
+        return self.stamp.encode() + b" " + line if timestamps else line
+
+
+def parse_records(data: bytes) -> list[LogRecord]:
+    """Log records from complete lines of a CRI log file."""
+    records = []
+    for line in data.splitlines():
+        stamp, _, rest = line.partition(b" ")
+        _stream, _, rest = rest.partition(b" ")
+        tag, _, content = rest.partition(b" ")
+        records.append(LogRecord(_stamp_ns(stamp.decode()), stamp.decode(), content, tag == b"F"))
+    return records
+
+
+def _stamp_ns(stamp: str) -> int:
+    base, _, fraction = stamp.rstrip("Z").partition(".")
+    seconds = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    return seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0")[:9])
+
+
+# --- the kubelet ----------------------------------------------------------------------------
+
+
+@dataclass
+class ContainerStatus:
+    """One container's status as the kubelet reports it."""
+
+    name: str
+    image: str
+    state: dict[str, Any] = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+    last_state: dict[str, Any] = field(default_factory=dict)
+    restart_count: int = 0
+    pid: int | None = None
+    image_id: str = ""
+
+    def render(self) -> dict[str, Any]:
+        running = "running" in self.state
+        status = {
+            "name": self.name,
+            "image": self.image,
+            "imageID": self.image_id,
+            "ready": running,
+            "started": running,
+            "restartCount": self.restart_count,
+            "state": self.state,
+            "lastState": self.last_state,
+        }
+        if self.pid is not None:
+            status["containerID"] = f"local://{self.pid}"
+        return status
+
+
+class PodRun:
+    """One pod on the emulator's node: its containers' processes and the status a kubelet reports."""
+
+    def __init__(self, pod: dict[str, Any], folder: Path, catalog: ImageCatalog, emit: Emit):
+        self.pod = pod
+        self.folder = folder
+        self._catalog = catalog
+        self._emit = emit
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.phase = "Pending"
+        self.reason: str | None = None
+        self.message: str | None = None
+        self.start_time: str | None = None
+        self._conditions: dict[str, dict[str, Any]] = {}
+        spec = pod["spec"]
+        self._init = [ContainerStatus(c["name"], c["image"]) for c in spec.get("initContainers", [])]
+        self._main = [ContainerStatus(c["name"], c["image"]) for c in spec["containers"]]
+        for status in self._init:
+            status.state = {"waiting": {"reason": "PodInitializing"}}
+        self._thread = threading.Thread(target=self._run, name=f"pod-{self.name}", daemon=True)
+        self._timer: threading.Timer | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def log_path(self, container: str) -> Path:
+        return self.folder / "logs" / f"{container}.log"
+
+    def container(self, name: str) -> ContainerStatus | None:
+        return next((c for c in self._init + self._main if c.name == name), None)
+
+    def is_terminated(self, name: str) -> bool:
+        status = self.container(name)
+        return status is None or "terminated" in status.state or self._stopping.is_set()
+
+    def status(self) -> dict[str, Any]:
+        """The pod's `status` as the API server shows it."""
+        with self._lock:
+            status: dict[str, Any] = {"phase": self.phase, "conditions": list(self._conditions.values())}
+            if self.start_time:
+                status |= {
+                    "startTime": self.start_time,
+                    "hostIP": HOST_IP,
+                    "hostIPs": [{"ip": HOST_IP}],
+                    "podIP": HOST_IP,  # the processes share the host's network
+                    "podIPs": [{"ip": HOST_IP}],
+                    "containerStatuses": [c.render() for c in self._main],
+                    "qosClass": _qos_class(self.pod["spec"]),
+                }
+                if self._init:
+                    status["initContainerStatuses"] = [c.render() for c in self._init]
+            if self.reason:
+                status["reason"] = self.reason
+            if self.message:
+                status["message"] = self.message
+            return json.loads(json.dumps(status))  # a copy the caller may keep
+
+    def stop(self, grace: float) -> None:
+        """Stop every container as a kubelet does on deletion: SIGTERM, then SIGKILL after `grace`."""
+        self._stopping.set()
+        with self._lock:
+            procs = dict(self._procs)
+        for name in procs:
+            self._emit("Normal", "Killing", f"Stopping container {name}", name)
+        _signal_groups(procs.values(), signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        deadline = time.monotonic() + min(grace, MAX_KILL_GRACE)
+        for proc in procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        _signal_groups(procs.values(), signal.SIGKILL)
+        self._thread.join(timeout=5)
+
+    # -- the pod's life, on its own thread --
+
+    def _run(self) -> None:
+        spec = self.pod["spec"]
+        with self._lock:
+            self.start_time = rfc3339()
+            self._condition("PodScheduled", "True")
+        self._emit(
+            "Normal", "Scheduled", f"Successfully assigned {self._key} to {NODE}", None
+        )  # by the scheduler
+        deadline = spec.get("activeDeadlineSeconds")
+        if deadline is not None:
+            self._timer = threading.Timer(float(deadline), self._deadline_exceeded, args=(int(deadline),))
+            self._timer.daemon = True
+            self._timer.start()
+        with self._lock:
+            self._condition("PodReadyToStartContainers", "True")
+            self._condition("Initialized", "False" if self._init else "True")
+            self._condition("ContainersReady", "False", "ContainersNotReady")
+            self._condition("Ready", "False", "ContainersNotReady")
+        for container, status in zip(spec.get("initContainers", []), self._init, strict=True):
+            if self._run_container(container, status, init=True) != 0:
+                self._finish()
+                return
+        with self._lock:
+            self._condition("Initialized", "True")
+        threads = [
+            threading.Thread(target=self._run_container, args=(c, s), name=f"pod-{self.name}-{s.name}")
+            for c, s in zip(spec["containers"], self._main, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self._finish()
+
+    @property
+    def _key(self) -> str:
+        return f"{self.pod['metadata']['namespace']}/{self.name}"
+
+    def _condition(self, kind: str, value: str, reason: str | None = None) -> None:
+        condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": rfc3339()}
+        if reason:
+            condition["reason"] = reason
+        old = self._conditions.get(kind)
+        if old is None or old["status"] != value or old.get("reason") != reason:
+            self._conditions[kind] = condition
+
+    def _finish(self) -> None:
+        if self._timer is not None and threading.current_thread() is not self._timer:
+            self._timer.cancel()
+        with self._lock:
+            if self.phase in ("Pending", "Running") and not self._stopping.is_set():
+                codes = [c.state.get("terminated", {}).get("exitCode") for c in self._init + self._main]
+                if any(code not in (0, None) for code in codes):
+                    self.phase = "Failed"
+                elif all(code == 0 for code in codes[len(self._init) :]):
+                    self.phase = "Succeeded"
+            if self.phase in ("Succeeded", "Failed"):
+                self._condition("ContainersReady", "False", "PodCompleted")
+                self._condition("Ready", "False", "PodCompleted")
+                self._condition("PodReadyToStartContainers", "False")
+
+    def _deadline_exceeded(self, seconds: int) -> None:
+        with self._lock:
+            if self.phase in ("Succeeded", "Failed") or self._stopping.is_set():
+                return
+            self.phase, self.reason = "Failed", "DeadlineExceeded"
+            self.message = f"Pod was active on the node longer than the specified deadline ({seconds}s)"
+        self._emit("Warning", "DeadlineExceeded", self.message, None)
+        self.stop(float(self.pod["spec"].get("terminationGracePeriodSeconds", 30)))
+        self._finish()
+
+    def _wait_until_stopped(self) -> None:
+        self._stopping.wait()
+
+    def _run_container(
+        self, container: dict[str, Any], status: ContainerStatus, init: bool = False
+    ) -> int | None:
+        """Pull, configure, start and supervise one container; its exit code, or None if it never ran."""
+        name, reference = container["name"], container["image"]
+        self._emit("Normal", "Pulling", f'Pulling image "{reference}"', name)
+        image = self._catalog.resolve(reference)
+        if image is None:
+            self._pull_failed(status, reference)
+            return None
+        status.image_id = f"local-cloud://{image.dockerfile}"
+        self._emit(
+            "Normal", "Pulled", f'Successfully pulled image "{reference}" in 0s (0s including waiting)', name
+        )
+        try:
+            launch = _Launch.build(self.pod, container, image, self._catalog.context, self.folder)
+        except ContainerConfigError as exc:
+            with self._lock:
+                status.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
+            self._emit("Warning", "Failed", f"Error: {exc}", name)
+            self._wait_until_stopped()  # the kubelet keeps retrying; the pod stays Pending
+            return None
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        backoff = 10.0
+        while True:
+            code = self._run_once(container, status, launch, init)
+            retry = policy == "Always" or (policy == "OnFailure" and code != 0)
+            if self._stopping.is_set() or not retry or (init and code == 0):
+                return code
+            with self._lock:
+                status.restart_count += 1
+                status.last_state = status.state
+                status.state = {
+                    "waiting": {"reason": "CrashLoopBackOff", "message": f"back-off {backoff:.0f}s"}
+                }
+            self._emit(
+                "Warning", "BackOff", f"Back-off restarting failed container {name} in pod {self.name}", name
+            )
+            if self._stopping.wait(backoff):
+                return code
+            backoff = min(backoff * 2, 300.0)
+
+    def _pull_failed(self, status: ContainerStatus, reference: str) -> None:
+        known = ", ".join(self._catalog.names) or "none"
+        error = (
+            f'failed to pull image "{reference}": the local cloud emulator has no Dockerfile for '
+            f'repository "{repository(reference)}" (it knows: {known})'
+        )
+        with self._lock:
+            status.state = {"waiting": {"reason": "ErrImagePull", "message": error}}
+        self._emit("Warning", "Failed", f'Failed to pull image "{reference}": {error}', status.name)
+        self._emit("Warning", "Failed", "Error: ErrImagePull", status.name)
+        if self._stopping.wait(IMAGE_PULL_BACKOFF):
+            return
+        with self._lock:
+            status.state = {
+                "waiting": {
+                    "reason": "ImagePullBackOff",
+                    "message": f'Back-off pulling image "{reference}": ErrImagePull: {error}',
+                }
+            }
+        self._emit("Normal", "BackOff", f'Back-off pulling image "{reference}"', status.name)
+        self._emit("Warning", "Failed", "Error: ImagePullBackOff", status.name)
+        self._wait_until_stopped()
+
+    def _run_once(
+        self, container: dict[str, Any], status: ContainerStatus, launch: _Launch, init: bool
+    ) -> int:
+        name = container["name"]
+        log = LogWriter(self.log_path(name))
+        self._emit("Normal", "Created", f"Created container: {name}", name)
+        started = rfc3339()
+        try:
+            with self._lock:
+                if self._stopping.is_set():
+                    raise InterruptedError
+                proc = subprocess.Popen(
+                    launch.argv,
+                    cwd=launch.cwd,
+                    env=launch.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,  # its own process group: killed as one, like a cgroup
+                )
+                self._procs[name] = proc
+        except InterruptedError:
+            log.close()
+            return 137
+        except OSError as exc:
+            log.close()
+            message = f"failed to create containerd task: exec: {launch.argv[0]!r}: {exc.strerror}"
+            with self._lock:
+                status.state = {
+                    "terminated": {
+                        "exitCode": 128,
+                        "reason": "StartError",
+                        "message": message,
+                        "startedAt": started,
+                        "finishedAt": rfc3339(),
+                    }
+                }
+            self._emit("Warning", "Failed", f"Error: {message}", name)
+            return 128
+        pumps = [
+            threading.Thread(target=log.pump, args=(stream, pipe), daemon=True)
+            for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))
+        ]
+        for pump in pumps:
+            pump.start()
+        with self._lock:
+            status.pid = proc.pid
+            status.state = {"running": {"startedAt": started}}
+            if not init and self.phase == "Pending":
+                self.phase = "Running"
+            if not init and all("running" in c.state for c in self._main):
+                self._condition("ContainersReady", "True")
+                self._condition("Ready", "True")
+        self._emit("Normal", "Started", f"Started container {name}", name)
+        oom = self._supervise(proc, container, name)
+        for pump in pumps:
+            pump.join(timeout=5)
+        log.close()
+        code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
+        terminated: dict[str, Any] = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": started,
+            "finishedAt": rfc3339(),
+            "containerID": f"local://{proc.pid}",
+        }
+        if code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            terminated["message"] = _log_tail(self.log_path(name))
+        with self._lock:
+            self._procs.pop(name, None)
+            status.state = {"terminated": terminated}
+            self._condition("ContainersReady", "False", "ContainersNotReady")
+            self._condition("Ready", "False", "ContainersNotReady")
+        return int(code)
+
+    def _supervise(self, proc: subprocess.Popen[bytes], container: dict[str, Any], name: str) -> bool:
+        """Wait for the process; kill its group if its tree outgrows the memory limit (True then)."""
+        memory = container.get("resources", {}).get("limits", {}).get("memory")
+        limit = parse_quantity(memory) if memory is not None else None
+        while proc.poll() is None:
+            if limit is not None and (rss := _tree_rss(proc.pid)) > limit:
+                _signal_groups([proc], signal.SIGKILL)
+                proc.wait()
+                self._emit(
+                    "Warning",
+                    "OOMKilling",
+                    f"Memory cgroup out of memory: Killed process {proc.pid} ({name}) "
+                    f"total-rss:{rss // 1024}kB, limit {memory}",
+                    name,
+                )
+                return True
+            time.sleep(MEMORY_POLL)
+        # Whatever the main process left behind in its group goes with it, as with a container.
+        _signal_groups([proc], signal.SIGKILL)
+        return False
+
+
+class ContainerConfigError(Exception):
+    """The kubelet cannot configure the container (CreateContainerConfigError)."""
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """A container as a host process: argv, environment and working directory."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+
+    @classmethod
+    def build(
+        cls, pod: dict[str, Any], container: dict[str, Any], image: Image, context: Path, folder: Path
+    ) -> _Launch:
+        _check_non_root(pod, container, image)
+        paths = _mounts(pod, container, folder)
+        if image.workdir not in ("", "/"):
+            paths.append((image.workdir, str(context)))  # the build context holds the image's files
+        paths.sort(key=lambda p: len(p[0]), reverse=True)
+
+        def rewrite(value: str) -> str:
+            for mount, local in paths:
+                if value == mount or value.startswith(mount.rstrip("/") + "/"):
+                    return local + value[len(mount.rstrip("/")) :]
+            return value
+
+        declared: dict[str, str] = {}
+        for var in container.get("env", []):
+            declared[var["name"]] = rewrite(_expand(_env_value(pod, var), declared))
+        env = {k: rewrite(v) for k, v in image.env}
+        for key in HOST_ENV:
+            if key in os.environ and (key in ("PATH", "JAVA_HOME") or key not in env):
+                env[key] = os.environ[key]
+        if "JAVA_HOME" not in os.environ and not Path(env.get("JAVA_HOME", "/")).is_dir():
+            env.pop("JAVA_HOME", None)  # the image's Java path means nothing here; `java` on PATH does
+        # This interpreter stands in for the image's Python, for the job and whatever it starts.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+        env |= declared
+        env["HOSTNAME"] = str(pod["metadata"]["name"])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(context), declared.get("PYTHONPATH")]))
+        # Kubernetes' rules: the pod's command replaces ENTRYPOINT, and then the image's CMD too.
+        command: list[str] = container.get("command") or list(image.entrypoint)
+        args: list[str] = container.get("args") or ([] if container.get("command") else list(image.cmd))
+        argv = [rewrite(_expand(word, declared)) for word in [*command, *args]]
+        if not argv:
+            raise ContainerConfigError("no command specified")
+        if _PYTHON.match(os.path.basename(argv[0])):
+            argv[0] = sys.executable
+        elif "/" not in argv[0]:
+            argv[0] = shutil.which(argv[0], path=env["PATH"]) or argv[0]
+        return cls(argv, env, context)
+
+
+def _check_non_root(pod: dict[str, Any], container: dict[str, Any], image: Image) -> None:
+    pod_sc = pod["spec"].get("securityContext") or {}
+    sc = container.get("securityContext") or {}
+    non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+    user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    if not non_root:
+        return
+    where = (
+        f'(pod: "{pod["metadata"]["name"]}_{pod["metadata"]["namespace"]}", container: {container["name"]})'
+    )
+    if user is not None:
+        if int(user) == 0:
+            raise ContainerConfigError(f"container's runAsUser breaks non-root policy {where}")
+        return
+    if image.uid is None:
+        raise ContainerConfigError(
+            f"container has runAsNonRoot and image has non-numeric user ({image.user}), "
+            f"cannot verify user is non-root {where}"
+        )
+    if image.uid == 0:
+        raise ContainerConfigError(f"container has runAsNonRoot and image will run as root {where}")
+
+
+def _mounts(pod: dict[str, Any], container: dict[str, Any], folder: Path) -> list[tuple[str, str]]:
+    """Each mountPath of the container and the local folder that stands in for it."""
+    paths = []
+    for mount in container.get("volumeMounts", []):
+        local = folder / "volumes" / mount["name"] / mount.get("subPath", "")
+        local.mkdir(parents=True, exist_ok=True)
+        paths.append((mount["mountPath"], str(local)))
+    return paths
+
+
+def _env_value(pod: dict[str, Any], var: dict[str, Any]) -> str:
+    if "valueFrom" not in var:
+        return str(var.get("value", ""))
+    path = var["valueFrom"].get("fieldRef", {}).get("fieldPath", "")
+    values = {
+        "metadata.name": pod["metadata"]["name"],
+        "metadata.namespace": pod["metadata"]["namespace"],
+        "metadata.uid": pod["metadata"]["uid"],
+        "spec.nodeName": NODE,
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
+        "status.hostIP": HOST_IP,
+        "status.podIP": HOST_IP,
+    }
+    if path not in values:  # the API server refuses the others when the pod is created
+        raise ContainerConfigError(f"env {var['name']}: unsupported fieldRef {path!r}")
+    return str(values[path])
+
+
+def _expand(value: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' $(VAR) references to variables defined earlier; $$ escapes, unknown ones stay."""
+    return _VAR_REF.sub(lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
+
+
+def _qos_class(spec: dict[str, Any]) -> str:
+    resources = [c.get("resources") or {} for c in spec["containers"]]
+    if not any(r.get("limits") or r.get("requests") for r in resources):
+        return "BestEffort"
+    guaranteed = all(
+        (r.get("limits") or {}).get(k) is not None
+        and (r.get("requests") or {}).get(k, r["limits"][k]) == r["limits"][k]
+        for r in resources
+        for k in ("cpu", "memory")
+    )
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _tree_rss(pid: int) -> int:
+    """The resident memory of a process and all its descendants, as a memory cgroup counts it."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += proc.memory_info().rss
+    return total
+
+
+def _signal_groups(procs: Any, sig: int) -> None:
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+
+
+def _log_tail(path: Path) -> str:
+    """The kubelet's FallbackToLogsOnError message: the log's last 80 lines, at most 2048 bytes."""
+    records = parse_records(path.read_bytes() if path.exists() else b"")[-80:]
+    return b"".join(r.render(False) for r in records)[-2048:].decode(errors="replace")

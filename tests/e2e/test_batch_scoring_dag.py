@@ -1,0 +1,111 @@
+"""`airflow dags test batch_scoring` offline: the provider's KubernetesPodOperator, the emulator's
+pod API (schema-validated pod, its command run as a local process), the real scoring job and a
+real trained champion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from local_cloud.airflow_offline import airflow_env, dags_test, migrate
+from local_cloud.process import running_emulator
+from spark_jobs import sample_input, storage
+from spark_jobs.partitions import output_uri
+from spark_jobs.registry import SPARK_MODEL, Registry
+from tests.conftest import BANK
+from tests.e2e.conftest import TRAINED_VERSION, copy_of
+
+pytestmark = pytest.mark.slow
+DAG_ID = "batch_scoring"
+MODEL = "bank-marketing"
+TASKS = ("plan", "wait_for_input", "score", "summary")
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory, trained_storage, bank_spec):
+    work = tmp_path_factory.mktemp("batch")
+    root = copy_of(trained_storage, work)
+    with running_emulator(work, buckets=["logs"]) as endpoint:
+        env = airflow_env(work / "home", endpoint, root, BANK, "logs")
+        migrate(env)
+        yield env, root, work
+
+
+def _pod_requests(work, method):
+    lines = (work / "kubernetes.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["method"] == method and r.get("pod")]
+
+
+def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline, spark, bank_spec):
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import functions as F
+
+    from spark_jobs.features import with_positive_probability
+
+    env, root, work = offline
+    sample_input.cut(str(BANK), bank_spec, str(root), "2026-11-20", 500, "csv")
+    code, output, states = dags_test(env, DAG_ID, {}, "2026-11-20")
+
+    assert code == 0, output[-4000:]
+    assert states == dict.fromkeys(TASKS, "success")
+    # The job's own output reached the task log through the followed pod log.
+    assert "[base]" in output and "spark_jobs.score scoring" in output
+    summary = json.loads(storage.read_bytes(f"{output_uri(str(root), MODEL, '2026-11-20')}/_summary.json"))
+    assert (summary["rows_in"], summary["rows_scored"]) == (500, 500)
+    assert summary["model_version"] == TRAINED_VERSION
+    assert summary["model_loads"] >= 1 and summary["run_id"].startswith("manual__")
+    # One pod, created once (it passed the schemas) and deleted at the end.
+    assert len(_pod_requests(work, "POST")) == 1 and len(_pod_requests(work, "DELETE")) == 1
+
+    # The scores are the Spark model's, the one training saved.
+    scored = spark.read.parquet(storage.spark_uri(summary["output"]))
+    registry = Registry(str(root), MODEL)
+    saved = storage.join(registry.version_uri(TRAINED_VERSION), SPARK_MODEL)
+    model = PipelineModel.load(storage.spark_uri(saved))
+    ours = scored.withColumnRenamed("probability", "scored").drop("prediction")
+    expected = with_positive_probability(model.transform(ours))
+    diff = expected.select(F.max(F.abs(F.col("p_positive") - F.col("scored")))).first()[0]
+    assert diff < 1e-9
+    assert scored.select("record_id").distinct().count() == 500
+
+
+def test_a_job_that_exits_non_zero_fails_once_shows_its_logs_and_leaves_no_pod(offline, bank_spec):
+    env, root, work = offline
+    sample_input.cut(str(BANK), bank_spec, str(root), "2026-11-21", 50, "csv")
+    deletes_before = len(_pod_requests(work, "DELETE"))
+    creates_before = len(_pod_requests(work, "POST"))
+
+    code, output, states = dags_test(env, DAG_ID, {"model_version": "no-such-version"}, "2026-11-21")
+
+    assert code != 0
+    assert states["score"] == "failed" and states["summary"] == "upstream_failed"
+    assert "error: no complete version 'no-such-version'" in output  # the job's stderr, in the task log
+    assert "the job exited 4 (the model registry lacks what the job needs)" in output
+    assert "state='TERMINATED', reason='Error', exit_code=4" in output  # log_events_on_failure
+    # Not retried (one pod), and deleted.
+    assert len(_pod_requests(work, "POST")) == creates_before + 1
+    assert len(_pod_requests(work, "DELETE")) == deletes_before + 1
+    assert not storage.exists(output_uri(str(root), MODEL, "2026-11-21"))
+
+
+@pytest.mark.parametrize(("policy", "state"), [("fail", "failed"), ("skip", "skipped")])
+def test_a_missing_partition_fails_or_skips_as_the_param_says_without_a_pod(offline, policy, state):
+    env, _, work = offline
+    creates_before = len(_pod_requests(work, "POST"))
+    conf = {"date": "2026-10-01", "if_input_missing": policy}
+
+    code, output, states = dags_test(env, DAG_ID, conf, "2026-11-22" if policy == "fail" else "2026-11-23")
+
+    assert (code == 0) == (policy == "skip"), output[-3000:]
+    assert states["wait_for_input"] == state
+    assert states["score"] == ("upstream_failed" if policy == "fail" else "skipped")
+    assert "no input for 2026-10-01" in output
+    assert len(_pod_requests(work, "POST")) == creates_before
+
+
+def test_an_invalid_date_param_is_refused(offline):
+    env, _, work = offline
+    code, output, states = dags_test(env, DAG_ID, {"date": "20/11/2026"}, "2026-11-24")
+    assert code != 0 and "Invalid input for param date" in output
+    assert states == {}

@@ -1,0 +1,499 @@
+"""The emulator's Kubernetes pod API: validated pods run as local processes, with a kubelet's status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import kubernetes
+import psutil
+import pytest
+from kubernetes.client import ApiException
+
+from local_cloud.kubernetes_service import kubeconfig, parse_label_selector
+from local_cloud.pod_runtime import parse_dockerfile, parse_quantity, repository
+from local_cloud.process import ROOT
+from local_cloud.validation import read_journal
+
+NS = "local-cloud-tests"
+TOOLS = "registry.example.com:5000/local-cloud-test/tools:1.0"
+ROOTED = "local-cloud-test/rooted@sha256:" + "0" * 64
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z ")
+
+
+@pytest.fixture(scope="module")
+def core(emulator):
+    api = kubernetes.config.new_client_from_config_dict(kubeconfig(emulator, NS))
+    return kubernetes.client.CoreV1Api(api)
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def _pod(
+    name: str, script: str | None = None, image: str = TOOLS, labels=None, container=None, **spec
+) -> dict:
+    base = {"name": "base", "image": image, **({"args": [script]} if script else {}), **(container or {})}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"restartPolicy": "Never", "containers": [base], **spec},
+    }
+
+
+def _create(core, body: dict) -> str:
+    return core.create_namespaced_pod(NS, body).metadata.name
+
+
+def _wait(core, name: str, predicate, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while True:
+        pod = core.read_namespaced_pod(name, NS)
+        if predicate(pod):
+            return pod
+        assert time.monotonic() < deadline, f"pod {name} never got there: {pod.status}"
+        time.sleep(0.1)
+
+
+def _done(pod) -> bool:
+    return pod.status.phase in ("Succeeded", "Failed")
+
+
+def _waiting(reason: str):
+    def check(pod) -> bool:
+        statuses = pod.status.container_statuses or []
+        return (
+            bool(statuses)
+            and statuses[0].state.waiting is not None
+            and statuses[0].state.waiting.reason == reason
+        )
+
+    return check
+
+
+def _events(core, name: str) -> list[tuple[str, str, str]]:
+    items = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items
+    return [(e.type, e.reason, e.message) for e in items]
+
+
+def _log(core, name: str, **params) -> str:
+    # Not preloaded: client 36 turns a preloaded text/plain body into "b'...'" (a real API server's too).
+    return core.read_namespaced_pod_log(name, NS, _preload_content=False, **params).data.decode()
+
+
+def _status(exc: pytest.ExceptionInfo) -> dict:
+    return json.loads(exc.value.body)
+
+
+# --- without the emulator -------------------------------------------------------------------
+
+
+def test_the_job_image_dockerfile_is_read_as_docker_would_build_it():
+    image = parse_dockerfile(ROOT / "docker" / "jobs.Dockerfile")
+    assert image.entrypoint == ("python", "-m", "spark_jobs")
+    assert image.cmd == ("--help",)
+    assert image.workdir == "/app"
+    assert image.uid == 10001
+    env = dict(image.env)
+    assert env["HOME"] == env["TMPDIR"] == env["SPARK_LOCAL_DIRS"] == "/scratch"
+    assert env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_quantities_and_image_references_parse_as_kubernetes_does():
+    assert parse_quantity("64Mi") == 64 * 2**20
+    assert parse_quantity("1G") == 10**9
+    assert parse_quantity("500m") == Decimal("0.5")
+    assert parse_quantity(2) == 2
+    assert parse_quantity("1e3") == 1000
+    with pytest.raises(ValueError, match="must match the regular expression"):
+        parse_quantity("lots")
+    assert repository("123.dkr.ecr.us-east-1.amazonaws.com/ml-scaling-jobs:2026.1") == "ml-scaling-jobs"
+    assert repository("localhost:5000/team/tools@sha256:abc") == "team/tools"
+    assert repository("team/tools:1") == "team/tools"
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("app=a", {"a"}),
+        ("app==a", {"a"}),
+        ("app!=a", {"b", "c"}),
+        ("tier", {"a", "b"}),
+        ("!tier", {"c"}),
+        ("app in (a, b)", {"a", "b"}),
+        ("app notin (a,b)", {"c"}),
+        ("app in (a,b),tier!=y", {"a"}),
+    ],
+)
+def test_label_selectors(selector, expected):
+    labels = {"a": {"app": "a", "tier": "x"}, "b": {"app": "b", "tier": "y"}, "c": {"app": "c"}}
+    assert {k for k, v in labels.items() if parse_label_selector(selector)(v)} == expected
+
+
+# --- through the kubernetes client ----------------------------------------------------------
+
+
+def test_create_read_list_delete_journalled_once_each(core, kubernetes_journal):
+    name = _create(core, _pod(_name("crud"), "import time; time.sleep(30)", labels={"suite": "crud"}))
+    assert core.read_namespaced_pod(name, NS).metadata.uid
+    listed = core.list_namespaced_pod(NS, field_selector=f"metadata.name={name}").items
+    assert [p.metadata.name for p in listed] == [name]
+    assert name in [
+        p.metadata.name for p in core.list_pod_for_all_namespaces(label_selector="suite=crud").items
+    ]
+    core.delete_namespaced_pod(name, NS, body=kubernetes.client.V1DeleteOptions(grace_period_seconds=1))
+    with pytest.raises(ApiException) as info:
+        core.read_namespaced_pod(name, NS)
+    assert info.value.status == 404 and _status(info)["reason"] == "NotFound"
+    mine = [e for e in read_journal(kubernetes_journal) if e["pod"] == name]
+    assert [e["status"] for e in mine if e["method"] == "POST"] == [201]
+    assert [e["status"] for e in mine if e["method"] == "DELETE"] == [200]
+    assert mine[-1] == {
+        "method": "GET",
+        "path": f"/api/v1/namespaces/{NS}/pods/{name}",
+        "namespace": NS,
+        "pod": name,
+        "status": 404,
+    }
+
+
+def test_generate_name_and_a_duplicate_name(core):
+    body = _pod("", "pass")
+    body["metadata"] = {"generateName": "gen-"}
+    name = _create(core, body)
+    assert re.fullmatch(r"gen-[a-z0-9]{5}", name)
+    with pytest.raises(ApiException) as info:
+        _create(core, _pod(name, "pass"))
+    assert info.value.status == 409 and _status(info)["reason"] == "AlreadyExists"
+
+
+def test_a_pod_that_prints_and_exits_0_succeeds_and_its_log_streams_with_timestamps(core):
+    script = "import time\nfor i in range(3):\n    print(f'line {i}')\n    time.sleep(0.4)"
+    name = _create(core, _pod(_name("ok"), script))
+    _wait(core, name, lambda p: p.status.phase != "Pending")
+    response = core.read_namespaced_pod_log(
+        name, NS, container="base", follow=True, timestamps=True, _preload_content=False
+    )
+    chunks = list(response.stream())
+    assert len(chunks) >= 2, "the log came in one piece: it was not streamed"
+    lines = b"".join(chunks).decode().splitlines()
+    assert [STAMP.sub("", line) for line in lines] == ["line 0", "line 1", "line 2"]
+    assert all(STAMP.match(line) for line in lines)
+    pod = _wait(core, name, _done)
+    assert pod.status.phase == "Succeeded"
+    state = pod.status.container_statuses[0].state.terminated
+    assert (state.exit_code, state.reason) == (0, "Completed")
+    assert state.started_at and state.finished_at and pod.status.start_time and pod.status.pod_ip
+    assert {c.type: c.status for c in pod.status.conditions}["PodScheduled"] == "True"
+    normal = [reason for kind, reason, _ in _events(core, name) if kind == "Normal"]
+    assert normal == ["Scheduled", "Pulling", "Pulled", "Created", "Started"]
+    # Not followed: the whole log at once, and the tail of it.
+    assert _log(core, name) == "line 0\nline 1\nline 2\n"
+    assert _log(core, name, tail_lines=1) == "line 2\n"
+    assert _log(core, name, since_seconds=3600).count("line") == 3
+
+
+def test_the_image_cmd_runs_when_the_pod_gives_no_args_and_a_wrong_container_is_refused(core):
+    name = _create(core, _pod(_name("cmd")))
+    _wait(core, name, _done)
+    assert _log(core, name) == "the image CMD ran\n"
+    with pytest.raises(ApiException) as info:
+        _log(core, name, container="nope")
+    assert info.value.status == 400 and "container nope is not valid" in _status(info)["message"]
+
+
+def test_a_pod_that_exits_3_fails_with_its_exit_code(core):
+    name = _create(core, _pod(_name("fail"), "import sys; print('bad'); sys.exit(3)"))
+    pod = _wait(core, name, _done)
+    assert pod.status.phase == "Failed"
+    state = pod.status.container_statuses[0].state.terminated
+    assert (state.exit_code, state.reason) == (3, "Error")
+    assert pod.status.container_statuses[0].restart_count == 0
+
+
+def test_a_container_over_its_memory_limit_is_oom_killed(core):
+    hog = (
+        "import time\nblocks = []\n"
+        "for _ in range(100):\n    blocks.append(b'x' * (8 << 20))\n    time.sleep(0.02)"  # up to 800 MB
+    )
+    limits = {"resources": {"limits": {"memory": "64Mi", "cpu": "500m"}}}
+    name = _create(core, _pod(_name("oom"), hog, container=limits))
+    pod = _wait(core, name, _done)
+    assert pod.status.phase == "Failed"
+    state = pod.status.container_statuses[0].state.terminated
+    assert (state.exit_code, state.reason) == (137, "OOMKilled")
+    assert any(kind == "Warning" and reason == "OOMKilling" for kind, reason, _ in _events(core, name))
+
+
+def test_active_deadline_seconds_fails_the_pod(core):
+    name = _create(core, _pod(_name("deadline"), "import time; time.sleep(60)", activeDeadlineSeconds=1))
+    pod = _wait(core, name, _done)
+    assert (pod.status.phase, pod.status.reason) == ("Failed", "DeadlineExceeded")
+    assert "deadline" in pod.status.message
+    assert any(reason == "DeadlineExceeded" for _, reason, _ in _events(core, name))
+
+
+def test_an_unknown_image_cannot_be_pulled_and_the_pod_stays_pending(core):
+    image = "docker.io/library/no-such-image:1"
+    name = _create(core, _pod(_name("pull"), image=image))
+    pod = _wait(core, name, _waiting("ImagePullBackOff"))
+    assert pod.status.phase == "Pending"
+    warnings = [message for kind, reason, message in _events(core, name) if kind == "Warning"]
+    assert any(m.startswith(f'Failed to pull image "{image}"') for m in warnings)
+    assert "Error: ErrImagePull" in warnings and "Error: ImagePullBackOff" in warnings
+    with pytest.raises(ApiException) as info:
+        core.read_namespaced_pod_log(name, NS)
+    assert (
+        info.value.status == 400 and "is waiting to start: image can't be pulled" in _status(info)["message"]
+    )
+    core.delete_namespaced_pod(name, NS)
+
+
+def test_run_as_non_root_refuses_an_image_that_runs_as_root(core):
+    non_root = {"securityContext": {"runAsNonRoot": True}}
+    rooted = _create(
+        core, _pod(_name("root"), "print('ran')", image=ROOTED, securityContext=non_root["securityContext"])
+    )
+    pod = _wait(core, rooted, _waiting("CreateContainerConfigError"))
+    assert pod.status.phase == "Pending"
+    waiting = pod.status.container_statuses[0].state.waiting
+    assert waiting.message.startswith("container has runAsNonRoot and image will run as root")
+    # The same policy on the image with a numeric non-root USER, or with runAsUser, runs.
+    tools = _create(core, _pod(_name("nonroot"), "print('ran')", container=non_root))
+    as_user = {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000}}
+    rooted_as_user = _create(core, _pod(_name("asuser"), "print('ran')", image=ROOTED, container=as_user))
+    for name in (tools, rooted_as_user):
+        assert _wait(core, name, _done).status.phase == "Succeeded"
+    core.delete_namespaced_pod(rooted, NS)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        (
+            {"resources": {"limits": {"memory": "lots"}}},
+            "spec.containers[0].resources.limits.memory",
+            "quantities must match",
+        ),
+        ({"name": None}, "spec.containers[0].name", "'name' is a required property"),
+        ({"bogus": 1}, "spec.containers[0]", "('bogus' was unexpected)"),
+        ({"name": "Not_A_Label"}, "spec.containers[0].name", "RFC 1123 label"),
+        (
+            {"volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+            "spec.containers[0].volumeMounts[0].name",
+            "Not found",
+        ),
+    ],
+)
+def test_an_invalid_pod_is_refused_with_422_and_not_created(core, kubernetes_journal, change, field, problem):
+    body = _pod(_name("invalid"), "print('should not run')")
+    container = body["spec"]["containers"][0]
+    container.update(change)
+    if container["name"] is None:
+        del container["name"]
+    name = body["metadata"]["name"]
+    with pytest.raises(ApiException) as info:
+        _create(core, body)
+    status = _status(info)
+    assert info.value.status == 422 and (status["kind"], status["reason"]) == ("Status", "Invalid")
+    assert status["message"].startswith(f'Pod "{name}" is invalid: {field}') and problem in status["message"]
+    assert core.list_namespaced_pod(NS, field_selector=f"metadata.name={name}").items == []
+    assert [e["status"] for e in read_journal(kubernetes_journal) if e["pod"] == name] == [422]
+
+
+def test_an_invalid_name_and_an_unsupported_volume_are_refused(core):
+    with pytest.raises(ApiException) as info:
+        _create(core, _pod("Bad_Name", "pass"))
+    assert info.value.status == 422 and "metadata.name" in _status(info)["message"]
+    body = _pod(_name("hostpath"), "pass", volumes=[{"name": "host", "hostPath": {"path": "/etc"}}])
+    with pytest.raises(ApiException) as info:
+        _create(core, body)
+    assert info.value.status == 422 and "emptyDir volumes only" in _status(info)["message"]
+
+
+def test_label_and_field_selectors_and_label_patches(core):
+    suite = uuid.uuid4().hex[:8]
+    names = {}
+    for app, tier in (("a", "x"), ("b", "y"), ("c", None)):
+        labels = {"suite": suite, "app": app, **({"tier": tier} if tier else {})}
+        names[app] = _create(core, _pod(_name(f"sel-{app}"), "pass", labels=labels))
+
+    def found(selector: str, field: str = "") -> set[str]:
+        pods = core.list_namespaced_pod(NS, label_selector=f"suite={suite},{selector}", field_selector=field)
+        return {next(k for k, v in names.items() if v == p.metadata.name) for p in pods.items}
+
+    assert found("app in (a,b),tier!=y") == {"a"}
+    assert found("!tier") == {"c"}
+    assert found("app notin (a)", field=f"metadata.name={names['b']}") == {"b"}
+    for name in names.values():
+        _wait(core, name, _done)
+    assert found("tier", field="status.phase=Succeeded") == {"a", "b"}
+    # The operator's patch (a strategic merge patch) and selector: a checked pod is not found again.
+    core.patch_namespaced_pod(names["a"], NS, {"metadata": {"labels": {"already_checked": "True"}}})
+    assert found("already_checked!=True,!airflow-worker") == {"b", "c"}
+    core.patch_namespaced_pod(
+        names["a"],
+        NS,
+        {"metadata": {"labels": {"already_checked": None}}},
+        _content_type="application/merge-patch+json",
+    )
+    assert "already_checked" not in core.read_namespaced_pod(names["a"], NS).metadata.labels
+    with pytest.raises(ApiException) as info:
+        core.list_namespaced_pod(NS, label_selector="app in a")
+    assert info.value.status == 400
+
+
+def test_events_are_selected_by_involved_object(core, kubernetes_journal):
+    first = _create(core, _pod(_name("ev1"), "pass"))
+    second = _create(core, _pod(_name("ev2"), "pass"))
+    for name in (first, second):
+        _wait(core, name, _done)
+    events = core.list_namespaced_event(
+        NS, field_selector=f"involvedObject.name={first},involvedObject.kind=Pod"
+    )
+    assert events.items and {e.involved_object.name for e in events.items} == {first}
+    started = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={second},reason=Started")
+    assert [e.message for e in started.items] == ["Started container base"]
+    assert started.items[0].involved_object.field_path == "spec.containers{base}"
+    asked = [e for e in read_journal(kubernetes_journal) if e["path"].endswith("/events")]
+    assert {first, second} <= {e["pod"] for e in asked}
+
+
+def test_delete_stops_a_running_process_even_one_that_ignores_sigterm(core):
+    script = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('up')\ntime.sleep(60)"
+    name = _create(core, _pod(_name("del"), script))
+    pod = _wait(core, name, lambda p: p.status.phase == "Running")
+    pid = int(pod.status.container_statuses[0].container_id.removeprefix("local://"))
+    assert psutil.pid_exists(pid)
+    started = time.monotonic()
+    core.delete_namespaced_pod(name, NS, grace_period_seconds=1)
+    assert not psutil.pid_exists(pid)
+    assert time.monotonic() - started < 5
+    with pytest.raises(ApiException) as info:
+        core.read_namespaced_pod(name, NS)
+    assert info.value.status == 404
+
+
+def test_the_pods_env_reaches_the_process_and_mount_paths_are_rewritten(core, emulator_dir):
+    script = (
+        "import json, os, sys\n"
+        "open(os.path.join(os.environ['TMPDIR'], 'proof.txt'), 'w').write('written')\n"
+        "print(json.dumps({'env': dict(os.environ), 'argv': sys.argv[1:], 'cwd': os.getcwd()}))"
+    )
+    env = [
+        {"name": "OUTPUT", "value": "/scratch/out"},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "WHERE", "value": "$(POD_NAME) in $(NAMESPACE_UNSET)"},
+    ]
+    container = {
+        "args": [script, "/scratch/arg.txt", "--flag"],
+        "env": env,
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+    }
+    name = _create(
+        core, _pod(_name("env"), container=container, volumes=[{"name": "scratch", "emptyDir": {}}])
+    )
+    assert _wait(core, name, _done).status.phase == "Succeeded"
+    seen = json.loads(_log(core, name))
+    scratch = emulator_dir / "pods" / NS / name / "volumes" / "scratch"
+    env_seen = seen["env"]
+    assert env_seen["HOME"] == env_seen["TMPDIR"] == str(scratch)  # the image's ENV, rewritten
+    assert env_seen["OUTPUT"] == f"{scratch}/out"
+    assert env_seen["GREETING"] == "hello from the image"
+    assert env_seen["POD_NAME"] == env_seen["HOSTNAME"] == name
+    assert env_seen["WHERE"] == f"{name} in $(NAMESPACE_UNSET)"
+    assert seen["argv"] == [f"{scratch}/arg.txt", "--flag"]
+    assert Path(seen["cwd"]) == ROOT and env_seen["PYTHONPATH"] == str(ROOT)
+    assert (scratch / "proof.txt").read_text() == "written"
+    image_and_pod = {"PYTHONUNBUFFERED", "HOME", "TMPDIR", "GREETING", "OUTPUT", "POD_NAME", "WHERE"}
+    runtime = {"PATH", "JAVA_HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOSTNAME", "PYTHONPATH"}
+    assert set(env_seen) <= image_and_pod | runtime, "the host's environment leaked into the pod"
+
+
+def test_the_providers_pod_manager_follows_logs_and_awaits_completion(core):
+    from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
+    from kubernetes.client import models as k8s
+
+    script = "import time\nfor i in range(3):\n    print(f'step {i}', flush=True)\n    time.sleep(0.3)"
+    pod = k8s.V1Pod(
+        api_version="v1",
+        kind="Pod",
+        metadata=k8s.V1ObjectMeta(
+            name=_name("manager"), namespace=NS, labels={"airflow_kpo_in_cluster": "False"}
+        ),
+        spec=k8s.V1PodSpec(
+            restart_policy="Never",
+            containers=[k8s.V1Container(name="base", image=TOOLS, args=[script])],
+        ),
+    )
+    manager = PodManager(kube_client=core)
+    logged: list[str] = []
+    manager._log_message = lambda message, *args, **kwargs: logged.append(message)  # type: ignore[method-assign]
+    manager.create_pod(pod)
+    asyncio.run(manager.await_pod_start(pod, startup_timeout=30, check_interval=0.2))
+    statuses = manager.fetch_requested_container_logs(pod, containers="base", follow_logs=True)
+    # (The provider's consumer leaves the stream's final newline on the last message.)
+    assert [m.rstrip("\n") for m in logged] == ["step 0", "step 1", "step 2"]
+    assert statuses[0].running is False and statuses[0].last_log_time is not None
+    remote = manager.await_pod_completion(pod)
+    assert remote.status.phase == "Succeeded"
+    assert [e.reason for e in manager.read_pod_events(pod).items][:2] == ["Scheduled", "Pulling"]
+    manager.delete_pod(pod)
+    manager.delete_pod(pod)  # already gone: the provider's 404 is not an error
+
+
+def test_a_kubernetes_connection_from_the_kubeconfig_works_with_the_providers_hook(emulator, monkeypatch):
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    connection = {
+        "conn_type": "kubernetes",
+        "extra": {"kube_config": json.dumps(kubeconfig(emulator, NS)), "namespace": NS},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_EMULATOR", json.dumps(connection))
+    hook = KubernetesHook(conn_id="kubernetes_emulator")
+    assert hook.get_namespace() == NS
+    ok, message = hook.test_connection()
+    assert ok, message
+    v1 = hook.core_v1_client
+    name = _name("hook")
+    v1.create_namespaced_pod(
+        hook.get_namespace(), _pod(name, "import time; time.sleep(30)", labels={"via": "hook"})
+    )
+    assert hook.get_pod(name, NS).metadata.labels == {"via": "hook"}
+    listed = json.loads(hook.get_namespaced_pod_list("via=hook", namespace=NS).data)  # not preloaded
+    assert [p["metadata"]["name"] for p in listed["items"]] == [name]
+    v1.delete_namespaced_pod(name, NS, grace_period_seconds=0)
+    with pytest.raises(ApiException):
+        hook.get_pod(name, NS)
+
+
+def test_shutdown_stops_every_pod_process(tmp_path, test_images):
+    from local_cloud.server import serve
+
+    emulator = serve(0, None, tmp_path / "lambda", images=test_images, pods_dir=tmp_path / "pods")
+    try:
+        core = kubernetes.client.CoreV1Api(
+            kubernetes.config.new_client_from_config_dict(kubeconfig(emulator.endpoint))
+        )
+        core.create_namespaced_pod("default", _pod("sleeper", "import time; time.sleep(60)"))
+        pod = _wait_in(core, "sleeper", "default")
+        pid = int(pod.status.container_statuses[0].container_id.removeprefix("local://"))
+        assert psutil.pid_exists(pid)
+    finally:
+        emulator.shutdown()
+    assert not psutil.pid_exists(pid)
+
+
+def _wait_in(core, name: str, namespace: str, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while (pod := core.read_namespaced_pod(name, namespace)).status.phase != "Running":
+        assert time.monotonic() < deadline, pod.status
+        time.sleep(0.1)
+    return pod
