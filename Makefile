@@ -108,6 +108,7 @@ bench: setup
 	$(PY) bench/bench_dag_parse.py
 	$(PY) bench/bench_nightly_dag.py
 	$(PY) bench/bench_lambda.py
+	$(PY) bench/bench_scoring.py
 
 lock: $(UV)
 	$(UV) lock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -94,7 +95,12 @@ def scoring_root(tmp_path):
 
 
 def run_score(root, *extra):
-    return score.main(["--storage-root", str(root), "--model", MODEL, "--date", DATE, *extra])
+    # The CLI sets up logging to stderr, which here is pytest's capture: undo it after the run.
+    handlers = logging.root.handlers[:]
+    try:
+        return score.main(["--storage-root", str(root), "--model", MODEL, "--date", DATE, *extra])
+    finally:
+        logging.root.handlers[:] = handlers
 
 
 def read_scores(spark, root):

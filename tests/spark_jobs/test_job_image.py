@@ -1,0 +1,54 @@
+"""The job image's inputs: its locked requirements (Spark included, unlike EMR's environment)
+and the CLI its entrypoint runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+from spark_jobs import environment
+from spark_jobs.__main__ import JOBS
+from tests.conftest import ROOT
+
+
+def _pins(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^ \\\n]+)", text, re.MULTILINE))
+
+
+def test_image_requirements_add_spark_to_the_jobs_locked_dependencies(tmp_path):
+    out = tmp_path / "jobs-requirements.txt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "spark_jobs.package", "--image-requirements", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(proc.stdout) == {"requirements": str(out)}
+    image, cluster = _pins(out.read_text()), _pins(environment.requirements())
+    assert image["pyspark"] == "3.5.6" and "py4j" in image
+    assert set(image) - set(cluster) == {"pyspark", "py4j"}
+    assert all(image[name] == version for name, version in cluster.items())
+    assert "--hash=sha256:" in out.read_text()  # pip install --require-hashes in the Dockerfile
+    assert not {"apache-airflow", "moto", "pytest"} & set(image)
+
+
+def test_the_entrypoint_lists_the_jobs_and_runs_one():
+    listing = subprocess.run(
+        [sys.executable, "-m", "spark_jobs", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert all(name in listing.stdout for name in JOBS)
+    unknown = subprocess.run(
+        [sys.executable, "-m", "spark_jobs", "nope"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert unknown.returncode == 2 and "unknown job 'nope'" in unknown.stderr
+    score_help = subprocess.run(
+        [sys.executable, "-m", "spark_jobs", "score", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--max-rejected-ratio" in score_help.stdout
