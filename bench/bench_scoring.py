@@ -7,6 +7,8 @@ per second, best of --repeat after a warm-up:
 - pandas_udf: `score.probability_udf` on a struct of the features, as the scoring job applies it,
   in local Spark on all cores with Arrow, into the noop sink (every row scored, nothing written);
   at Spark's default maxRecordsPerBatch and at each other --batch-sizes value.
+- pandas_udf_without_model: the same UDF returning zeros: the cost of moving rows to Python and
+  back, the floor under any Python UDF.
 - row_udf: a classic Python UDF (rows pickled, no Arrow) calling `Scorer.probability` per row,
   on the first --row-udf-rows rows.
 - numpy_one_process / numpy_all_cores: `Scorer.probabilities` on the pandas frame in this process,
@@ -137,6 +139,22 @@ def max_diff(a: Any, b: Any) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype="float64") - np.asarray(b, dtype="float64"))))
 
 
+def zeros_udf() -> Any:
+    """A pandas UDF of the scoring UDF's shape (iterator of frames in, series out) that does no work."""
+    from collections.abc import Iterator
+
+    import pandas as pd
+    from pyspark.sql.functions import pandas_udf
+
+    def zeros(frames: Any) -> Any:
+        for frame in frames:
+            yield pd.Series(0.0, index=frame.index)
+
+    # Real types, not this module's postponed annotations: pandas_udf reads them to pick its kind.
+    zeros.__annotations__ = {"frames": Iterator[pd.DataFrame], "return": Iterator[pd.Series]}
+    return pandas_udf(zeros, "double")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to score (default: 1,000,000)")
@@ -146,15 +164,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--batch-sizes",
-        default=None,
+        default=f"{SPARK_DEFAULT_BATCH},50000",
         help="comma-separated Arrow maxRecordsPerBatch values to time; the first is what `pandas_udf` "
-        f"reports (default: the scoring job's, then Spark's {SPARK_DEFAULT_BATCH})",
+        f"reports, as the job runs with Spark's default (default: {SPARK_DEFAULT_BATCH},50000)",
     )
     parser.add_argument("--partitions", type=int, help="Spark partitions (default: 2x cores)")
     args = parser.parse_args()
-    from spark_jobs.score import ARROW_BATCH
-
-    batch_sizes = [int(b) for b in (args.batch_sizes or f"{ARROW_BATCH},{SPARK_DEFAULT_BATCH}").split(",")]
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     global _FRAME, _SCORER, _PORTABLE
     import numpy as np
@@ -268,6 +284,14 @@ def main() -> None:
             max_records_per_batch=size,
             arrow_batches_per_run=(batches.value - before) // args.repeat,
         )
+    # The same UDF shape returning zeros: what moving the rows to Python and back costs alone.
+    progress(f"pandas UDF without the model, maxRecordsPerBatch={batch_sizes[0]}")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_sizes[0]))
+    zeros = zeros_udf()
+    noop(warm, zeros(F.struct(*features)))
+    methods["pandas_udf_without_model"] = result(
+        args.rows, best_of(lambda: noop(df, zeros(F.struct(*features))), args.repeat)
+    )
     spark.catalog.clearCache()
 
     ceiling = methods["numpy_all_cores"]["rows_per_s"]
@@ -293,6 +317,8 @@ def main() -> None:
             "vs_ceiling": round(methods[best_udf]["rows_per_s"] / ceiling, 3),
             "vs_row_udf": round(methods[best_udf]["rows_per_s"] / row_rate, 1),
         },
+        # How much of the pandas UDF's time is the model: the rest is Spark <-> Python transfer.
+        "pandas_udf_vs_without_model": round(udf_rate / methods["pandas_udf_without_model"]["rows_per_s"], 3),
         "python_worker_model_loads": loads.value,
         "agreement_max_abs_diff": agreement,
         "goals": {

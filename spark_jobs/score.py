@@ -43,9 +43,6 @@ log = logging.getLogger("spark_jobs.score")
 REASON = "reject_reason"
 SUMMARY = "_summary.json"
 REJECTED = "_rejected"
-# Rows per Arrow batch to the UDF: 50,000 scored 10-25% faster than Spark's 10,000 on 1M rows
-# (bench/bench_scoring.py); 16 feature columns of that many rows are a few MB per batch.
-ARROW_BATCH = 50_000
 OUTPUT_COLUMNS = ("probability", "prediction", "model_version")
 _TYPE_WORDS = {"integer": "an integer", "long": "an integer", "double": "a finite number", "string": "text"}
 
@@ -156,7 +153,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     spark = get_spark(f"score-{args.model}")
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH))
     with readable(inp):
         raw = read_raw(spark, inp, spec, spec.features)
         counts = rejection_counts(raw, spec)
