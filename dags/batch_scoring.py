@@ -30,6 +30,7 @@ import pendulum
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import DAG, Param, PokeReturnValue, task
 from scaling_platform.batch_scoring import scoring_pod
+from scaling_platform.defaults import default_args
 from scaling_platform.pod_operators import JobPodOperator
 from scaling_platform.storage_paths import storage_path
 
@@ -44,7 +45,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["scoring", "kubernetes", "spark"],
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args=default_args(retries=2, retry_delay=timedelta(minutes=2)),
     params={
         "date": Param(
             "",

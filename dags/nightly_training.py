@@ -17,7 +17,6 @@ which runs the step with local Spark. Where things live comes from Airflow Varia
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pendulum
@@ -25,6 +24,7 @@ from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor
 from airflow.providers.common.compat.sdk import AirflowSkipException
 from airflow.sdk import DAG, Param, task
 from scaling_platform import emr as emr_config
+from scaling_platform.defaults import default_args
 from scaling_platform.emr_operators import (
     EmrCreateOrUseJobFlowOperator,
     EmrStepSensorWithLogs,
@@ -44,7 +44,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["training", "emr", "spark"],
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args=default_args(),
     params={
         "input_uri": Param(
             "",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param, task
+from scaling_platform.defaults import default_args
 from scaling_platform.lambda_operators import SpotPredictionOperator
 from scaling_platform.lambda_release import ALIAS, DEFAULT_FUNCTION
 
@@ -49,7 +50,7 @@ with DAG(
     tags=["serving", "lambda"],
     # Params keep their JSON types in templates: the records reach the operator as a list.
     render_template_as_native_obj=True,
-    default_args={"owner": "ml-platform", "retries": 1},
+    default_args=default_args(),
     params={
         "records": Param(
             EXAMPLE_RECORDS,

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from scaling_platform.notifications import FailureNotifier
 
 ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="airflow-home-"))
@@ -42,6 +43,12 @@ def test_dag_policy(dagbag, path):
     for task in dag.tasks:
         assert task.owner and task.owner != "airflow", task.task_id
         assert (task.retries == 0) == ((dag.dag_id, task.task_id) in NO_RETRY), task.task_id
+        callbacks = (
+            task.on_failure_callback
+            if isinstance(task.on_failure_callback, list)
+            else [task.on_failure_callback]
+        )
+        assert any(isinstance(c, FailureNotifier) for c in callbacks), task.task_id
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,8 @@ def offline(tmp_path_factory, trained_storage, bank_spec):
 
 
 def _pod_requests(work, method):
-    lines = (work / "kubernetes.jsonl").read_text().splitlines()
+    journal = work / "kubernetes.jsonl"
+    lines = journal.read_text().splitlines() if journal.exists() else []  # no request yet
     return [r for r in map(json.loads, lines) if r["method"] == method and r.get("pod")]
 
 
@@ -83,6 +84,9 @@ def test_a_job_that_exits_non_zero_fails_once_shows_its_logs_and_leaves_no_pod(o
     assert "error: no complete version 'no-such-version'" in output  # the job's stderr, in the task log
     assert "the job exited 4 (the model registry lacks what the job needs)" in output
     assert "state='TERMINATED', reason='Error', exit_code=4" in output  # log_events_on_failure
+    # The project's failure notification ran, once, with the run's details.
+    (alert,) = [line for line in output.splitlines() if "task failed: {" in line]
+    assert '"task_id": "score"' in alert and '"dag_id": "batch_scoring"' in alert
     # Not retried (one pod), and deleted.
     assert len(_pod_requests(work, "POST")) == creates_before + 1
     assert len(_pod_requests(work, "DELETE")) == deletes_before + 1
