@@ -20,7 +20,7 @@ SPEC ?= specs/bank_marketing.yaml
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help setup run train show ship test test-fast lint bench lock clean check-java lambda-zip lambda-image predict score job-image
+.PHONY: help setup run train show ship test test-fast lint bench lock clean check-java lambda-zip lambda-image predict score job-image airflow airflow-stop
 
 help:
 	@echo "make run     set up, run nightly_training offline (EMR emulator: train, gate, release to Lambda),"
@@ -30,6 +30,8 @@ help:
 	@echo "make predict RECORDS='[{...}]'   spot predictions for your own records, offline"
 	@echo "make train   the training job alone, without Airflow"
 	@echo "make test    set up and run every test (lint, types, unit, end-to-end)"
+	@echo "make airflow       Airflow 3 (scheduler, DAG processor, triggerer, UI) offline on 127.0.0.1:8080"
+	@echo "make airflow-stop  stop it (Ctrl-C in its terminal does the same)"
 	@echo "make show    list the registry: versions, metrics, champion"
 	@echo "make ship    build and upload the job code and its Python environment (STORAGE_ROOT=s3://...)"
 	@echo "make bench   benchmarks (JSON on stdout)"
@@ -88,6 +90,13 @@ job-image: setup
 RECORDS ?=
 predict: setup
 	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT) $(if $(RECORDS),--conf '{"records": $(RECORDS)}')
+
+# The UI and the scheduler, offline, until Ctrl-C: the same DAGs, connections and emulator as `make run`.
+airflow: setup
+	$(PY) -m local_cloud.standalone --storage-root $(STORAGE_ROOT) --input $(INPUT)
+
+airflow-stop:
+	$(PY) -m local_cloud.standalone --stop
 
 show: setup
 	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)

@@ -1,7 +1,8 @@
 """
 ### Batch scoring on Kubernetes
 
-Scores one day's new records with the champion model, in the project's job image
+Runs after each nightly_training that ends with a champion (the `ml_scaling_champion` Asset),
+and scores that night's new records with the champion model, in the project's job image
 (`docker/jobs.Dockerfile`) run by the KubernetesPodOperator: local Spark in the pod applies the
 model in a pandas UDF and commits `<storage root>/scores/<model>/ds=<date>/` whole (Parquet,
 the rows that broke the spec under `_rejected/`, and `_summary.json`). The summary reaches XCom
@@ -25,22 +26,26 @@ import json
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pendulum
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import DAG, Param, PokeReturnValue, task
+from scaling_platform.assets import CHAMPION, night_scored
 from scaling_platform.batch_scoring import scoring_pod
 from scaling_platform.defaults import default_args
 from scaling_platform.pod_operators import JobPodOperator
 from scaling_platform.storage_paths import storage_path
 
 DEFAULT_MODEL = "bank-marketing"
+
 log = logging.getLogger(__name__)
 
 with DAG(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
-    schedule="0 4 * * *",
+    # After every nightly training that ends with a champion: no clock offset to tune.
+    schedule=CHAMPION,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -84,10 +89,10 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(params: dict, var: dict, ds: str) -> dict:
+    def plan(params: dict, var: dict, dag_run: Any, triggering_asset_events: Any) -> dict:
         """Where this run reads and writes (the layout of spark_jobs.partitions)."""
         root = (params["storage_root"] or var["value"].get("ml_storage_root", "storage")).rstrip("/")
-        model, date = params["model"], params["date"] or ds
+        model, date = params["model"], params["date"] or night_scored(dag_run, triggering_asset_events)
         default_input = f"{root}/incoming/{model}/ds={date}"
         input_uri = params["input_uri"] or default_input
         output_uri = f"{root}/scores/{model}/ds={date}"

@@ -18,12 +18,14 @@ which runs the step with local Spark. Where things live comes from Airflow Varia
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pendulum
 from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor
 from airflow.providers.common.compat.sdk import AirflowSkipException
 from airflow.sdk import DAG, Param, task
 from scaling_platform import emr as emr_config
+from scaling_platform.assets import CHAMPION
 from scaling_platform.defaults import default_args
 from scaling_platform.emr_operators import (
     EmrCreateOrUseJobFlowOperator,
@@ -163,6 +165,22 @@ with DAG(
         client = LambdaHook(aws_conn_id="aws_default").conn
         return release_model(client, settings, cfg["storage_root"], decision["model"], decision["version"])
 
+    @task(outlets=[CHAMPION])
+    def publish_champion(decision: dict, ds: str, outlet_events: Any) -> dict:
+        """Tell the DAGs that follow training (batch_scoring) which champion tonight ended with."""
+        champion = decision["version"] if decision["promoted"] else decision.get("champion_before")
+        if not champion:
+            raise AirflowSkipException(f"{decision['version']} was not promoted and there is no champion yet")
+        extra = {
+            "date": ds,
+            "model": decision["model"],
+            "champion": champion,
+            "promoted": decision["promoted"],
+            "version": decision["version"],
+        }
+        outlet_events[CHAMPION].extra = extra
+        return extra
+
     cfg = resolve()
     checked = validate_input(cfg)
     code = ship_code(cfg)
@@ -213,3 +231,4 @@ with DAG(
     decision = promote(cfg)
     wait_for_cluster >> add_training_step >> wait_for_training >> decision >> terminate_cluster
     release_to_lambda(cfg, decision)
+    publish_champion(decision)

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 DAG_ID = "nightly_training"
 ALL_TASKS = {
     "resolve",
+    "publish_champion",
     "validate_input",
     "ship_code",
     "cluster_request",
@@ -113,6 +114,7 @@ def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champ
     assert "value(s) are not integers" in output
     assert states["promote"] == "upstream_failed"
     assert states["release_to_lambda"] == "upstream_failed"
+    assert states["publish_champion"] == "upstream_failed"  # no Asset event: batch scoring waits
     assert states["terminate_cluster"] == "success"
     assert all(c["Status"]["State"] == "TERMINATED" for c in _clusters(endpoint))
     assert registry.champion() == champion_before
