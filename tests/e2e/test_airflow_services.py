@@ -113,11 +113,11 @@ def airflow(tmp_path_factory, trained_storage, bank_spec):
                 api.wait_for_dag(dag_id)
             yield api, root
         pgid = running.process.pid
-    # Everything it started is gone, and the port is free again.
+    # Everything it started is gone, and nothing listens on its port any more.
     with pytest.raises(ProcessLookupError):
         os.killpg(pgid, 0)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", port))
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))
 
 
 def test_a_trigger_with_a_run_configuration_runs_like_the_ui_form(airflow):
