@@ -128,6 +128,10 @@ def stop(home: Path) -> int:
     return 0
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -143,27 +147,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="the UI and API port on 127.0.0.1")
     parser.add_argument("--storage-root", default=str(ROOT / "storage"))
     parser.add_argument("--input", default=str(ROOT / "data" / "bank" / "bank-full.csv"))
+    parser.add_argument("--home", type=Path, default=HOME, help="AIRFLOW_HOME and the emulator's files")
     parser.add_argument("--stop", action="store_true", help="stop the one already running")
     args = parser.parse_args(argv)
-    HOME.mkdir(exist_ok=True)
+    home = args.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
     if args.stop:
-        return stop(HOME)
+        return stop(home)
 
-    # This launcher leads its own process group; Ctrl-C and SIGTERM end the `with` blocks below.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    (HOME / PID_FILE).write_text(str(os.getpid()))
+    pid_file = home / PID_FILE
+    if pid_file.exists() and _alive(int(pid_file.read_text())):
+        print(f"error: a local Airflow is already running (pid {pid_file.read_text()}); make airflow-stop")
+        return 1
+    # Ctrl-C and SIGTERM (`--stop`) both end the `with` blocks below, which stop what they started.
+    signal.signal(signal.SIGTERM, _interrupt)
+    pid_file.write_text(str(os.getpid()))
     try:
-        with running_emulator(HOME, [LOG_BUCKET], [LAMBDA_ROLE], state_dir=HOME / "cloud-state") as endpoint:
+        with running_emulator(home, [LOG_BUCKET], [LAMBDA_ROLE], state_dir=home / "cloud-state") as endpoint:
             env = standalone_env(
-                airflow_env(HOME, endpoint, ROOT / args.storage_root, ROOT / args.input, LOG_BUCKET),
+                airflow_env(home, endpoint, ROOT / args.storage_root, ROOT / args.input, LOG_BUCKET),
                 args.port,
             )
             migrate(env)
             print(f"local cloud emulator on {endpoint}; starting Airflow (about 30 s) ...", flush=True)
-            with running_airflow(env, HOME, args.port) as airflow:
+            with running_airflow(env, home, args.port) as airflow:
                 print(
                     f"\nAirflow UI: {airflow.url}  (log in as {USER} / {airflow.password})\n"
-                    f"DAGs start paused: unpause them in the UI. Logs: {HOME}/standalone.log\n"
+                    f"DAGs start paused: unpause them in the UI. Logs: {home}/standalone.log\n"
                     "Ctrl-C (or `make airflow-stop`) stops Airflow and the emulator.",
                     flush=True,
                 )
@@ -175,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nstopping Airflow and the emulator ...", flush=True)
         return 0
     finally:
-        (HOME / PID_FILE).unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
