@@ -120,6 +120,19 @@ def airflow(tmp_path_factory, trained_storage, bank_spec):
         s.connect(("127.0.0.1", port))
 
 
+def test_the_ui_is_served_and_each_dag_has_its_trigger_form(airflow):
+    api, _ = airflow
+    with urllib.request.urlopen(api.url + "/", timeout=30) as response:
+        assert response.status == 200 and "<html" in response.read().decode().lower()
+    for dag_id, param in (
+        ("spot_predictions", "records"),
+        ("nightly_training", "min_roc_auc"),
+        ("batch_scoring", "date"),
+    ):
+        details = api.call("GET", f"/api/v2/dags/{dag_id}/details")
+        assert param in details["params"], dag_id  # what the trigger form is built from
+
+
 def test_a_trigger_with_a_run_configuration_runs_like_the_ui_form(airflow):
     api, root = airflow
     api.call("PATCH", "/api/v2/dags/spot_predictions", {"is_paused": False})
