@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 BANK = ROOT / "data" / "bank" / "bank.csv"
 BANK_FULL = ROOT / "data" / "bank" / "bank-full.csv"
 SPEC = ROOT / "specs" / "bank_marketing.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging():
+    """Job CLIs called in-process set up logging to stderr, which in a test is pytest's capture:
+    undo it, or a later log call (py4j's at exit) writes to a closed stream."""
+    handlers, level = logging.root.handlers[:], logging.root.level
+    yield
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +45,9 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+    # py4j says goodbye at interpreter exit, after pytest has closed the streams the logging
+    # handlers Airflow set up at import write to; its goodbye is not worth a traceback.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -95,12 +94,7 @@ def scoring_root(tmp_path):
 
 
 def run_score(root, *extra):
-    # The CLI sets up logging to stderr, which here is pytest's capture: undo it after the run.
-    handlers = logging.root.handlers[:]
-    try:
-        return score.main(["--storage-root", str(root), "--model", MODEL, "--date", DATE, *extra])
-    finally:
-        logging.root.handlers[:] = handlers
+    return score.main(["--storage-root", str(root), "--model", MODEL, "--date", DATE, *extra])
 
 
 def read_scores(spark, root):
