@@ -17,16 +17,16 @@ Credentials never travel as arguments: on AWS the pod's service account maps to 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes.client import models as k8s
+if TYPE_CHECKING:
+    from kubernetes.client import models as k8s
 
 # What the image is called and where pods run: Airflow Variables, so a deployment changes them
 # without a code change (docker/jobs.Dockerfile builds the image; `make job-image`).
 IMAGE = "{{ var.value.get('ml_batch_image', 'ml-scaling-jobs:latest') }}"
 NAMESPACE = "{{ var.value.get('ml_k8s_namespace', 'ml-scaling') }}"
 SERVICE_ACCOUNT = "ml-scaling-jobs"
-CONTAINER = "base"  # the operator's name for the job's container
 SCRATCH = "/scratch"  # the image's HOME, TMPDIR and SPARK_LOCAL_DIRS
 JOB_UID = 10001  # the image's USER
 
@@ -60,21 +60,22 @@ def scoring_arguments(plan: str) -> list[str]:
 
 
 def container_resources(size: PodSize) -> k8s.V1ResourceRequirements:
+    from kubernetes.client import models as k8s
+
     return k8s.V1ResourceRequirements(
         requests={"cpu": size.cpu_request, "memory": size.memory_request, "ephemeral-storage": "1Gi"},
         limits={"cpu": str(size.cpu_limit), "memory": size.memory_limit, "ephemeral-storage": size.scratch},
     )
 
 
-def spark_env(size: PodSize) -> list[k8s.V1EnvVar]:
+def spark_env(size: PodSize) -> dict[str, str]:
     """Local Spark sized to the pod, not to the node it happens to run on."""
-    return [
-        k8s.V1EnvVar(name="SPARK_LOCAL_MASTER", value=f"local[{size.cpu_limit}]"),
-        k8s.V1EnvVar(name="SPARK_DRIVER_MEMORY", value=size.driver_memory),
-    ]
+    return {"SPARK_LOCAL_MASTER": f"local[{size.cpu_limit}]", "SPARK_DRIVER_MEMORY": size.driver_memory}
 
 
 def pod_security_context() -> k8s.V1PodSecurityContext:
+    from kubernetes.client import models as k8s
+
     return k8s.V1PodSecurityContext(
         run_as_non_root=True,
         run_as_user=JOB_UID,
@@ -85,6 +86,8 @@ def pod_security_context() -> k8s.V1PodSecurityContext:
 
 
 def container_security_context() -> k8s.V1SecurityContext:
+    from kubernetes.client import models as k8s
+
     return k8s.V1SecurityContext(
         run_as_non_root=True,
         allow_privilege_escalation=False,
@@ -95,6 +98,8 @@ def container_security_context() -> k8s.V1SecurityContext:
 
 def scratch_volume(size: PodSize) -> tuple[k8s.V1Volume, k8s.V1VolumeMount]:
     """The one writable place in the pod, wiped with it."""
+    from kubernetes.client import models as k8s
+
     volume = k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=size.scratch))
     return volume, k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH)
 

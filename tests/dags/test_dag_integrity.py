@@ -15,7 +15,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="airflow-home-"))
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 
-HEAVY = {"pyspark", "pandas", "sklearn", "boto3", "numpy"}
+HEAVY = {"pyspark", "pandas", "sklearn", "boto3", "numpy", "kubernetes"}
 # Tasks that must not retry: a retry would invoke the function again for a person waiting on it.
 NO_RETRY = {("spot_predictions", "predict")}
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
