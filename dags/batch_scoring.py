@@ -33,7 +33,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow.sdk import DAG, Param, PokeReturnValue, task
 from scaling_platform.assets import CHAMPION, night_scored
 from scaling_platform.batch_scoring import scoring_pod
-from scaling_platform.defaults import default_args
+from scaling_platform.defaults import default_args, storage_root, storage_root_param
 from scaling_platform.pod_operators import JobPodOperator
 from scaling_platform.storage_paths import storage_path
 
@@ -82,16 +82,14 @@ with DAG(
             title="Most rows that may break the spec",
             description="More fails the run and writes nothing",
         ),
-        "storage_root": Param(
-            "", type="string", title="Storage root", description="Empty: Variable ml_storage_root"
-        ),
+        "storage_root": storage_root_param(),
     },
 ) as dag:
 
     @task
     def plan(params: dict, var: dict, dag_run: Any, triggering_asset_events: Any) -> dict:
         """Where this run reads and writes (the layout of spark_jobs.partitions)."""
-        root = (params["storage_root"] or var["value"].get("ml_storage_root", "storage")).rstrip("/")
+        root = storage_root(params, var)
         model, date = params["model"], params["date"] or night_scored(dag_run, triggering_asset_events)
         default_input = f"{root}/incoming/{model}/ds={date}"
         input_uri = params["input_uri"] or default_input

@@ -26,7 +26,7 @@ from airflow.providers.common.compat.sdk import AirflowSkipException
 from airflow.sdk import DAG, Param, task
 from scaling_platform import emr as emr_config
 from scaling_platform.assets import CHAMPION
-from scaling_platform.defaults import default_args
+from scaling_platform.defaults import default_args, storage_root, storage_root_param
 from scaling_platform.emr_operators import (
     EmrCreateOrUseJobFlowOperator,
     EmrStepSensorWithLogs,
@@ -54,9 +54,7 @@ with DAG(
             title="Input data",
             description="File, folder or glob; empty: Variable ml_input_uri",
         ),
-        "storage_root": Param(
-            "", type="string", title="Storage root", description="Empty: Variable ml_storage_root"
-        ),
+        "storage_root": storage_root_param(),
         "min_roc_auc": Param(0.88, type="number", minimum=0, maximum=1, title="Gate: minimum ROC AUC"),
         "min_pr_auc": Param(0.45, type="number", minimum=0, maximum=1, title="Gate: minimum PR AUC"),
         "tolerance": Param(0.01, type="number", minimum=0, maximum=1, title="Gate: allowed drop vs champion"),
@@ -76,7 +74,7 @@ with DAG(
     def resolve(params: dict, var: dict, ds_nodash: str, run_id: str) -> dict:
         """The run's effective settings: Params where given, else the deployment's Variables."""
         value = var["value"]
-        root = params["storage_root"] or value.get("ml_storage_root", "storage")
+        root = storage_root(params, var)
         return {
             "input_uri": params["input_uri"] or value.get("ml_input_uri", "data/bank/bank-full.csv"),
             "spec_uri": value.get("ml_spec_uri", "specs/bank_marketing.yaml"),

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param, task
-from scaling_platform.defaults import default_args
+from scaling_platform.defaults import default_args, storage_root, storage_root_param
 from scaling_platform.lambda_operators import SpotPredictionOperator
 from scaling_platform.lambda_release import ALIAS, DEFAULT_FUNCTION
 
@@ -67,16 +67,14 @@ with DAG(
             description="JSON Lines (or a JSON array) in storage, for batches over Lambda's 6 MB "
             "request limit; when given, it is used instead of the records",
         ),
-        "storage_root": Param(
-            "", type="string", title="Storage root", description="Empty: Variable ml_storage_root"
-        ),
+        "storage_root": storage_root_param(),
     },
 ) as dag:
 
     @task
     def locate(params: dict, var: dict, run_id: str) -> dict:
         """Where this run's response (and a batch's predictions) are stored: keyed by run id."""
-        root = (params["storage_root"] or var["value"].get("ml_storage_root", "storage")).rstrip("/")
+        root = storage_root(params, var)
         folder = f"{root}/predictions/spot/{re.sub(r'[^A-Za-z0-9._-]', '_', run_id)}"
         return {"response_uri": f"{folder}/response.json", "output_uri": f"{folder}/predictions.jsonl"}
 

@@ -1,9 +1,12 @@
-"""What every task of the project's DAGs shares: owner, retries, the failure notification."""
+"""What the project's DAGs share: default_args (owner, retries, the failure notification) and the
+storage root, a Param that falls back to the deployment's Variable."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+
+from airflow.sdk import Param
 
 from scaling_platform.notifications import notify_failure
 
@@ -16,3 +19,12 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "retry_delay": timedelta(minutes=1),
         "on_failure_callback": notify_failure,
     } | overrides
+
+
+def storage_root_param() -> Param:
+    return Param("", type="string", title="Storage root", description="Empty: Variable ml_storage_root")
+
+
+def storage_root(params: dict[str, Any], var: dict[str, Any]) -> str:
+    """The run's storage root: its Param if given, else Variable ml_storage_root, else ./storage."""
+    return str(params["storage_root"] or var["value"].get("ml_storage_root", "storage")).rstrip("/")

@@ -32,3 +32,16 @@ def test_scoring_scores_the_night_that_triggered_it():
     assert night_scored(run, {}) == "2026-11-21"  # a manual run without a logical date
     manual = SimpleNamespace(logical_date=dt.datetime(2026, 11, 19, tzinfo=dt.UTC), run_after=run.run_after)
     assert night_scored(manual, None) == "2026-11-19"
+
+
+def test_the_plan_uses_the_jobs_partition_layout(dags):
+    """The DAG cannot import spark_jobs; its plan must still name the places the job reads and writes."""
+    from spark_jobs.partitions import MARKER, input_uri, output_uri
+
+    plan = dags["batch_scoring"].get_task("plan").python_callable
+    run = SimpleNamespace(logical_date=dt.datetime(2026, 11, 20, tzinfo=dt.UTC), run_after=None)
+    params = dict(dags["batch_scoring"].params) | {"storage_root": "s3://bucket/ml/"}
+    where = plan(params=params, var={"value": {}}, dag_run=run, triggering_asset_events={})
+    assert where["input_uri"] == input_uri("s3://bucket/ml", "bank-marketing", "2026-11-20")
+    assert where["ready_uri"] == f"{where['input_uri']}/{MARKER}"
+    assert where["output_uri"] == output_uri("s3://bucket/ml", "bank-marketing", "2026-11-20")
