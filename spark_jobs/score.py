@@ -154,13 +154,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     spark = get_spark(f"score-{args.model}")
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     with readable(inp):
-        raw = read_raw(spark, inp, spec, spec.features)
+        # Read once: the counts, the scored rows and the rejected rows all come from this cache.
+        raw = read_raw(spark, inp, spec, spec.features).cache()
         counts = rejection_counts(raw, spec)
-        checked = check_rows(raw, spec).cache()
+        checked = check_rows(raw, spec)
     rows_in, rejected = counts.pop("rows"), counts.pop("rejected")
     ratio = rejected / rows_in if rows_in else 0.0
     reasons = dict(sorted(((k, v) for k, v in counts.items() if v), key=lambda kv: -kv[1]))
     if ratio > args.max_rejected_ratio:
+        raw.unpersist()
         raise DataContractError(
             f"{rejected} of {rows_in} row(s) in {inp.uri} ({ratio:.2%}) break the spec of "
             f"{args.model} version {version}, more than --max-rejected-ratio {args.max_rejected_ratio:.2%}; "
@@ -199,7 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         storage.write_bytes(storage.join(staging, SUMMARY), storage.dump_json(summary))
         storage.replace_tree(staging, final, last=MARKER)
-    checked.unpersist()
+    raw.unpersist()
     return summary
 
 
