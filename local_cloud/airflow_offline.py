@@ -6,20 +6,23 @@ the same way. Connections and Variables are environment variables: no DAG code c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from local_cloud.kubernetes_service import kubeconfig
-from local_cloud.process import ROOT
+from local_cloud.process import ROOT, running_emulator
 from local_cloud.server import CREDENTIALS, REGION, role_arn
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 # The execution role of the spot-predictions function: on AWS the platform team provisions it
 # (docs/aws.md); the emulator is started with it (running_emulator(..., roles=[LAMBDA_ROLE])).
 LAMBDA_ROLE = "ml-scaling-spot-predictions"
+LOG_BUCKET = "ml-scaling-logs"
 
 
 def airflow_env(
@@ -51,6 +54,21 @@ def airflow_env(
         "AIRFLOW_VAR_ML_LAMBDA_ROLE_ARN": role_arn(LAMBDA_ROLE),
         "SPARK_LOCAL_MASTER": "local[2]",
     }
+
+
+@contextlib.contextmanager
+def offline_airflow(home: Path, storage_root: Path, input_uri: Path) -> Iterator[dict[str, str]]:
+    """The emulator for `make run` and `make airflow`, and a migrated Airflow environment on it.
+
+    Lambda functions are kept in home/cloud-state: the function one run released is the one the
+    next run (in the next emulator) invokes.
+    """
+    state = home / "cloud-state"
+    with running_emulator(home, [LOG_BUCKET], [LAMBDA_ROLE], state_dir=state) as endpoint:
+        print(f"local cloud emulator on {endpoint}", flush=True)
+        env = airflow_env(home, endpoint, storage_root, input_uri, LOG_BUCKET)
+        migrate(env)
+        yield env
 
 
 def migrate(env: dict[str, str]) -> None:

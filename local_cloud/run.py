@@ -16,10 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
-from local_cloud.process import ROOT, running_emulator
-
-LOG_BUCKET = "ml-scaling-logs"
+from local_cloud.airflow_offline import dags_test, offline_airflow
+from local_cloud.process import ROOT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,12 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = ROOT / ".airflow"
     home.mkdir(exist_ok=True)
-    # Lambda functions are kept in .airflow/cloud-state: the function `make run` released is the
-    # one `local_cloud.run spot_predictions` invokes, in the next emulator.
-    with running_emulator(home, [LOG_BUCKET], [LAMBDA_ROLE], state_dir=home / "cloud-state") as endpoint:
-        print(f"local cloud emulator on {endpoint}", flush=True)
-        env = airflow_env(home, endpoint, ROOT / args.storage_root, ROOT / args.input, LOG_BUCKET)
-        migrate(env)
+    with offline_airflow(home, ROOT / args.storage_root, ROOT / args.input) as env:
         code, output, states = dags_test(env, args.dag_id, json.loads(args.conf), args.logical_date)
     log_path = home / f"{args.dag_id}.log"
     log_path.write_text(output)

@@ -23,9 +23,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_cloud.airflow_offline import AIRFLOW, LAMBDA_ROLE, airflow_env, migrate
-from local_cloud.process import ROOT, running_emulator
-from local_cloud.run import LOG_BUCKET
+from local_cloud.airflow_offline import AIRFLOW, offline_airflow
+from local_cloud.process import ROOT
 
 HOME = ROOT / ".airflow"
 PID_FILE = "standalone.pid"
@@ -163,13 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     pid_file.write_text(str(os.getpid()))
     try:
-        with running_emulator(home, [LOG_BUCKET], [LAMBDA_ROLE], state_dir=home / "cloud-state") as endpoint:
-            env = standalone_env(
-                airflow_env(home, endpoint, ROOT / args.storage_root, ROOT / args.input, LOG_BUCKET),
-                args.port,
-            )
-            migrate(env)
-            print(f"local cloud emulator on {endpoint}; starting Airflow (about 30 s) ...", flush=True)
+        with offline_airflow(home, ROOT / args.storage_root, ROOT / args.input) as offline_env:
+            env = standalone_env(offline_env, args.port)
+            print("starting Airflow (about 30 s) ...", flush=True)
             with running_airflow(env, home, args.port) as airflow:
                 print(
                     f"\nAirflow UI: {airflow.url}  (log in as {USER} / {airflow.password})\n"

@@ -173,3 +173,12 @@ def handmade_version(root: object, version: str = "v1", promote: bool = True):
     if promote:
         registry.promote(version, Gate())
     return registry
+
+
+def free_port() -> int:
+    """A port nothing listens on right now, on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

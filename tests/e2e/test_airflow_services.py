@@ -25,17 +25,11 @@ from local_cloud.server import client, role_arn
 from local_cloud.standalone import USER, running_airflow, standalone_env
 from spark_jobs import sample_input, storage
 from spark_jobs.partitions import output_uri
-from tests.conftest import BANK, bank_records
+from tests.conftest import BANK, bank_records, free_port
 from tests.e2e.conftest import TRAINED_VERSION, copy_of
 
 pytestmark = pytest.mark.slow
 MODEL = "bank-marketing"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Api:
@@ -101,7 +95,7 @@ def airflow(tmp_path_factory, trained_storage, bank_spec):
         sample_input.cut(str(BANK), bank_spec, str(root), day.isoformat(), 300, "csv")
     home = work / "home"
     home.mkdir()
-    port = _free_port()
+    port = free_port()
     with running_emulator(work, buckets=["logs"], roles=[LAMBDA_ROLE]) as endpoint:
         settings = FunctionSettings(name=DEFAULT_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
         release_model(client(endpoint, "lambda"), settings, str(root), MODEL, TRAINED_VERSION)

@@ -13,15 +13,9 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(home, port):
@@ -65,7 +59,7 @@ def _all_gone(launcher, started, port):
 
 
 def test_ctrl_c_stops_airflow_and_the_emulator(tmp_path):
-    port = _free_port()
+    port = free_port()
     launcher, started, command = _start(tmp_path, port)
     names = " ".join(map(_cmdline, started))
     for component in ("scheduler", "dag-processor", "triggerer", "api_server", "local_cloud.server"):
@@ -77,7 +71,7 @@ def test_ctrl_c_stops_airflow_and_the_emulator(tmp_path):
 
 
 def test_airflow_stop_stops_it_from_another_shell(tmp_path):
-    port = _free_port()
+    port = free_port()
     launcher, started, _ = _start(tmp_path, port)
     stop = subprocess.run(
         [sys.executable, "-m", "local_cloud.standalone", "--home", str(tmp_path), "--stop"],
