@@ -13,6 +13,8 @@ PY := $(VENV)/bin/python
 STORAGE_ROOT ?= storage
 # The day batch scoring scores (make score DATE=YYYY-MM-DD); today, UTC, by default.
 DATE ?= $(shell date -u +%F)
+# make airflow's UI and API port on 127.0.0.1.
+PORT ?= 8080
 INPUT ?= data/bank/bank-full.csv
 SPEC ?= specs/bank_marketing.yaml
 
@@ -30,7 +32,8 @@ help:
 	@echo "make predict RECORDS='[{...}]'   spot predictions for your own records, offline"
 	@echo "make train   the training job alone, without Airflow"
 	@echo "make test    set up and run every test (lint, types, unit, end-to-end)"
-	@echo "make airflow       Airflow 3 (scheduler, DAG processor, triggerer, UI) offline on 127.0.0.1:8080"
+	@echo "make airflow [PORT=8080]  Airflow 3 (PostgreSQL, API server and UI, scheduler, DAG processor,"
+	@echo "                   triggerer) offline on 127.0.0.1"
 	@echo "make airflow-stop  stop it (Ctrl-C in its terminal does the same)"
 	@echo "make show    list the registry: versions, metrics, champion"
 	@echo "make ship    build and upload the job code and its Python environment (STORAGE_ROOT=s3://...)"
@@ -58,6 +61,15 @@ $(COMPOSE_SCHEMA):
 	mv $(TOOLS)/compose-spec/package/lib/compose-spec/schema/compose-spec.json $@
 	rm -rf $(TOOLS)/compose-spec
 
+# Debian's chromium for the browser tests: Playwright drives it and never downloads a browser.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "error: the browser tests need Debian's chromium at $@" >&2; exit 1; }
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
@@ -79,7 +91,7 @@ run: setup
 # Needs a champion (make run, or make train).
 score: setup
 	$(PY) -m spark_jobs sample_input --storage-root $(STORAGE_ROOT) --date $(DATE)
-	$(PY) -m local_cloud.run batch_scoring --storage-root $(STORAGE_ROOT) --logical-date $(DATE)
+	$(PY) -m local_cloud.run batch_scoring --storage-root $(STORAGE_ROOT) --conf '{"date": "$(DATE)"}'
 
 # The training job alone, without Airflow or the emulator.
 train: setup
@@ -108,7 +120,7 @@ predict: setup
 
 # The UI and the scheduler, offline, until Ctrl-C: the same DAGs, connections and emulator as `make run`.
 airflow: setup
-	$(PY) -m local_cloud.standalone --storage-root $(STORAGE_ROOT) --input $(INPUT)
+	$(PY) -m local_cloud.standalone --storage-root $(STORAGE_ROOT) --input $(INPUT) --port $(PORT)
 
 airflow-stop:
 	$(PY) -m local_cloud.standalone --stop
@@ -121,7 +133,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint $(COMPOSE_SCHEMA)
+test: lint $(COMPOSE_SCHEMA) $(CHROMIUM)
 	$(PY) -m pytest
 
 test-fast: setup

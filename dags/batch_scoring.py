@@ -33,7 +33,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow.sdk import DAG, Param, PokeReturnValue, task
 from scaling_platform.assets import CHAMPION, night_scored
 from scaling_platform.batch_scoring import scoring_pod
-from scaling_platform.defaults import default_args, storage_root, storage_root_param
+from scaling_platform.defaults import default_args, optional_param, storage_root, storage_root_param
 from scaling_platform.pod_operators import JobPodOperator
 from scaling_platform.storage_paths import storage_path
 
@@ -52,22 +52,27 @@ with DAG(
     tags=["scoring", "kubernetes", "spark"],
     default_args=default_args(retries=2, retry_delay=timedelta(minutes=2)),
     params={
-        "date": Param(
-            "",
-            type="string",
-            pattern=r"^(\d{4}-\d{2}-\d{2})?$",
-            title="Date to score",
-            description="YYYY-MM-DD; empty: the run's logical date",
+        "date": optional_param(
+            "Date to score",
+            "A calendar date (YYYY-MM-DD); empty: the training night that triggered the run, or the "
+            "run's logical date",
+            format="date",
         ),
-        "input_uri": Param(
-            "",
-            type="string",
-            title="Input",
-            description="File or folder of CSV or Parquet records; empty: "
+        "input_uri": optional_param(
+            "Input",
+            "File or folder of CSV or Parquet records; empty: "
             "<storage root>/incoming/<model>/ds=<date>/ (complete once its _SUCCESS marker is there)",
         ),
-        "model": Param(DEFAULT_MODEL, type="string", minLength=1, title="Model (registry name)"),
-        "model_version": Param("", type="string", title="Model version", description="Empty: the champion"),
+        "model": Param(
+            DEFAULT_MODEL,
+            type="string",
+            minLength=1,
+            title="Model (registry name)",
+            description="The model's name in the registry",
+        ),
+        "model_version": optional_param(
+            "Model version", "A version in the model's registry; empty: the champion"
+        ),
         "if_input_missing": Param(
             "wait",
             enum=["wait", "fail", "skip"],
@@ -101,7 +106,7 @@ with DAG(
             "input_uri": input_uri,
             # The default partition is complete once its marker is there; a given input once it exists.
             "ready_uri": f"{default_input}/_SUCCESS" if input_uri == default_input else input_uri,
-            "model_version": params["model_version"],
+            "model_version": params["model_version"] or "",
             "max_rejected_ratio": params["max_rejected_ratio"],
             "output_uri": output_uri,
             "summary_uri": f"{output_uri}/_summary.json",

@@ -26,7 +26,7 @@ from airflow.providers.common.compat.sdk import AirflowSkipException
 from airflow.sdk import DAG, Param, task
 from scaling_platform import emr as emr_config
 from scaling_platform.assets import CHAMPION
-from scaling_platform.defaults import default_args, storage_root, storage_root_param
+from scaling_platform.defaults import default_args, optional_param, storage_root, storage_root_param
 from scaling_platform.emr_operators import (
     EmrCreateOrUseJobFlowOperator,
     EmrStepSensorWithLogs,
@@ -37,6 +37,11 @@ from scaling_platform.jobs import run_job
 from scaling_platform.lambda_release import DEFAULT_FUNCTION, FunctionSettings, release_model
 
 TRAINING_TIMEOUT = 3 * 60 * 60  # seconds
+# How often the waits ask EMR: a cluster starts in minutes and a training step runs for minutes.
+# Not shorter: a reschedule-mode sensor re-queued before the executor has reported its last poke
+# is failed by Airflow's scheduler (apache/airflow#71172; seen offline with a 5 s poke on a loaded
+# machine, where the report came 5.5 s after the poke).
+POLL_SECONDS = 30
 
 with DAG(
     dag_id=Path(__file__).stem,
@@ -48,24 +53,47 @@ with DAG(
     tags=["training", "emr", "spark"],
     default_args=default_args(),
     params={
-        "input_uri": Param(
-            "",
-            type="string",
-            title="Input data",
-            description="File, folder or glob; empty: Variable ml_input_uri",
+        "input_uri": optional_param(
+            "Input data", "CSV or Parquet file, folder or glob; empty: the deployment's Variable ml_input_uri"
         ),
         "storage_root": storage_root_param(),
-        "min_roc_auc": Param(0.88, type="number", minimum=0, maximum=1, title="Gate: minimum ROC AUC"),
-        "min_pr_auc": Param(0.45, type="number", minimum=0, maximum=1, title="Gate: minimum PR AUC"),
-        "tolerance": Param(0.01, type="number", minimum=0, maximum=1, title="Gate: allowed drop vs champion"),
-        "task_spot_count": Param(0, type="integer", minimum=0, maximum=50, title="Spot task nodes"),
-        "existing_cluster_id": Param(
-            "",
-            type="string",
-            pattern=r"^(j-[0-9A-Z]{8,})?$",
-            title="Existing EMR cluster",
-            description="Run the step on this cluster (j-...), which is then neither created nor "
-            "terminated; empty: a new cluster for this run",
+        "min_roc_auc": Param(
+            0.88,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Gate: minimum ROC AUC",
+            description="From 0 to 1: a new version below it is kept but not promoted",
+        ),
+        "min_pr_auc": Param(
+            0.45,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Gate: minimum PR AUC",
+            description="From 0 to 1: a new version below it is kept but not promoted",
+        ),
+        "tolerance": Param(
+            0.01,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Gate: allowed drop vs champion",
+            description="From 0 to 1: how far below the champion's metrics a new version may be",
+        ),
+        "task_spot_count": Param(
+            0,
+            type="integer",
+            minimum=0,
+            maximum=50,
+            title="Spot task nodes",
+            description="A whole number from 0 to 50: spot instances added to the cluster",
+        ),
+        "existing_cluster_id": optional_param(
+            "Existing EMR cluster",
+            "A cluster id, j- and at least 8 capitals or digits (j-1A2B3C4D5E6F7): the step runs there "
+            "and the cluster is neither created nor terminated; empty: a new cluster for this run",
+            pattern=r"^j-[0-9A-Z]{8,}$",
         ),
     },
 ) as dag:
@@ -185,7 +213,7 @@ with DAG(
     create_cluster = EmrCreateOrUseJobFlowOperator(
         task_id="create_cluster",
         job_flow_overrides=cluster_request(cfg),
-        existing_job_flow_id="{{ params.existing_cluster_id }}",
+        existing_job_flow_id="{{ params.existing_cluster_id or '' }}",
         emr_conn_id=None,
     )
     checked >> create_cluster
@@ -196,7 +224,7 @@ with DAG(
         job_flow_id=create_cluster.output,
         target_states=["WAITING", "RUNNING"],
         failed_states=["TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"],
-        poke_interval=5,
+        poke_interval=POLL_SECONDS,
         timeout=60 * 30,
         mode="reschedule",
         # Deferred, this sensor's trigger waits for termination whatever target_states says.
@@ -210,15 +238,17 @@ with DAG(
         # (Deferrable, the provider's add-steps task would wait for the step itself.)
         deferrable=False,
     )
+    # Deferred to the triggerer: the wait holds no worker slot, and the task hands over to the
+    # trigger and back once, instead of being re-queued for every poke.
     wait_for_training = EmrStepSensorWithLogs(
         task_id="wait_for_training",
         job_flow_id=create_cluster.output,
         step_id="{{ ti.xcom_pull(task_ids='add_training_step')[0] }}",
-        poke_interval=5,
+        deferrable=True,
+        poke_interval=POLL_SECONDS,
         timeout=TRAINING_TIMEOUT,
-        mode="reschedule",
         # Deferred, the wait lasts max_attempts * poke_interval instead of `timeout`.
-        max_attempts=TRAINING_TIMEOUT // 5,
+        max_attempts=TRAINING_TIMEOUT // POLL_SECONDS,
     )
     # A teardown: runs whenever create_cluster succeeded, even after a failure, and leaves the
     # run failed; it terminates only a cluster this run created, never an existing one.

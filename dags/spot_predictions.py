@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param, task
-from scaling_platform.defaults import default_args, storage_root, storage_root_param
+from scaling_platform.defaults import default_args, optional_param, storage_root, storage_root_param
 from scaling_platform.lambda_operators import SpotPredictionOperator
 from scaling_platform.lambda_release import ALIAS, DEFAULT_FUNCTION
 
@@ -58,14 +58,13 @@ with DAG(
             minItems=1,
             items={"type": "object", "minProperties": 1},
             title="Records",
-            description="One object per record, with the dataset spec's feature fields",
+            description="A JSON array of one or more objects, one per client, with the dataset spec's "
+            "feature fields (as in the example)",
         ),
-        "records_uri": Param(
-            None,
-            type=["null", "string"],
-            title="Records URI",
-            description="JSON Lines (or a JSON array) in storage, for batches over Lambda's 6 MB "
-            "request limit; when given, it is used instead of the records",
+        "records_uri": optional_param(
+            "Records URI",
+            "JSON Lines (or a JSON array) in storage, for batches over Lambda's 6 MB request limit; "
+            "when given, it is used instead of the records",
         ),
         "storage_root": storage_root_param(),
     },

@@ -1,7 +1,9 @@
-"""Airflow offline: its own AIRFLOW_HOME and SQLite database, its AWS connection on the emulator.
+"""Airflow offline: its own AIRFLOW_HOME and metadata database, its AWS connection on the emulator.
 
-Used by `make run` (through local_cloud.run) and by the end-to-end tests, so both run a DAG
-the same way. Connections and Variables are environment variables: no DAG code changes.
+Used by `make run` (through local_cloud.run, SQLite, `airflow dags test`), by `make airflow`
+(local_cloud.standalone, PostgreSQL) and by the end-to-end tests, so all run a DAG the same way.
+Connections and Variables are environment variables here (`make airflow` moves them into its
+database): no DAG code changes.
 """
 
 from __future__ import annotations
@@ -26,9 +28,15 @@ LOG_BUCKET = "ml-scaling-logs"
 
 
 def airflow_env(
-    home: Path, endpoint: str, storage_root: Path, input_uri: Path, log_bucket: str
+    home: Path,
+    endpoint: str,
+    storage_root: Path,
+    input_uri: Path,
+    log_bucket: str,
+    database_url: str | None = None,
 ) -> dict[str, str]:
-    """What the Makefile exports: the same variables, pointed at temporary places."""
+    """What the Makefile exports: the same variables, pointed at temporary places. Without a
+    `database_url`, Airflow's default SQLite database in `home`."""
     connection = {
         "conn_type": "aws",
         "login": CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -53,12 +61,15 @@ def airflow_env(
         "AIRFLOW_VAR_EMR_LOG_URI": f"s3://{log_bucket}/emr/",
         "AIRFLOW_VAR_ML_LAMBDA_ROLE_ARN": role_arn(LAMBDA_ROLE),
         "SPARK_LOCAL_MASTER": "local[2]",
-    }
+    } | ({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url} if database_url else {})
 
 
 @contextlib.contextmanager
-def offline_airflow(home: Path, storage_root: Path, input_uri: Path) -> Iterator[dict[str, str]]:
-    """The emulator for `make run` and `make airflow`, and a migrated Airflow environment on it.
+def offline_airflow(
+    home: Path, storage_root: Path, input_uri: Path, database_url: str | None = None
+) -> Iterator[tuple[dict[str, str], str]]:
+    """The emulator for `make run` and `make airflow`, and a migrated Airflow environment on it;
+    yields the environment and the emulator's endpoint.
 
     Lambda functions are kept in home/cloud-state: the function one run released is the one the
     next run (in the next emulator) invokes.
@@ -66,9 +77,9 @@ def offline_airflow(home: Path, storage_root: Path, input_uri: Path) -> Iterator
     state = home / "cloud-state"
     with running_emulator(home, [LOG_BUCKET], [LAMBDA_ROLE], state_dir=state) as endpoint:
         print(f"local cloud emulator on {endpoint}", flush=True)
-        env = airflow_env(home, endpoint, storage_root, input_uri, LOG_BUCKET)
+        env = airflow_env(home, endpoint, storage_root, input_uri, LOG_BUCKET, database_url)
         migrate(env)
-        yield env
+        yield env, endpoint
 
 
 def migrate(env: dict[str, str]) -> None:

@@ -16,6 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES: Mapping[str, Path] = {"ml-scaling-jobs": ROOT / "docker" / "jobs.Dockerfile"}
 
 
+class StartupError(RuntimeError):
+    """An expected failure to start a local service (a port in use, a server that exits): the
+    launchers print it as one line, without a traceback."""
+
+
 @contextlib.contextmanager
 def running_emulator(
     workdir: Path,
@@ -51,7 +56,7 @@ def running_emulator(
         deadline = time.monotonic() + 60
         while not ready.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
+                raise StartupError(
                     f"emulator did not start: {(workdir / 'emulator.log').read_text()[-2000:]}"
                 )
             time.sleep(0.1)

@@ -24,13 +24,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_cloud.run", description=__doc__.split("\n")[0])
     parser.add_argument("dag_id")
     parser.add_argument("--conf", default="{}", help="run configuration (JSON), as in the trigger form")
-    parser.add_argument("--logical-date", default=dt.date.today().isoformat())
+    # Now, not midnight: `airflow dags test` records the logical date as the run's start, so a
+    # date alone would show a run of today as lasting since midnight.
+    parser.add_argument(
+        "--logical-date", default=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), help="default: now"
+    )
     parser.add_argument("--storage-root", default=str(ROOT / "storage"))
     parser.add_argument("--input", default=str(ROOT / "data" / "bank" / "bank-full.csv"))
+    parser.add_argument(
+        "--home", type=Path, default=ROOT / ".airflow", help="AIRFLOW_HOME and the emulator's files"
+    )
     args = parser.parse_args(argv)
-    home = ROOT / ".airflow"
-    home.mkdir(exist_ok=True)
-    with offline_airflow(home, ROOT / args.storage_root, ROOT / args.input) as env:
+    home = args.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    with offline_airflow(home, ROOT / args.storage_root, ROOT / args.input) as (env, _):
         code, output, states = dags_test(env, args.dag_id, json.loads(args.conf), args.logical_date)
     log_path = home / f"{args.dag_id}.log"
     log_path.write_text(output)

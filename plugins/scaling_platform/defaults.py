@@ -21,8 +21,17 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     } | overrides
 
 
+def optional_param(title: str, description: str, **schema: Any) -> Param:
+    """A Param a person may leave empty: its type allows null, so the trigger form does not call it
+    required, and an emptied field is sent as null. `description` says what empty means."""
+    kind = schema.pop("type", "string")
+    return Param(None, type=["null", kind], title=title, description=description, **schema)
+
+
 def storage_root_param() -> Param:
-    return Param("", type="string", title="Storage root", description="Empty: Variable ml_storage_root")
+    return optional_param(
+        "Storage root", "s3://bucket/prefix or a folder; empty: the deployment's Variable ml_storage_root"
+    )
 
 
 def storage_root(params: dict[str, Any], var: dict[str, Any]) -> str:

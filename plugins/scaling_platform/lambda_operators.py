@@ -102,7 +102,22 @@ class SpotPredictionOperator(LambdaInvokeFunctionOperator):
         self.log.info(
             "%s scored %s record(s); response stored at %s", where, result.get("count"), self.response_uri
         )
+        for line in prediction_table(result):
+            self.log.info("%s", line)
         return summary
+
+
+def prediction_table(result: dict[str, Any], limit: int = 20) -> list[str]:
+    """The answer as a person reads it in the task log: record, label, probability for the first
+    `limit` records, then how many more there are and where they all are."""
+    predictions = result.get("predictions")
+    head = f"{result.get('count')} prediction(s), model {result.get('model')} {result.get('model_version')}"
+    if predictions is None:
+        return [f"{head}: written to {result.get('output_uri')}"]
+    rows = [f"{i:>8}  {p['label']!s:<8} {p['probability']:>11.4f}" for i, p in enumerate(predictions[:limit])]
+    more = len(predictions) - limit
+    tail = [f"... and {more:,} more (all {len(predictions):,} in the stored response)"] if more > 0 else []
+    return [f"{head}:", f"{'record':>8}  {'label':<8} {'probability':>11}", *rows, *tail]
 
 
 def _what(event: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
 """`make airflow`'s launcher: it prints where the UI is and how to log in, refuses a second copy,
-and Ctrl-C or `make airflow-stop` stops every process it started."""
+names a port already in use, reports a slow start as it goes, and Ctrl-C or `make airflow-stop`
+stops every process it started (PostgreSQL included)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,14 @@ def test_ctrl_c_stops_airflow_and_the_emulator(tmp_path):
     port = free_port()
     launcher, started, command = _start(tmp_path, port)
     names = " ".join(map(_cmdline, started))
-    for component in ("scheduler", "dag-processor", "triggerer", "api_server", "local_cloud.server"):
+    for component in (
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+        "api_server",
+        "local_cloud.server",
+        "postgres",
+    ):
         assert component in names, names
     second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert second.returncode == 1 and "already running" in second.stdout
@@ -83,3 +91,75 @@ def test_airflow_stop_stops_it_from_another_shell(tmp_path):
     assert stop.returncode == 0 and "stopped" in stop.stdout
     _all_gone(launcher, started, port)
     assert not (tmp_path / "standalone.pid").exists()
+
+
+def test_a_port_in_use_is_named_in_one_line_and_nothing_starts(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        command = [
+            sys.executable,
+            "-m",
+            "local_cloud.standalone",
+            "--home",
+            str(tmp_path),
+            "--port",
+            str(port),
+        ]
+        launcher = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert launcher.returncode == 1
+    holder_command = " ".join(psutil.Process().cmdline())[:80]
+    assert launcher.stderr.splitlines() == [
+        f"error: 127.0.0.1:{port} is already in use by pid {os.getpid()} ({holder_command}): "
+        f"stop it, or choose another port (make airflow PORT={port + 1})"
+    ]
+    assert not (tmp_path / "postgres").exists() and not (tmp_path / "standalone.pid").exists()
+
+
+def test_a_slow_start_reports_what_is_up_and_times_out_in_one_line(tmp_path):
+    """The API server answers, but the triggerer and the DAG processor never become healthy."""
+    import http.server
+    import json
+    import threading
+
+    from local_cloud.process import StartupError
+    from local_cloud.standalone import _wait_healthy
+
+    health = {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "healthy"}}
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(health).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    service = subprocess.Popen(["sleep", "60"])
+    lines: list[str] = []
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(StartupError, match=r"^Airflow did not become healthy in 3 s; the services' logs"):
+            _wait_healthy(url, {"scheduler": service}, tmp_path, 3, lines.append, report_every=1)
+    finally:
+        server.shutdown()
+        service.kill()
+    assert lines and lines[-1].endswith("up: metadatabase, scheduler; waiting for triggerer, dag_processor")
+
+
+def test_a_service_that_exits_while_starting_is_named(tmp_path):
+    from local_cloud.process import StartupError
+    from local_cloud.standalone import _wait_healthy
+
+    exited = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    exited.wait()
+    with pytest.raises(
+        StartupError, match="^the scheduler exited 3 while starting; its log: .*scheduler.log"
+    ):
+        _wait_healthy("http://127.0.0.1:1", {"scheduler": exited}, tmp_path, 30, print)

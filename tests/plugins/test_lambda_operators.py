@@ -8,6 +8,7 @@ from scaling_platform.lambda_operators import (
     MAX_SYNC_PAYLOAD,
     ONE_ATTEMPT_CLIENT,
     SpotPredictionOperator,
+    prediction_table,
     spot_event,
 )
 
@@ -55,3 +56,25 @@ def test_the_event_carries_the_records_or_the_uri_of_a_batch():
         spot_event([], None, "out")
     with pytest.raises(AirflowFailException, match="give the records"):
         spot_event(None, "", "out")
+
+
+def test_the_predictions_end_the_task_log_as_a_table():
+    answer = {
+        "model": "bank-marketing",
+        "model_version": "v7",
+        "count": 23,
+        "predictions": [{"label": "yes" if i % 5 == 0 else "no", "probability": i / 100} for i in range(23)],
+    }
+    lines = prediction_table(answer)
+    assert lines[0] == "23 prediction(s), model bank-marketing v7:"
+    assert lines[1].split() == ["record", "label", "probability"]
+    assert [line.split() for line in lines[2:4]] == [["0", "yes", "0.0000"], ["1", "no", "0.0100"]]
+    assert len(lines) == 2 + 20 + 1 and lines[-1] == "... and 3 more (all 23 in the stored response)"
+    assert len(prediction_table(answer | {"predictions": answer["predictions"][:20]})) == 22
+
+
+def test_a_batch_from_storage_says_where_its_predictions_went():
+    answer = {"model": "m", "model_version": "v1", "count": 5000, "output_uri": "s3://b/p/predictions.jsonl"}
+    assert prediction_table(answer) == [
+        "5000 prediction(s), model m v1: written to s3://b/p/predictions.jsonl"
+    ]
