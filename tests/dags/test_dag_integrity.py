@@ -51,6 +51,19 @@ def test_dag_policy(dagbag, path):
         assert any(isinstance(c, FailureNotifier) for c in callbacks), task.task_id
 
 
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_the_trigger_form_triggers_with_the_defaults(dagbag, path):
+    """The UI's form calls a Param required unless its type allows null: one that may be left empty
+    must allow it, or the form opens with Trigger disabled. The defaults themselves must validate."""
+    params = dagbag.dags[path.stem].params
+    for name in params:
+        param = params.get_param(name)
+        if param.value in (None, ""):
+            assert "null" in param.schema.get("type", []), f"{name} may be left empty but is required"
+        assert param.schema.get("title") and param.description, f"{name}: the form shows both"
+    params.validate()
+
+
 @pytest.mark.parametrize(
     "path", [*DAG_FILES, *sorted((ROOT / "plugins").rglob("*.py"))], ids=lambda p: p.name
 )
