@@ -26,7 +26,7 @@ from spark_jobs.spec import DatasetSpec
 
 CORRUPT = "_corrupt_record"
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
-_INTEGER_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
+_INTEGER_PATTERN = r"^\s*[+-]?[0-9]+(\.0*)?\s*$"  # "41" and "41.0": whole numbers
 _EXAMPLES = 3
 _REPLACEMENT = "\ufffd"
 
@@ -233,41 +233,144 @@ def _spark_type(type_name: str) -> str:
     return {"string": "string", "integer": "int", "long": "bigint", "double": "double"}[type_name]
 
 
-def cast_column(raw: Any, name: str, type_name: str) -> Any:
-    """Column `name` of a raw read as the spec's type; null where a value does not parse."""
+# The spec's integer types as Spark holds them (int, bigint): their range and name.
+_INTEGER_RANGES = {
+    "integer": (-(2**31), 2**31 - 1, "a 32-bit integer"),
+    "long": (-(2**63), 2**63 - 1, "a 64-bit integer"),
+}
+# Integers a double holds exactly: beyond 2^53 a double rounds.
+_EXACT_IN_DOUBLE = 2**53
+_TARGET_WORDS = {"string": "text", "integer": "an integer", "long": "an integer", "double": "a number"}
+# The most of a value a message shows: a sample, never the file's content.
+SAMPLE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A raw column read as its spec type: `value` is the typed value, null where the raw value is
+    null or breaks a rule; `rules` are the (what is wrong, condition) pairs a value can break."""
+
+    value: Any
+    rules: tuple[tuple[str, Any], ...]
+
+
+def typed_column(raw: Any, name: str, type_name: str) -> Typed:
+    """Column `name` of a raw read as the spec's type, by what its values mean, whatever the file
+    format: an integer column takes only whole numbers within its range (no truncation, overflow
+    or wrap), a double only finite numbers, a string only text. CSV values arrive as text, Parquet
+    values with their own types; a boolean, timestamp, nested or binary value is refused for every
+    spec type. Nothing is changed to fit."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    source = raw.schema[name].dataType
+    column = F.col(name)
+    if type_name == "string":
+        if isinstance(source, T.StringType):
+            return _typed(column, [])
+        return _typed(
+            column.cast("string"), [(f"of type {source.simpleString()}, not text", column.isNotNull())]
+        )
+    if isinstance(source, T.StringType):
+        return _typed_from_text(column, type_name)
+    if not isinstance(source, T.NumericType):  # boolean, timestamp, date, binary, array, struct, map
+        what = f"of type {source.simpleString()}, not {_TARGET_WORDS[type_name]}"
+        return _typed(F.lit(None).cast(_spark_type(type_name)), [(what, column.isNotNull())])
+    rules: list[tuple[str, Any]] = []
+    floating = isinstance(source, (T.FloatType, T.DoubleType))
+    if floating:
+        rules.append(("not a finite number", _not_finite(column)))
+    if type_name == "double":
+        if not isinstance(source, T.FractionalType):
+            beyond = F.abs(column.cast("decimal(38,0)")) > _EXACT_IN_DOUBLE
+            rules.append(("outside the integers a double holds exactly", beyond))
+        return _typed(column.cast("double"), rules)
+    low, high, words = _INTEGER_RANGES[type_name]
+    if isinstance(source, T.FractionalType):  # float, double, decimal: whole numbers only
+        finite = ~_not_finite(column) if floating else F.lit(True)
+        rules.append(("not a whole number", finite & (column != F.floor(column))))
+        wide = column.cast("double") if floating else column
+        out = (wide < float(low)) | (wide >= float(high) + 1.0)
+        rules.append((f"outside the range of {words}", finite & out))
+    else:
+        rules.append((f"outside the range of {words}", (column < low) | (column > high)))
+    return _typed(column.cast(_spark_type(type_name)), rules)
+
+
+def _typed_from_text(column: Any, type_name: str) -> Typed:
     from pyspark.sql import functions as F
 
-    column = F.col(name)
-    if type_name in ("integer", "long") and dict(raw.dtypes)[name] == "string":
-        # Spark casts "1.5" to 1; an integer column must hold integers.
-        column = F.when(column.rlike(_INTEGER_PATTERN), F.trim(column))
-    cast = column.cast(_spark_type(type_name))
     if type_name == "double":
-        # "NaN" and "Infinity" parse as doubles but no model can use them.
-        cast = F.when(~F.isnan(cast) & (F.abs(cast) != float("inf")), cast)
-    return cast
+        cast = column.cast("double")
+        return _typed(
+            cast,
+            [
+                ("not a number", column.isNotNull() & cast.isNull()),
+                ("not a finite number", _not_finite(cast)),
+            ],
+        )
+    _, _, words = _INTEGER_RANGES[type_name]
+    whole = column.rlike(_INTEGER_PATTERN)
+    # Spark's cast gives null for digits beyond the type's range.
+    cast = F.trim(column).cast(_spark_type(type_name))
+    return _typed(
+        cast,
+        [
+            ("not an integer", column.isNotNull() & ~whole),
+            (f"outside the range of {words}", whole & cast.isNull()),
+        ],
+    )
 
 
-_TYPE_WORDS = {"string": "text", "integer": "integers", "long": "integers", "double": "finite numbers"}
+def _not_finite(column: Any) -> Any:
+    from pyspark.sql import functions as F
+
+    return F.isnan(column) | (F.abs(column) == float("inf"))
+
+
+def _typed(cast: Any, rules: list[tuple[str, Any]]) -> Typed:
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    conditions = [F.coalesce(cond, F.lit(False)) for _, cond in rules]
+    broken = reduce(lambda a, b: a | b, conditions, F.lit(False))
+    return Typed(
+        F.when(~broken, cast), tuple((what, cond) for (what, _), cond in zip(rules, conditions, strict=True))
+    )
+
+
+def cast_column(raw: Any, name: str, type_name: str) -> Any:
+    """Column `name` of a raw read as the spec's type; null where a value breaks its type."""
+    return typed_column(raw, name, type_name).value
+
+
+def sample(value: Any) -> Any:
+    """A value as text for a message: at most SAMPLE_CHARS characters of it."""
+    from pyspark.sql import functions as F
+
+    text = value.cast("string")
+    cut = F.concat(F.substring(text, 1, SAMPLE_CHARS), F.lit("..."))
+    return F.when(F.length(text) > SAMPLE_CHARS, cut).otherwise(text)
 
 
 def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
-    """Row count, malformed rows, unparseable values and null ratios, in one pass."""
+    """Row count, malformed rows, values that break their type and null ratios, in one pass."""
     from pyspark.sql import functions as F
 
     def count(cond: Any) -> Any:
         return F.sum(F.when(cond, 1).otherwise(0))
 
+    typed = {name: typed_column(raw, name, col.type) for name, col in spec.columns.items()}
     aggs = [F.count(F.lit(1)).alias("rows")]
     if CORRUPT in raw.columns:
         aggs.append(count(F.col(CORRUPT).isNotNull()).alias("corrupt"))
-    for i, (name, col) in enumerate(spec.columns.items()):
-        raw_col, cast_col = F.col(name), cast_column(raw, name, col.type)
-        aggs.append(count(raw_col.isNull()).alias(f"null_{i}"))
-        aggs.append(count(raw_col.isNotNull() & cast_col.isNull()).alias(f"bad_{i}"))
+    for i, name in enumerate(spec.columns):
+        aggs.append(count(F.col(name).isNull()).alias(f"null_{i}"))
+        aggs += [count(cond).alias(f"bad_{i}_{j}") for j, (_, cond) in enumerate(typed[name].rules)]
         if inp.format == "csv":
             # Spark swaps bytes that are not valid in the encoding for U+FFFD, silently.
-            aggs.append(count(raw_col.contains(_REPLACEMENT)).alias(f"enc_{i}"))
+            aggs.append(count(F.col(name).contains(_REPLACEMENT)).alias(f"enc_{i}"))
     stats = raw.agg(*aggs).first().asDict()
 
     rows = stats["rows"]
@@ -278,20 +381,18 @@ def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
         problems.append(f"only {rows} row(s); the spec requires at least {spec.contract.min_rows}")
     if stats.get("corrupt"):
         fields = len(inp.header or ())
-        sample = [
-            r[0] for r in raw.where(F.col(CORRUPT).isNotNull()).select(CORRUPT).limit(_EXAMPLES).collect()
-        ]
+        bad = F.col(CORRUPT).isNotNull()
         problems.append(
             f"{stats['corrupt']} row(s) do not split into {fields} fields with delimiter "
-            f"{spec.csv.delimiter!r}, e.g. {_quote(sample)}"
+            f"{spec.csv.delimiter!r}, e.g. {_quote(_examples(raw, CORRUPT, bad))}"
         )
-    for i, (name, col) in enumerate(spec.columns.items()):
-        if stats[f"bad_{i}"]:
-            bad = F.col(name).isNotNull() & cast_column(raw, name, col.type).isNull()
-            problems.append(
-                f"column {name!r}: {stats[f'bad_{i}']} value(s) are not {_TYPE_WORDS[col.type]}, "
-                f"e.g. {_quote(_examples(raw, name, bad))}"
-            )
+    for i, name in enumerate(spec.columns):
+        for j, (what, cond) in enumerate(typed[name].rules):
+            if stats[f"bad_{i}_{j}"]:
+                problems.append(
+                    f"column {name!r}: {stats[f'bad_{i}_{j}']} value(s) are {what}, "
+                    f"e.g. {_quote(_examples(raw, name, cond))}"
+                )
         if stats.get(f"enc_{i}"):
             bad = F.col(name).contains(_REPLACEMENT)
             problems.append(
@@ -370,7 +471,8 @@ def _pandera_schema(spec: DatasetSpec, typed: Any) -> Any:
 
 
 def _examples(df: Any, column: str, bad: Any) -> list[str]:
-    rows = df.where(bad).select(column).distinct().limit(_EXAMPLES).collect()
+    """A few distinct offending values, each cut to a short sample."""
+    rows = df.where(bad).select(sample(df[column])).distinct().limit(_EXAMPLES).collect()
     return [str(r[0]) for r in rows]
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from spark_jobs import configure_logging, storage
-from spark_jobs.contract import CORRUPT, cast_column, inspect_input, read_raw, readable
+from spark_jobs.contract import CORRUPT, cast_column, inspect_input, read_raw, readable, sample, typed_column
 from spark_jobs.errors import DataContractError, run_cli
 from spark_jobs.partitions import MARKER, input_uri, iso_date, output_uri
 from spark_jobs.portable import Scorer
@@ -44,7 +44,6 @@ REASON = "reject_reason"
 SUMMARY = "_summary.json"
 REJECTED = "_rejected"
 OUTPUT_COLUMNS = ("probability", "prediction", "model_version")
-_TYPE_WORDS = {"integer": "an integer", "long": "an integer", "double": "a finite number", "string": "text"}
 
 
 # -- transforms (DataFrame in, DataFrame out, no I/O) ------------------------------------------
@@ -60,13 +59,14 @@ def row_checks(raw: Any, spec: DatasetSpec) -> list[tuple[str, Any, Any]]:
         checks.append(("malformed row", F.col(CORRUPT).isNotNull(), message))
     for name in spec.features:
         col = spec.columns[name]
-        value, typed = F.col(name), cast_column(raw, name, col.type)
+        value, read_as = F.col(name), typed_column(raw, name, col.type)
         if spec.max_null_ratio(name) == 0:
             # The model saw no nulls here in training; imputing one would be a guess.
             checks.append((f"{name}: missing", value.isNull(), F.lit(f"{name}: missing")))
-        what = f"{name}: not {_TYPE_WORDS[col.type]}"
-        bad = value.isNotNull() & typed.isNull()
-        checks.append((what, bad, F.concat(F.lit(f"{what}: "), value.cast("string"))))
+        for rule, bad in read_as.rules:
+            what = f"{name}: {rule}"
+            checks.append((what, bad, F.concat(F.lit(f"{what}: "), sample(value))))
+        typed = read_as.value
         if col.min is not None:
             what = f"{name}: below the minimum {col.min:g}"
             checks.append((what, typed < col.min, F.concat(F.lit(f"{what}: "), typed.cast("string"))))
@@ -76,15 +76,27 @@ def row_checks(raw: Any, spec: DatasetSpec) -> list[tuple[str, Any, Any]]:
     return checks
 
 
-def check_rows(raw: Any, spec: DatasetSpec) -> Any:
-    """Every row of a raw read with its features typed and `reject_reason` (null when the row is
-    fine); other columns (an id, say) pass through as read."""
+def reject_reason(raw: Any, spec: DatasetSpec) -> Any:
+    """Why a row of a raw read is rejected (every rule it breaks), or null when it is fine."""
     from pyspark.sql import functions as F
 
     reason = F.concat_ws("; ", *[F.when(cond, message) for _, cond, message in row_checks(raw, spec)])
+    return F.when(reason != "", reason)
+
+
+def check_rows(raw: Any, spec: DatasetSpec) -> Any:
+    """Every row of a raw read with its features typed and `reject_reason` (null when the row is
+    fine); other columns (an id, say) pass through as read."""
     passthrough = [c for c in raw.columns if c not in spec.features and c != CORRUPT]
     typed = [cast_column(raw, n, spec.columns[n].type).alias(n) for n in spec.features]
-    return raw.select(*passthrough, *typed, F.when(reason != "", reason).alias(REASON))
+    return raw.select(*passthrough, *typed, reject_reason(raw, spec).alias(REASON))
+
+
+def rejected_rows(raw: Any, spec: DatasetSpec) -> Any:
+    """The rows that break the spec as they were read (every column, its own type), with the reason."""
+    from pyspark.sql import functions as F
+
+    return raw.withColumn(REASON, reject_reason(raw, spec)).where(F.col(REASON).isNotNull())
 
 
 _WORKER_SCORERS: dict[str, Scorer] = {}
@@ -189,8 +201,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with staged_partition(args.storage_root, args.model, args.date) as staging:
         scored.write.parquet(storage.spark_uri(staging))
         if rejected:
-            rejected_rows = checked.where(checked[REASON].isNotNull())
-            rejected_rows.write.parquet(storage.spark_uri(storage.join(staging, REJECTED)))
+            rejects = rejected_rows(raw, spec)
+            rejects.write.parquet(storage.spark_uri(storage.join(staging, REJECTED)))
         summary |= {
             "rejected_output": storage.join(final, REJECTED) if rejected else None,
             # Accumulators, read after the write: how often the model was built, and on how many batches.

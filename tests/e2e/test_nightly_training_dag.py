@@ -104,7 +104,7 @@ def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champ
     assert "Pausing task as DEFERRED" in output
     # stderr and stdout, once: a failed step is not waited for again by a retry.
     assert output.count("--- tail of s3://logs/emr/") == 2
-    assert "value(s) are not integers" in output
+    assert "value(s) are not an integer" in output
     assert states["promote"] == "upstream_failed"
     assert states["release_to_lambda"] == "upstream_failed"
     assert states["publish_champion"] == "upstream_failed"  # no Asset event: batch scoring waits

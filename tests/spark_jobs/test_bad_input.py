@@ -45,8 +45,11 @@ BAD_INPUTS = {
         ),
         "missing column(s) 'balance'",
     ),
-    "unparseable-values": (_bank(balance="12k"), "column 'balance': 1 value(s) are not integers, e.g. '12k'"),
-    "fraction-in-integer-column": (_bank(age="41.5"), "column 'age': 1 value(s) are not integers"),
+    "unparseable-values": (
+        _bank(balance="12k"),
+        "column 'balance': 1 value(s) are not an integer, e.g. '12k'",
+    ),
+    "fraction-in-integer-column": (_bank(age="41.5"), "column 'age': 1 value(s) are not an integer"),
     "unknown-target-value": (
         _bank(y='"maybe"'),
         "target column 'y' has value(s) other than ['no', 'yes'], e.g. 'maybe'",

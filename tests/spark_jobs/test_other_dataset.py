@@ -75,7 +75,7 @@ def test_new_spec_trains_registers_and_promotes(spark, tmp_path, fmt):
         (
             "csv",
             lambda path: path.write_text(path.read_text().replace(",12.5,", ",inf,", 1)),
-            "value(s) are not finite numbers, e.g. 'inf'",
+            "value(s) are not a finite number, e.g. 'inf'",
         ),
         ("parquet", lambda path: path.write_bytes(b"PAR1 but not really"), "cannot be read as parquet"),
     ],
