@@ -33,7 +33,13 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow.sdk import DAG, Param, PokeReturnValue, task
 from scaling_platform.assets import CHAMPION, night_scored
 from scaling_platform.batch_scoring import scoring_pod
-from scaling_platform.defaults import default_args, optional_param, storage_root, storage_root_param
+from scaling_platform.defaults import (
+    check_locations,
+    default_args,
+    optional_param,
+    storage_root,
+    storage_root_param,
+)
 from scaling_platform.pod_operators import JobPodOperator
 from scaling_platform.storage_paths import storage_path
 
@@ -94,8 +100,16 @@ with DAG(
     @task
     def plan(params: dict, var: dict, dag_run: Any, triggering_asset_events: Any) -> dict:
         """Where this run reads and writes (the layout of spark_jobs.partitions)."""
+        from spark_jobs.locations import LocationError, check_name, check_version
+
         root = storage_root(params, var)
-        model, date = params["model"], params["date"] or night_scored(dag_run, triggering_asset_events)
+        check_locations(var, storage_root=root, input=params["input_uri"])
+        try:
+            model = check_name(params["model"])
+            version = check_version(params["model_version"]) if params["model_version"] else ""
+        except LocationError as exc:
+            raise AirflowFailException(str(exc)) from None
+        date = params["date"] or night_scored(dag_run, triggering_asset_events)
         default_input = f"{root}/incoming/{model}/ds={date}"
         input_uri = params["input_uri"] or default_input
         output_uri = f"{root}/scores/{model}/ds={date}"
@@ -106,7 +120,7 @@ with DAG(
             "input_uri": input_uri,
             # The default partition is complete once its marker is there; a given input once it exists.
             "ready_uri": f"{default_input}/_SUCCESS" if input_uri == default_input else input_uri,
-            "model_version": params["model_version"] or "",
+            "model_version": version,
             "max_rejected_ratio": params["max_rejected_ratio"],
             "output_uri": output_uri,
             "summary_uri": f"{output_uri}/_summary.json",

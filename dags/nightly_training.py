@@ -26,7 +26,13 @@ from airflow.providers.common.compat.sdk import AirflowSkipException
 from airflow.sdk import DAG, Param, task
 from scaling_platform import emr as emr_config
 from scaling_platform.assets import CHAMPION
-from scaling_platform.defaults import default_args, optional_param, storage_root, storage_root_param
+from scaling_platform.defaults import (
+    check_locations,
+    default_args,
+    optional_param,
+    storage_root,
+    storage_root_param,
+)
 from scaling_platform.emr_operators import (
     EmrCreateOrUseJobFlowOperator,
     EmrStepSensorWithLogs,
@@ -102,12 +108,14 @@ with DAG(
     def resolve(params: dict, var: dict, ds_nodash: str, run_id: str) -> dict:
         """The run's effective settings: Params where given, else the deployment's Variables."""
         value = var["value"]
-        root = storage_root(params, var)
-        return {
+        cfg = {
             "input_uri": params["input_uri"] or value.get("ml_input_uri", "data/bank/bank-full.csv"),
             "spec_uri": value.get("ml_spec_uri", "specs/bank_marketing.yaml"),
-            "storage_root": root,
+            "storage_root": storage_root(params, var),
             "log_uri": value.get("emr_log_uri", "s3://ml-scaling-logs/emr/"),
+        }
+        check_locations(var, input=cfg["input_uri"], spec=cfg["spec_uri"], storage_root=cfg["storage_root"])
+        return cfg | {
             # One version id per logical date: a re-run of the same night names the same output.
             "version": f"nightly-{ds_nodash}",
             "run_id": run_id,

@@ -23,7 +23,13 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param, task
-from scaling_platform.defaults import default_args, optional_param, storage_root, storage_root_param
+from scaling_platform.defaults import (
+    check_locations,
+    default_args,
+    optional_param,
+    storage_root,
+    storage_root_param,
+)
 from scaling_platform.lambda_operators import SpotPredictionOperator
 from scaling_platform.lambda_release import ALIAS, DEFAULT_FUNCTION
 
@@ -74,6 +80,7 @@ with DAG(
     def locate(params: dict, var: dict, run_id: str) -> dict:
         """Where this run's response (and a batch's predictions) are stored: keyed by run id."""
         root = storage_root(params, var)
+        check_locations(var, storage_root=root, records_uri=params["records_uri"])
         folder = f"{root}/predictions/spot/{re.sub(r'[^A-Za-z0-9._-]', '_', run_id)}"
         return {"response_uri": f"{folder}/response.json", "output_uri": f"{folder}/predictions.jsonl"}
 

@@ -60,6 +60,13 @@ def airflow_env(
         "AIRFLOW_VAR_ML_SPEC_URI": str(ROOT / "specs" / "bank_marketing.yaml"),
         "AIRFLOW_VAR_EMR_LOG_URI": f"s3://{log_bucket}/emr/",
         "AIRFLOW_VAR_ML_LAMBDA_ROLE_ARN": role_arn(LAMBDA_ROLE),
+        # Where runs may read and write: the storage root, the input's folder, the bundled data and
+        # specs (spark_jobs.locations); anything else a Param names is refused before any work.
+        "AIRFLOW_VAR_ML_ALLOWED_PREFIXES": ",".join(
+            map(str, [storage_root, input_uri.parent, ROOT / "data", ROOT / "specs"])
+        ),
+        # Tasks import the job package's light modules (the image sets the same).
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "SPARK_LOCAL_MASTER": "local[2]",
     } | ({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url} if database_url else {})
 

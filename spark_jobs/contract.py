@@ -10,6 +10,7 @@ target labels) with pandera's PySpark schema.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import posixpath
@@ -156,9 +157,17 @@ def _missing_columns_message(
                 f"delimiter {spec.csv.delimiter!r}, but the file looks {other!r}-delimited; "
                 f"fix the file or set csv.delimiter: {other!r} in the spec"
             )
+    # The header is whatever the file's first line holds (a file given by mistake may hold
+    # secrets): show only names that look like a missing column, cut short, never the line.
+    typos = [
+        f"{found[0][:40]!r} looks like {name!r}"
+        for name in missing
+        if (found := difflib.get_close_matches(name, header, n=1, cutoff=0.75))
+    ]
     return (
         f"input {uri} is missing column(s) {', '.join(repr(c) for c in missing)} "
-        f"required by spec {spec.name!r}; its header has {', '.join(repr(c) for c in header)}"
+        f"required by spec {spec.name!r}; its header has {len(header)} field(s)"
+        + (f"; {', '.join(typos)}" if typos else "")
     )
 
 
@@ -380,11 +389,13 @@ def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
     if rows < spec.contract.min_rows:
         problems.append(f"only {rows} row(s); the spec requires at least {spec.contract.min_rows}")
     if stats.get("corrupt"):
+        # Which files, not the lines themselves: a malformed line is raw file content.
         fields = len(inp.header or ())
-        bad = F.col(CORRUPT).isNotNull()
+        bad = raw.where(F.col(CORRUPT).isNotNull()).select(F.input_file_name()).distinct().limit(_EXAMPLES)
+        files = [posixpath.basename(r[0]) for r in bad.collect()]
         problems.append(
             f"{stats['corrupt']} row(s) do not split into {fields} fields with delimiter "
-            f"{spec.csv.delimiter!r}, e.g. {_quote(_examples(raw, CORRUPT, bad))}"
+            f"{spec.csv.delimiter!r}, in {_quote(files)}"
         )
     for i, name in enumerate(spec.columns):
         for j, (what, cond) in enumerate(typed[name].rules):
@@ -489,11 +500,12 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     from spark_jobs.errors import run_cli
+    from spark_jobs.locations import argument
     from spark_jobs.spec import load_spec
 
     parser = argparse.ArgumentParser(prog="python -m spark_jobs.contract", description=main.__doc__)
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--spec", required=True)
+    parser.add_argument("--input", required=True, type=argument("input"))
+    parser.add_argument("--spec", required=True, type=argument("spec"))
     args = parser.parse_args(argv)
 
     def check() -> None:

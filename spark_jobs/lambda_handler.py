@@ -13,13 +13,16 @@ Events:
   an API Gateway proxy event (REST or HTTP API) whose body is {"records": [...]}
 
 Bad input raises InvalidInputError, so a direct invoke reports a FunctionError naming it; through
-API Gateway it is a 400 (no champion: 503) with {"error", "type"}. Anything else is raised, never
-returned as a success.
+API Gateway it is a 400 (no champion: 503) with {"error", "type"}. Messages are bounded in size and
+never echo a request's content beyond a short sample of a value. `records_uri` and `output_uri`
+must be storage locations (spark_jobs.locations) under ML_ALLOWED_PREFIXES, by default under
+ML_STORAGE_ROOT. Anything else is raised, never returned as a success.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import os
@@ -27,8 +30,9 @@ import time
 from typing import Any
 
 from spark_jobs.errors import InvalidInputError, NoChampionError
+from spark_jobs.locations import LocationError, allowed_prefixes, check_location
 from spark_jobs.registry import Registry
-from spark_jobs.serving import Predictor, parse_records_file, read_object, to_json_lines, write_object
+from spark_jobs.serving import Predictor, parse_records_file, read_object, shown, to_json_lines, write_object
 
 log = logging.getLogger("spot_predictions")
 log.setLevel(logging.INFO)
@@ -70,11 +74,17 @@ def _direct(event: Any) -> dict[str, Any]:
         return _batch(str(event["records_uri"]), str(event["output_uri"]))
     raise InvalidInputError(
         'the event must be {"records": [...]} or {"records_uri": ..., "output_uri": ...}; '
-        f"got the key(s) {sorted(keys)}"
+        f"got the key(s) {', '.join(shown(k) for k in sorted(keys)[:10])}"
     )
 
 
 def _batch(records_uri: str, output_uri: str) -> dict[str, Any]:
+    allowed = allowed_prefixes() or [_setting("ML_STORAGE_ROOT")]
+    try:
+        check_location(records_uri, "records_uri", allowed)
+        check_location(output_uri, "output_uri", allowed)
+    except LocationError as exc:
+        raise InvalidInputError(str(exc)) from None
     try:
         data = read_object(records_uri)
     except FileNotFoundError:
@@ -93,13 +103,7 @@ def _is_api_gateway(event: Any) -> bool:
 
 def _api_gateway(event: dict[str, Any]) -> dict[str, Any]:
     try:
-        body = event.get("body") or ""
-        if event.get("isBase64Encoded"):
-            body = base64.b64decode(body).decode("utf-8")
-        try:
-            request = json.loads(body)
-        except ValueError:
-            raise InvalidInputError('the request body must be JSON: {"records": [...]}') from None
+        request = _request_body(event)
         if not isinstance(request, dict) or set(request) != {"records"}:
             raise InvalidInputError('the request body must be a JSON object {"records": [...]}')
         return _http(200, predictor().predict(request["records"]))
@@ -107,6 +111,25 @@ def _api_gateway(event: dict[str, Any]) -> dict[str, Any]:
         return _http(400, {"error": str(exc), "type": type(exc).__name__})
     except NoChampionError as exc:
         return _http(503, {"error": str(exc), "type": type(exc).__name__})
+
+
+def _request_body(event: dict[str, Any]) -> Any:
+    """The JSON an API Gateway event carries (base64 when isBase64Encoded), or InvalidInputError."""
+    body = event.get("body") or ""
+    if not isinstance(body, str):
+        raise InvalidInputError("the request body must be text")
+    try:
+        if event.get("isBase64Encoded"):
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        return json.loads(body)
+    except binascii.Error:
+        raise InvalidInputError("the request body is marked base64 but is not valid base64") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError("the request body is not UTF-8 text") from None
+    except RecursionError:
+        raise InvalidInputError("the request body nests JSON too deeply") from None
+    except ValueError:
+        raise InvalidInputError('the request body must be JSON: {"records": [...]}') from None
 
 
 def _http(status: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from spark_jobs import environment, package, storage
 from spark_jobs.errors import run_cli
+from spark_jobs.locations import argument
 
 HANDLER = "spark_jobs.lambda_handler.handler"
 RUNTIME = "python3.11"
@@ -89,7 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="write the zip here")
-    where.add_argument("--storage-root", help="upload under <root>/lambda/<digest>/ and print its URI")
+    where.add_argument(
+        "--storage-root",
+        type=argument("storage root"),
+        help="upload under <root>/lambda/<digest>/ and print its URI",
+    )
     where.add_argument(
         "--requirements", type=Path, help="write the locked requirements (for docker/lambda.Dockerfile)"
     )

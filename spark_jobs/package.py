@@ -25,6 +25,7 @@ from typing import Any
 import spark_jobs
 from spark_jobs import environment, storage
 from spark_jobs.errors import run_cli
+from spark_jobs.locations import argument
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries get fixed times so equal code gives equal bytes
 
@@ -101,7 +102,12 @@ def ship_environment(root: str, target: environment.Target) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spark_jobs.package", description=__doc__.split("\n")[0])
-    parser.add_argument("--storage-root", default="storage", help="storage root URI (default: ./storage)")
+    parser.add_argument(
+        "--storage-root",
+        default="storage",
+        type=argument("storage root"),
+        help="storage root URI (default: ./storage)",
+    )
     parser.add_argument(
         "--platform", default=environment.Target.platform, help="wheel platform of the cluster nodes"
     )

@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import hashlib
 import json
-import re
 import secrets
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,6 +24,14 @@ from typing import Any
 
 from spark_jobs import storage
 from spark_jobs.errors import IntegrityError, JobError, NoChampionError, RegistryError, run_cli
+from spark_jobs.locations import (
+    argument,
+    check_location,
+    check_name,
+    check_version,
+    name_argument,
+    version_argument,
+)
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
@@ -32,7 +39,6 @@ PORTABLE = "portable/model.json"
 SPEC = "spec.json"
 REPORT = "report/index.html"
 SPARK_MODEL = "spark_model"
-_VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def utc_now() -> str:
@@ -93,6 +99,10 @@ class Registry:
     read: Callable[[str], bytes] = field(default=storage.read_bytes, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # A root, a name or (below) a version id that could reach outside models/<model>/ is
+        # refused before anything is read or written.
+        check_location(self.root, "storage root")
+        check_name(self.model)
         object.__setattr__(self, "root", storage.normalize(self.root))
 
     @property
@@ -100,25 +110,23 @@ class Registry:
         return storage.join(self.root, "models", self.model)
 
     def version_uri(self, version: str) -> str:
-        return storage.join(self.base, "versions", version)
+        return storage.join(self.base, "versions", check_version(version))
 
     def staging_uri(self, version: str) -> str:
-        return storage.join(self.base, "_staging", version)
+        return storage.join(self.base, "_staging", check_version(version))
 
     @property
     def champion_uri(self) -> str:
         return storage.join(self.base, "champion.json")
 
     def decision_uri(self, version: str) -> str:
-        return storage.join(self.base, "gate", f"{version}.json")
+        return storage.join(self.base, "gate", f"{check_version(version)}.json")
 
     # -- writing -----------------------------------------------------------------------------
 
     @contextmanager
     def staged(self, version: str) -> Iterator[str]:
         """Yield a staging folder URI for a new version; remove it if the block fails."""
-        if not _VERSION_PATTERN.match(version):
-            raise RegistryError(f"invalid version id {version!r}: use letters, digits, '.', '_', '-'")
         if self.has(version):
             raise RegistryError(f"version {version} already exists in {self.base}; versions are immutable")
         # Left over from a run of the same id that was killed while staging, or (on object
@@ -314,11 +322,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("promote", "run the metric gate and make a version champion if it passes"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--storage-root", default="storage", help="storage root URI (default: ./storage)")
-        p.add_argument("--spec", help="dataset spec; names the model and holds the default gate")
-        p.add_argument("--model", help="model (dataset) name, instead of --spec for show")
+        p.add_argument(
+            "--storage-root",
+            default="storage",
+            type=argument("storage root"),
+            help="storage root URI (default: ./storage)",
+        )
+        p.add_argument(
+            "--spec", type=argument("spec"), help="dataset spec; names the model and holds the default gate"
+        )
+        p.add_argument("--model", type=name_argument, help="model (dataset) name, instead of --spec for show")
         if name == "promote":
-            p.add_argument("--version", required=True)
+            p.add_argument("--version", required=True, type=version_argument)
             add_gate_arguments(p)
     args = parser.parse_args(argv)
     if not args.spec and not (args.model and args.command == "show"):

@@ -33,6 +33,7 @@ import pandas as pd
 from spark_jobs import configure_logging, storage
 from spark_jobs.contract import CORRUPT, cast_column, inspect_input, read_raw, readable, sample, typed_column
 from spark_jobs.errors import DataContractError, run_cli
+from spark_jobs.locations import argument, name_argument, optional_version
 from spark_jobs.partitions import MARKER, input_uri, iso_date, output_uri
 from spark_jobs.portable import Scorer
 from spark_jobs.registry import PORTABLE, SPEC, Registry, utc_now
@@ -276,14 +277,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n")[0],
         epilog="Prints the summary as JSON. Exit codes: 3 bad input, 4 registry problem.",
     )
-    parser.add_argument("--storage-root", default="storage", help="storage root URI (default: ./storage)")
-    parser.add_argument("--model", required=True, help="model (dataset) name in the registry")
+    parser.add_argument(
+        "--storage-root",
+        default="storage",
+        type=argument("storage root"),
+        help="storage root URI (default: ./storage)",
+    )
+    parser.add_argument(
+        "--model", required=True, type=name_argument, help="model (dataset) name in the registry"
+    )
     parser.add_argument("--date", required=True, type=iso_date, help="the logical date to score, YYYY-MM-DD")
-    parser.add_argument("--input", help="the day's records (default: <root>/incoming/<model>/ds=<date>/)")
+    parser.add_argument(
+        "--input",
+        type=argument("input"),
+        help="the day's records (default: <root>/incoming/<model>/ds=<date>/)",
+    )
     parser.add_argument(
         "--format", choices=("auto", "csv", "parquet"), default="auto", help="input format (default: by name)"
     )
-    parser.add_argument("--model-version", help="model version to apply (default: the champion)")
+    parser.add_argument(
+        "--model-version", type=optional_version, help="model version to apply (default: the champion)"
+    )
     parser.add_argument(
         "--max-rejected-ratio",
         type=_ratio,

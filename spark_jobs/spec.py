@@ -67,6 +67,14 @@ def check_metric_names(names: list[str]) -> None:
         )
 
 
+class ServingSpec(_Strict):
+    """How spot predictions treat a value far outside what the model was trained on: the range
+    seen in training, widened by `range_margin` times its span on each side."""
+
+    outside_training_range: Literal["flag", "refuse"] = "flag"
+    range_margin: float = Field(default=1.0, ge=0.0)
+
+
 class DatasetSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
@@ -76,6 +84,7 @@ class DatasetSpec(_Strict):
     columns: dict[str, ColumnSpec]
     contract: ContractSpec = ContractSpec()
     gate: GateSpec = GateSpec()
+    serving: ServingSpec = ServingSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSpec:

@@ -22,6 +22,7 @@ from spark_jobs import storage
 from spark_jobs.contract import inspect_input, read_checked
 from spark_jobs.errors import DataContractError, JobError, run_cli
 from spark_jobs.features import LABEL, P_POSITIVE, TrainParams, build_pipeline, split, with_label
+from spark_jobs.locations import argument, version_argument
 from spark_jobs.package import code_version
 from spark_jobs.registry import (
     METRICS,
@@ -47,10 +48,22 @@ PARITY_SAMPLE_ROWS = 20_000
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m spark_jobs.train", description=__doc__.split("\n")[0])
-    p.add_argument("--input", required=True, help="CSV/Parquet file, folder or glob (path or URI)")
-    p.add_argument("--spec", required=True, help="dataset spec YAML (path or URI)")
-    p.add_argument("--storage-root", default="storage", help="registry root URI (default: ./storage)")
-    p.add_argument("--version", help="version id (default: UTC timestamp plus a random suffix)")
+    p.add_argument(
+        "--input",
+        required=True,
+        type=argument("input"),
+        help="CSV/Parquet file, folder or glob (path or URI)",
+    )
+    p.add_argument("--spec", required=True, type=argument("spec"), help="dataset spec YAML (path or URI)")
+    p.add_argument(
+        "--storage-root",
+        default="storage",
+        type=argument("storage root"),
+        help="registry root URI (default: ./storage)",
+    )
+    p.add_argument(
+        "--version", type=version_argument, help="version id (default: UTC timestamp plus a random suffix)"
+    )
     p.add_argument("--run-id", default="manual", help="the orchestrator's run id, kept in the manifest")
     defaults = TrainParams()
     p.add_argument("--seed", type=int, default=defaults.seed)
@@ -191,7 +204,7 @@ def fit_and_evaluate(data: Any, spec: Any, params: TrainParams) -> dict[str, Any
         "train_positive": int(counts.get(1.0, 0)),
     }
     try:
-        doc = export_pipeline(model, spec)
+        doc = with_observed_ranges(export_pipeline(model, spec), train)
         portable = PortableModel.from_bytes(storage.dump_json(doc))
     except ValueError as exc:
         raise JobError(f"cannot export the model: {exc}") from None
@@ -202,6 +215,25 @@ def fit_and_evaluate(data: Any, spec: Any, params: TrainParams) -> dict[str, Any
             f"(> {PARITY_TOLERANCE}); not registering this version"
         )
     return {"model": model, "metrics": result, "roc": m.roc_points(predictions), "portable": doc}
+
+
+def with_observed_ranges(doc: dict[str, Any], train: Any) -> dict[str, Any]:
+    """The portable model with each numeric feature's range in the training split (`observed`:
+    [min, max]), so serving can tell a value the model never saw anything like."""
+    from pyspark.sql import functions as F
+
+    names = [c["name"] for c in doc["numeric"]]
+    if not names:
+        return doc
+    row = train.agg(
+        *[F.min(n).alias(f"lo{i}") for i, n in enumerate(names)],
+        *[F.max(n).alias(f"hi{i}") for i, n in enumerate(names)],
+    ).first()
+    numeric = [
+        c | {"observed": [float(row[f"lo{i}"]), float(row[f"hi{i}"])]} if row[f"lo{i}"] is not None else c
+        for i, c in enumerate(doc["numeric"])
+    ]
+    return doc | {"numeric": numeric}
 
 
 def parity(predictions: Any, model: Any, spec: Any) -> float:

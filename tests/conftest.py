@@ -50,6 +50,30 @@ def spark():
     logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
+@pytest.fixture
+def webhook():
+    """A local HTTP endpoint that records what is POSTed to it: (its URL, [(path, JSON body)])."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", received
+    server.shutdown()
+
+
 @pytest.fixture(scope="session")
 def bank_spec():
     from spark_jobs.spec import load_spec
@@ -150,7 +174,14 @@ def handmade_version(root: object, version: str = "v1", promote: bool = True):
         "dataset": spec.name,
         "target": spec.target.model_dump(),
         "numeric": [
-            {"name": n, "impute": 10.0 + i, "mean": 10.0 + i, "std": 5.0 + i, "weight": 0.1 * (i - 3)}
+            {
+                "name": n,
+                "impute": 10.0 + i,
+                "mean": 10.0 + i,
+                "std": 5.0 + i,
+                "weight": 0.1 * (i - 3),
+                "observed": [min(values := [float(r[n]) for r in rows]), max(values)],
+            }
             for i, n in enumerate(spec.numeric)
         ],
         "categorical": [

@@ -1,11 +1,13 @@
-"""What the project's DAGs share: default_args (owner, retries, the failure notification) and the
-storage root, a Param that falls back to the deployment's Variable."""
+"""What the project's DAGs share: default_args (owner, retries, the failure notification), the
+storage root (a Param that falls back to the deployment's Variable) and the check of every
+location a run is given."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Param
 
 from scaling_platform.notifications import notify_failure
@@ -37,3 +39,18 @@ def storage_root_param() -> Param:
 def storage_root(params: dict[str, Any], var: dict[str, Any]) -> str:
     """The run's storage root: its Param if given, else Variable ml_storage_root, else ./storage."""
     return str(params["storage_root"] or var["value"].get("ml_storage_root", "storage")).rstrip("/")
+
+
+def check_locations(var: dict[str, Any], **locations: str | None) -> None:
+    """Refuse, before any work, a location the jobs may not use: spark_jobs.locations' rules (no
+    http://, no s3:// without a bucket, no '..', no system folder) and the deployment's Variable
+    ml_allowed_prefixes. The task fails for good (a retry would be refused again), naming the rule."""
+    from spark_jobs.locations import LocationError, allowed_prefixes, check_location
+
+    allowed = allowed_prefixes(var["value"].get("ml_allowed_prefixes", ""))
+    for what, uri in locations.items():
+        if uri:
+            try:
+                check_location(uri, what.replace("_", " "), allowed)
+            except LocationError as exc:
+                raise AirflowFailException(str(exc)) from None

@@ -82,13 +82,15 @@ def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
     assert lam.get_alias(FunctionName=DEFAULT_FUNCTION, Name="live")["FunctionVersion"] == live
 
 
-def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champion(offline, tmp_path):
+def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champion(offline):
     env, endpoint, work = offline
     night = "20261121"
     registry = Registry(str(work / "storage"), "bank-marketing")
     champion_before = registry.champion()
     lines = BANK.read_text().splitlines(keepends=True)
-    broken = tmp_path / "broken.csv"
+    # Under the storage root: the offline deployment allows reading there (ml_allowed_prefixes).
+    broken = work / "storage" / "inputs" / "broken.csv"
+    broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_text(
         lines[0] + "".join(lines[1:100]) + lines[100].replace(";1;", ";one;", 1) + "".join(lines[101:])
     )

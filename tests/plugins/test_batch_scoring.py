@@ -94,7 +94,7 @@ def test_the_job_accepts_the_command_line_the_pod_carries():
         PLAN["date"],
         PLAN["input_uri"],
     )
-    assert parsed.model_version == "" and parsed.run_id == "scheduled__2026-11-20"
+    assert parsed.model_version is None and parsed.run_id == "scheduled__2026-11-20"
 
 
 def test_the_image_runs_as_the_user_and_with_the_scratch_the_pod_expects():

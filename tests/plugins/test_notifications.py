@@ -5,11 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import SimpleNamespace
 
-import pytest
 from scaling_platform.notifications import WEBHOOK_CONN_ID, FailureNotifier, failure_summary
 
 
@@ -26,26 +23,6 @@ def _context():
         "logical_date": dt.datetime(2026, 11, 20, 4, tzinfo=dt.UTC),
         "exception": RuntimeError("pod batch-scoring-x returned a failure"),
     }
-
-
-@pytest.fixture
-def webhook():
-    """A local HTTP endpoint that records what is POSTed to it."""
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", received
-    server.shutdown()
 
 
 def test_the_summary_names_the_failure_and_where_to_read_it():

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import math
 import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spark_jobs import lambda_handler, storage
 from spark_jobs.errors import IntegrityError, InvalidInputError, NoChampionError
@@ -95,7 +99,7 @@ def test_an_unknown_category_still_predicts_as_spark_does(served):
     [
         ({"records": []}, "non-empty array of objects, got an empty array"),
         ({"records": {"age": 1}}, "non-empty array of objects, got object"),
-        ({"rows": []}, r"got the key\(s\) \['rows'\]"),
+        ({"rows": []}, r"got the key\(s\) 'rows'$"),
         ([1, 2], "the event must be a JSON object"),
     ],
     ids=["empty-list", "not-a-list", "unknown-key", "not-an-object"],
@@ -155,9 +159,11 @@ def test_a_pinned_version_is_served_and_a_corrupt_model_is_refused(served, monke
 
 def test_a_batch_from_storage_is_written_as_json_lines(served, tmp_path):
     records = bank_records(25)
-    source = tmp_path / "in.jsonl"
+    inbox = tmp_path / "root" / "inbox"
+    inbox.mkdir()
+    source = inbox / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
-    out = tmp_path / "out" / "predictions.jsonl"
+    out = tmp_path / "root" / "out" / "predictions.jsonl"
     result = lambda_handler.handler({"records_uri": str(source), "output_uri": str(out)})
     assert result == {"model": "bank-marketing", "model_version": "v1", "count": 25, "output_uri": str(out)}
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -165,10 +171,35 @@ def test_a_batch_from_storage_is_written_as_json_lines(served, tmp_path):
     assert lines == inline
 
     with pytest.raises(InvalidInputError, match="does not exist"):
-        lambda_handler.handler({"records_uri": str(tmp_path / "nope.jsonl"), "output_uri": str(out)})
-    (tmp_path / "bad.jsonl").write_text("{not json\n")
-    with pytest.raises(InvalidInputError, match="neither a JSON array nor JSON Lines"):
-        lambda_handler.handler({"records_uri": str(tmp_path / "bad.jsonl"), "output_uri": str(out)})
+        lambda_handler.handler({"records_uri": str(inbox / "nope.jsonl"), "output_uri": str(out)})
+    for content, message in (
+        (b"{not json\n", "neither a JSON array nor JSON Lines: Expecting property name"),
+        ("{}\n".encode("utf-16"), "is not UTF-8 text"),
+        (b"[" * 100_000, "nests JSON too deeply"),
+    ):
+        (inbox / "bad.jsonl").write_bytes(content)
+        with pytest.raises(InvalidInputError, match=message):
+            lambda_handler.handler({"records_uri": str(inbox / "bad.jsonl"), "output_uri": str(out)})
+
+
+@pytest.mark.parametrize(
+    ("where", "rule"),
+    [
+        ("/proc/self/environ", "/proc is a system folder"),
+        ("file:///etc/passwd", "/etc is a system folder"),
+        ("http://169.254.169.254/latest/meta-data", "do not fetch http:// URIs"),
+        ("{root}/../secrets.jsonl", "'..' may not appear"),
+        ("{tmp}/elsewhere.jsonl", "not under an allowed prefix"),
+    ],
+)
+def test_a_batch_reads_and_writes_only_under_the_storage_root(served, tmp_path, where, rule):
+    (tmp_path / "elsewhere.jsonl").write_text(json.dumps(bank_records(1)[0]) + "\n")
+    uri = where.format(root=tmp_path / "root", tmp=tmp_path)
+    out = str(tmp_path / "root" / "out.jsonl")
+    with pytest.raises(InvalidInputError, match=rule):
+        lambda_handler.handler({"records_uri": uri, "output_uri": out})
+    with pytest.raises(InvalidInputError, match=rule):
+        lambda_handler.handler({"records_uri": str(tmp_path / "root" / "in.jsonl"), "output_uri": uri})
 
 
 def test_the_handler_imports_neither_spark_nor_the_numeric_stack():
@@ -201,3 +232,83 @@ def test_an_s3_root_is_read_and_written_with_the_runtimes_boto3(s3_env, monkeypa
     assert len(serving.read_object(f"{root}/out.jsonl").splitlines()) == 4
     with pytest.raises(FileNotFoundError):
         serving.read_object(f"{root}/nothing-here")
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (_api("not base64!", isBase64Encoded=True), "is marked base64 but is not valid base64"),
+        (
+            _api(base64.b64encode('{"records": []}'.encode("utf-16")).decode(), isBase64Encoded=True),
+            "not UTF-8",
+        ),
+        (_api("[" * 100_000), "nests JSON too deeply"),
+        (_api({"records": []}), "the request body must be text"),
+    ],
+    ids=["not-base64", "not-utf8", "deeply-nested", "body-not-text"],
+)
+def test_a_body_api_gateway_cannot_read_is_a_400(served, event, message):
+    answer = lambda_handler.handler(event)
+    assert answer["statusCode"] == 400 and message in json.loads(answer["body"])["error"]
+
+
+def test_numbers_out_of_any_range_are_refused_and_messages_stay_short(served):
+    record = bank_records(1)[0]
+    for value, problem in ((10**400, "outside the range of a 32-bit integer"), ("9" * 5_000_000, "expected")):
+        answer = lambda_handler.handler(_api(json.dumps({"records": [record | {"age": value}]})))
+        error = json.loads(answer["body"])["error"]
+        assert answer["statusCode"] == 400 and problem in error
+        assert len(answer["body"]) < 1_000, len(answer["body"])
+
+
+def test_a_value_far_outside_training_is_flagged_or_refused_as_the_spec_says(served, monkeypatch):
+    from spark_jobs.spec import ServingSpec
+
+    record = bank_records(1)[0] | {"balance": 2_000_000_000}
+    [flagged] = lambda_handler.handler({"records": [record]})["predictions"]
+    assert math.isfinite(flagged["probability"])
+    # bank.csv's balances run from -3,313 to 71,188: the margin adds that span on each side.
+    assert flagged["warnings"] == [
+        "balance: 2000000000 is far outside the values seen in training (-77814 to 145689 with the margin)"
+    ]
+    assert "warnings" not in lambda_handler.handler({"records": bank_records(1)})["predictions"][0]
+
+    predictor = lambda_handler.predictor()
+    strict = predictor.spec.model_copy(update={"serving": ServingSpec(outside_training_range="refuse")})
+    monkeypatch.setattr(lambda_handler, "_PREDICTOR", dataclasses.replace(predictor, spec=strict))
+    with pytest.raises(InvalidInputError, match="record 0: balance: 2000000000 is far outside"):
+        lambda_handler.handler({"records": [record]})
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fields=st.dictionaries(st.sampled_from(sorted(bank_records(1)[0])), JSON_VALUES, max_size=4),
+    drop=st.sets(st.sampled_from(sorted(bank_records(1)[0])), max_size=2),
+    body=st.one_of(st.none(), st.text(max_size=40), JSON_VALUES.map(json.dumps)),
+    encoded=st.booleans(),
+)
+def test_fuzzed_input_gets_a_typed_error_or_finite_probabilities(served, fields, drop, body, encoded):
+    """Whatever a caller sends: InvalidInputError (direct) or a 400 (API Gateway), never a crash;
+    and every answer holds finite probabilities."""
+    record = {k: v for k, v in (bank_records(1)[0] | fields).items() if k not in drop}
+    try:
+        result = lambda_handler.handler({"records": [record]})
+    except InvalidInputError as exc:
+        assert len(str(exc)) < 3_000
+    else:
+        assert all(math.isfinite(p["probability"]) for p in result["predictions"])
+    for text in (json.dumps({"records": [record]}), body):
+        raw = text if text is None or not encoded else base64.b64encode(text.encode()).decode()
+        answer = lambda_handler.handler(_api(raw, isBase64Encoded=encoded))
+        assert answer["statusCode"] in (200, 400), answer
+        if answer["statusCode"] == 200:
+            assert all(math.isfinite(p["probability"]) for p in json.loads(answer["body"])["predictions"])
