@@ -3,8 +3,10 @@
 Layout under `<root>/models/<model>/`:
   versions/<version>/   one folder per version; complete only once manifest.json is there
   _staging/<version>/   where a version is written; a failed or killed run leaves only this
-  champion.json         pointer to the champion, replaced whole
-  gate/<version>.json   the gate's decision for each version that asked for promotion
+  _leases/<version>.json  the claim of the run writing that version (spark_jobs.leases)
+  champion.json         pointer to the champion, moved by compare-and-swap
+  gate/<version>.json   the gate's decision for each version that asked for promotion, written
+                        before the pointer moves
 
 Usage: python -m spark_jobs.registry show|promote --storage-root URI (--model NAME | --spec FILE) ...
 """
@@ -13,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import glob
 import hashlib
 import json
+import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +29,9 @@ from typing import Any
 
 from spark_jobs import storage
 from spark_jobs.errors import IntegrityError, JobError, NoChampionError, RegistryError, run_cli
+from spark_jobs.leases import Lease, holder_id, is_free
 from spark_jobs.locations import (
+    VERSION_ID,
     argument,
     check_location,
     check_name,
@@ -124,27 +131,66 @@ class Registry:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def lease_uri(self, version: str) -> str:
+        return storage.join(self.base, "_leases", f"{check_version(version)}.json")
+
     @contextmanager
-    def staged(self, version: str) -> Iterator[str]:
-        """Yield a staging folder URI for a new version; remove it if the block fails."""
-        if self.has(version):
-            raise RegistryError(f"version {version} already exists in {self.base}; versions are immutable")
-        # Left over from a run of the same id that was killed while staging, or (on object
-        # stores) while copying into place: neither ever looked complete, so both may go.
-        storage.remove_tree(self.version_uri(version))
-        staging = self.staging_uri(version)
-        storage.remove_tree(staging)
-        try:
-            yield staging
-        except BaseException:
-            storage.remove_tree(staging)
-            raise
+    def staged(self, version: str, holder: str | None = None) -> Iterator[str]:
+        """Yield a staging folder URI for a new version, holding the version's claim (a second
+        writer of the same id fails at once, naming this one); remove it if the block fails."""
+        what = f"version {version} of model {self.model}"
+        with Lease(self.lease_uri(version), holder_id(holder), what):
+            if self.has(version):
+                raise RegistryError(
+                    f"version {version} already exists in {self.base}; versions are immutable"
+                )
+            self.remove_leftovers()
+            staging = self.staging_uri(version)
+            try:
+                yield staging
+            except BaseException:
+                storage.remove_tree(staging)
+                raise
+
+    def remove_leftovers(self, older_than: float = 3600) -> list[str]:
+        """What killed runs left, of any id nobody holds a claim on: staging folders, version
+        folders without a manifest (a copy into place on S3 cut short), and (locally) temporary
+        files of an interrupted write older than `older_than` seconds. Returns what went."""
+        gone = []
+        for folder in ("_staging", "versions"):
+            fs, path = storage.filesystem(storage.join(self.base, folder))
+            if not fs.exists(path):
+                continue
+            for found in fs.ls(path, detail=False):
+                version = found.rstrip("/").rsplit("/", 1)[-1]
+                if folder == "versions" and self.has(version):
+                    continue
+                if VERSION_ID.match(version) and is_free(self.lease_uri(version)):
+                    fs.rm(found, recursive=True)
+                    gone.append(f"{folder}/{version}")
+        if storage.is_local(self.base):
+            cutoff = time.time() - older_than
+            for folder in (self.base, storage.join(self.base, "gate")):
+                for tmp in glob.glob(os.path.join(folder, ".tmp-*")):
+                    if os.path.getmtime(tmp) < cutoff:
+                        os.unlink(tmp)
+                        gone.append(os.path.relpath(tmp, self.base))
+        return gone
 
     def commit(self, version: str, manifest: Mapping[str, Any]) -> str:
-        """Checksum every staged file, write the manifest, move the version into place."""
+        """Check the staged files are whole (a Spark model needs its metadata and every stage),
+        checksum them, write the manifest, move the version into place."""
         staging = self.staging_uri(version)
         fs, _ = storage.filesystem(staging)
-        files = {rel: storage.sha256_of(fs, path) for rel, path in storage.list_files(staging).items()}
+        listed = storage.list_files(staging)
+        missing = spark_model_gaps(listed, lambda rel: bytes(fs.cat_file(listed[rel])))
+        if missing:
+            raise RegistryError(
+                f"version {version} is incomplete and was not committed: its Spark model lacks "
+                + ", ".join(missing[:5])
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            )
+        files = {rel: storage.sha256_of(fs, path) for rel, path in listed.items()}
         doc = dict(manifest) | {"version": version, "model": self.model, "files": files}
         storage.write_bytes(storage.join(staging, MANIFEST), storage.dump_json(doc))
         final = self.version_uri(version)
@@ -213,41 +259,57 @@ class Registry:
     # -- promotion ---------------------------------------------------------------------------
 
     def promote(self, version: str, gate: Gate) -> dict[str, Any]:
-        """Make `version` champion if it passes the gate; record the decision either way."""
+        """Make `version` champion if it passes the gate; record the decision either way.
+
+        The decision is written before the pointer moves, and the pointer moves by compare-and-
+        swap: if another promotion moved it since it was read, the gate runs again against the new
+        champion, so two promotions at once cannot lose one."""
         metrics = self.metrics(version)
-        champ = self.champion()
-        if champ is not None and champ["version"] == version:
-            return {
+        while True:
+            current = storage.read_tagged(self.champion_uri)
+            champ = json.loads(current[0]) if current else None
+            if champ is not None and champ["version"] == version:
+                return self._already_champion(version)
+            champion_metrics = self.metrics(champ["version"]) if champ else None
+            passed, reasons = evaluate_gate(metrics, gate, champion_metrics)
+            decision = {
                 "model": self.model,
                 "version": version,
-                "promoted": True,
-                "reasons": ["already champion"],
+                "promoted": passed,
+                "reasons": reasons,
+                "gate": {
+                    "thresholds": dict(gate.thresholds),
+                    "primary_metric": gate.primary_metric,
+                    "tolerance": gate.tolerance,
+                },
+                "champion_before": champ["version"] if champ else None,
+                "decided_at": utc_now(),
             }
-        champion_metrics = self.metrics(champ["version"]) if champ else None
-        passed, reasons = evaluate_gate(metrics, gate, champion_metrics)
-        decision = {
-            "model": self.model,
-            "version": version,
-            "promoted": passed,
-            "reasons": reasons,
-            "gate": {
-                "thresholds": dict(gate.thresholds),
-                "primary_metric": gate.primary_metric,
-                "tolerance": gate.tolerance,
-            },
-            "champion_before": champ["version"] if champ else None,
-            "decided_at": utc_now(),
-        }
-        if passed:
+            storage.write_bytes(self.decision_uri(version), storage.dump_json(decision))
+            if not passed:
+                return decision
             pointer = {
                 "version": version,
                 "promoted_at": decision["decided_at"],
                 "previous": decision["champion_before"],
                 gate.primary_metric: metrics.get(gate.primary_metric),
             }
-            storage.write_bytes(self.champion_uri, storage.dump_json(pointer))
-        storage.write_bytes(self.decision_uri(version), storage.dump_json(decision))
-        return decision
+            if storage.replace_if(
+                self.champion_uri, storage.dump_json(pointer), current[1] if current else None
+            ):
+                return decision
+
+    def _already_champion(self, version: str) -> dict[str, Any]:
+        """The answer for a version that is champion already; its gate record is written if a
+        killed run left the pointer moved without one."""
+        answer = {"model": self.model, "version": version, "promoted": True, "reasons": ["already champion"]}
+        if not storage.exists(self.decision_uri(version)):
+            record = answer | {
+                "reasons": ["champion without a gate record: recorded now"],
+                "decided_at": utc_now(),
+            }
+            storage.write_bytes(self.decision_uri(version), storage.dump_json(record))
+        return answer
 
     def table(self) -> str:
         """The registry as a text table: versions, headline metrics, champion."""
@@ -270,6 +332,35 @@ class Registry:
         if not versions:
             lines.append("  (no versions yet)")
         return "\n".join(lines)
+
+
+def spark_model_gaps(files: Mapping[str, Any], read: Callable[[str], bytes]) -> list[str]:
+    """What a staged Spark PipelineModel lacks of what Spark's writer puts there: the pipeline's
+    metadata and, for each stage it names, the stage's metadata and (for a fitted model) its data,
+    each with the _SUCCESS marker written last. [] when it is whole or there is no Spark model.
+    `files` are the staged files by relative path; `read` reads one of them."""
+    prefix = SPARK_MODEL + "/"
+    names = {rel[len(prefix) :] for rel in files if rel.startswith(prefix)}
+    if not names:
+        return []
+
+    def first_json(folder: str) -> dict[str, Any]:
+        part = min(n for n in names if n.startswith(f"{folder}/part-"))
+        return dict(json.loads(read(prefix + part).splitlines()[0]))
+
+    if "metadata/_SUCCESS" not in names:
+        return [f"{SPARK_MODEL}/metadata"]
+    gaps = []
+    for i, uid in enumerate(first_json("metadata")["paramMap"]["stageUids"]):
+        stage = f"stages/{i}_{uid}"
+        if f"{stage}/metadata/_SUCCESS" not in names:
+            gaps.append(f"{SPARK_MODEL}/{stage}/metadata")
+        elif (
+            first_json(f"{stage}/metadata")["class"].endswith("Model")
+            and f"{stage}/data/_SUCCESS" not in names
+        ):
+            gaps.append(f"{SPARK_MODEL}/{stage}/data")
+    return gaps
 
 
 def gate_from(spec_gate: Any, thresholds: Sequence[str] = (), tolerance: float | None = None) -> Gate:

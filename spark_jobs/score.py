@@ -17,10 +17,13 @@ Usage: python -m spark_jobs.score --storage-root URI --model NAME --date YYYY-MM
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import logging
+import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -33,6 +36,7 @@ import pandas as pd
 from spark_jobs import configure_logging, storage
 from spark_jobs.contract import CORRUPT, cast_column, inspect_input, read_raw, readable, sample, typed_column
 from spark_jobs.errors import DataContractError, run_cli
+from spark_jobs.leases import Lease, holder_id, is_free
 from spark_jobs.locations import argument, name_argument, optional_version
 from spark_jobs.partitions import MARKER, input_uri, iso_date, output_uri
 from spark_jobs.portable import Scorer
@@ -150,6 +154,12 @@ def score_rows(checked: Any, features: Sequence[str], scorer: Scorer, udf: Any, 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Score one date's partition, holding its claim from before the first read to the commit."""
+    with claimed_partition(args.storage_root, args.model, args.date, args.run_id):
+        return score_partition(args)
+
+
+def score_partition(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     registry = Registry(args.storage_root, args.model)
     version = args.model_version or registry.champion_version()
@@ -245,23 +255,57 @@ def _top(reasons: dict[str, int], n: int = 5) -> str:
     return "; ".join(f"{what} ({count})" for what, count in list(reasons.items())[:n]) or "(none)"
 
 
+def scores_base(root: str, model: str) -> str:
+    return storage.join(storage.normalize(root), "scores", model)
+
+
+@contextmanager
+def claimed_partition(root: str, model: str, date: str, holder: str | None) -> Iterator[None]:
+    """Hold the claim on one date's partition for the whole run: a second run for the same date
+    fails at once, naming this one, instead of replacing its output under it."""
+    lease = storage.join(scores_base(root, model), "_leases", f"ds={date}.json")
+    with Lease(lease, holder_id(holder), f"the scores of {model} for {date}"):
+        yield
+
+
 @contextmanager
 def staged_partition(root: str, model: str, date: str) -> Iterator[str]:
-    """A fresh staging folder for one date's partition, removed when the block ends (its content
-    has been moved into place by then, or the block failed). Leftovers of killed runs of the same
-    date go first; two runs of the same date at once are not supported."""
-    base = storage.join(storage.normalize(root), "scores", model, "_staging")
-    prefix = f"ds={date}-"
-    fs, path = storage.filesystem(base)
-    if fs.exists(path):
-        for found in fs.ls(path, detail=False):
-            if found.rstrip("/").rsplit("/", 1)[-1].startswith(prefix):
-                fs.rm(found, recursive=True)
-    uri = storage.join(base, prefix + secrets.token_hex(4))
+    """A fresh staging folder for one date's partition (the caller holds its claim), removed when
+    the block ends (its content has been moved into place by then, or the block failed). What
+    killed runs of any date nobody holds a claim on left behind goes first."""
+    remove_leftovers(root, model, held=date)
+    uri = storage.join(scores_base(root, model), "_staging", f"ds={date}-{secrets.token_hex(4)}")
     try:
         yield uri
     finally:
         storage.remove_tree(uri)
+
+
+def remove_leftovers(root: str, model: str, held: str | None = None) -> list[str]:
+    """Staging folders of killed runs (of the date whose claim this run holds, `held`, and of any
+    date nobody claims), and (locally) partitions a killed replacement left aside in `_replaced/`:
+    removed when the partition is in place, moved back when it is missing."""
+    base = scores_base(root, model)
+    gone = []
+    fs, path = storage.filesystem(storage.join(base, "_staging"))
+    for found in fs.ls(path, detail=False) if fs.exists(path) else []:
+        date = found.rstrip("/").rsplit("/", 1)[-1].removeprefix("ds=").rsplit("-", 1)[0]
+        if date == held or is_free(storage.join(base, "_leases", f"ds={date}.json")):
+            fs.rm(found, recursive=True)
+            gone.append(f"_staging/{found.rstrip('/').rsplit('/', 1)[-1]}")
+    if storage.is_local(base):
+        aside = os.path.join(storage.normalize(base), "_replaced")
+        for old in sorted(glob.glob(os.path.join(aside, "ds=*"))):
+            name = "-".join(os.path.basename(old).split("-", 3)[:3])  # ds=YYYY-MM-DD
+            if name != f"ds={held}" and not is_free(storage.join(base, "_leases", f"{name}.json")):
+                continue  # a live run of that date is replacing it right now
+            partition = os.path.join(storage.normalize(base), name)
+            if os.path.exists(partition):
+                shutil.rmtree(old)
+            else:
+                os.rename(old, partition)
+            gone.append(f"_replaced/{os.path.basename(old)}")
+    return gone
 
 
 def _ratio(text: str) -> float:

@@ -103,6 +103,100 @@ def _replace_local(path: str, fill: Callable[[Any], object]) -> None:
         raise
 
 
+def create_exclusive(uri: str, data: bytes) -> bool:
+    """Write `uri` only if nothing is there yet; False if something is. Atomic: locally a hard
+    link of the whole file (which fails if the name exists), on S3 a conditional PUT
+    (If-None-Match: *)."""
+    fs, path = filesystem(uri)
+    if isinstance(fs, LocalFileSystem):
+        # Written whole under a temporary name, then hard-linked into place: link() fails if the
+        # name exists, so a reader never sees the file half-written.
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        return True
+    return _conditional_put(fs, path, data, IfNoneMatch="*")
+
+
+def read_tagged(uri: str) -> tuple[bytes, str] | None:
+    """An object's content and its version tag (S3's ETag; locally the content's sha256), or None
+    if there is none: what `replace_if` compares against."""
+    fs, path = filesystem(uri)
+    try:
+        if isinstance(fs, LocalFileSystem):
+            with open(path, "rb") as fh:
+                data = fh.read()
+            return data, hashlib.sha256(data).hexdigest()
+        from fsspec.asyn import sync
+
+        return sync(fs.loop, _get_tagged, fs, *path.split("/", 1))
+    except FileNotFoundError:
+        return None
+
+
+async def _get_tagged(fs: Any, bucket: str, key: str) -> tuple[bytes, str]:
+    """One GET: the content and the ETag of the same object version."""
+    response = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+    async with response["Body"] as body:
+        return bytes(await body.read()), str(response["ETag"])
+
+
+def replace_if(uri: str, data: bytes, expected: str | None) -> bool:
+    """Compare-and-swap: write `data` only if the object still has the tag `expected` (None: only if
+    it still does not exist); False if another writer got there first. On S3 a conditional PUT
+    (If-Match / If-None-Match); locally under an exclusive lock on a sibling lock file."""
+    fs, path = filesystem(uri)
+    if not isinstance(fs, LocalFileSystem):
+        condition = {"IfMatch": expected} if expected is not None else {"IfNoneMatch": "*"}
+        return _conditional_put(fs, path, data, **condition)
+    import fcntl
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = read_tagged(uri)
+        if (current[1] if current else None) != expected:
+            return False
+        _replace_local(path, lambda fh: fh.write(data))
+        return True
+
+
+def _conditional_put(fs: Any, path: str, data: bytes, **condition: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    bucket, _, key = path.partition("/")
+    try:
+        fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
+    except (ClientError, OSError) as exc:
+        # 412 PreconditionFailed: the condition did not hold; 409: a concurrent conditional write.
+        code = _error_code(exc)
+        if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+            return False
+        if "If-Match" in condition and code in ("NoSuchKey", "404"):
+            return False
+        raise
+    fs.invalidate_cache(path)
+    return True
+
+
+def _error_code(exc: BaseException) -> str:
+    """The S3 error code of a ClientError, or of the one s3fs translated into an OSError."""
+    for error in (exc, exc.__cause__, exc.__context__):
+        response = getattr(error, "response", None)
+        if isinstance(response, dict):
+            return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
 def sha256_of(fs: Any, path: str) -> str:
     digest = hashlib.sha256()
     with fs.open(path, "rb") as fh:

@@ -90,9 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     def train() -> None:
         result = run(args)
         done = "metrics" in result
-        print(
-            summary(result) if done else f"version {result['version']} is already complete: {result['uri']}"
-        )
+        if done:
+            print(summary(result))
+            return
+        decision = result["decision"]
+        gated = f"; gate: {'champion' if decision['promoted'] else 'not promoted'}" if decision else ""
+        print(f"version {result['version']} is already complete: {result['uri']}{gated}")
 
     return run_cli(train)
 
@@ -112,8 +115,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         elastic_net_param=args.elastic_net_param,
     )
     if args.skip_if_exists and registry.has(version):
-        return {"version": version, "uri": registry.version_uri(version)}
-    with registry.staged(version) as staging:
+        # Complete already (a re-run of the night): not trained twice, but still gated if asked.
+        decision = registry.promote(version, gate) if args.promote else None
+        return {"version": version, "uri": registry.version_uri(version), "decision": decision}
+    with registry.staged(version, holder=args.run_id) as staging:
         from spark_jobs.session import get_spark
 
         spark = get_spark(f"train-{spec.name}")

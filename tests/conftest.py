@@ -213,3 +213,35 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# A real trained champion, trained once per test session and copied by the tests that serve it.
+TRAINED_VERSION = "e2e-trained-1"
+
+
+@pytest.fixture(scope="session")
+def trained_storage(tmp_path_factory):
+    """A storage root whose champion is TRAINED_VERSION, trained by the job on bank.csv."""
+    import subprocess
+
+    root = tmp_path_factory.mktemp("trained") / "storage"
+    args = train_args(BANK, root, "--version", TRAINED_VERSION, "--promote", "--min-metric", "roc_auc=0.8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "spark_jobs.train", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ | {"SPARK_LOCAL_MASTER": "local[2]"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root
+
+
+def copy_of(trained_storage, work):
+    """The trained storage root copied into a test's own folder (tests change their registry)."""
+    import shutil
+
+    root = work / "storage"
+    shutil.copytree(trained_storage, root)
+    return root

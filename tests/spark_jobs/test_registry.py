@@ -10,6 +10,7 @@ import pytest
 
 from spark_jobs import storage
 from spark_jobs.errors import IntegrityError, JobError, RegistryError
+from spark_jobs.leases import ClaimedError
 from spark_jobs.locations import LocationError
 from spark_jobs.registry import Gate, Registry, evaluate_gate, gate_from
 
@@ -157,3 +158,96 @@ def test_loading_a_tampered_portable_model_fails_before_parsing(registry):
     storage.write_bytes(storage.join(registry.version_uri("v1"), "portable/model.json"), b'{"weights": 1}')
     with pytest.raises(IntegrityError, match="portable/model.json of version v1 is corrupt"):
         registry.load_portable()
+
+
+def test_two_writers_of_one_version_id_the_second_fails_at_once_naming_the_first(registry):
+    with registry.staged("nightly-20261120", holder="scheduled__2026-11-20") as staging:
+        storage.write_bytes(storage.join(staging, "metrics.json"), storage.dump_json(METRICS))
+        with (
+            pytest.raises(ClaimedError, match="is being written by scheduled__2026-11-20"),
+            registry.staged("nightly-20261120", holder="manual__2026-11-20"),
+        ):
+            pass
+        # The refused writer touched nothing of the first one's.
+        assert storage.exists(storage.join(staging, "metrics.json"))
+        storage.write_bytes(storage.join(staging, "portable/model.json"), b"{}")
+        registry.commit("nightly-20261120", {"created_at": "2026-11-20T02:00:00Z"})
+    assert registry.versions() == ["nightly-20261120"]
+
+
+def test_any_later_run_removes_what_killed_runs_of_any_id_left(registry):
+    storage.write_bytes(storage.join(registry.staging_uri("killed-1"), "metrics.json"), b"{}")
+    storage.write_bytes(storage.join(registry.version_uri("half-copied"), "metrics.json"), b"{}")
+    with registry.staged("busy", holder="run-busy") as busy:
+        storage.write_bytes(storage.join(busy, "metrics.json"), b"{}")
+        _add_version(registry, "v9")  # another id, while "busy" is being written
+        assert not storage.exists(registry.staging_uri("killed-1"))
+        assert not storage.exists(registry.version_uri("half-copied"))
+        assert storage.exists(storage.join(busy, "metrics.json"))  # a live claim's staging stays
+
+
+@pytest.mark.slow
+def test_a_spark_model_missing_a_stage_is_not_committed(registry, trained_storage):
+    model = trained_storage / "models" / "bank-marketing" / "versions" / "e2e-trained-1" / "spark_model"
+    files = sorted(p for p in model.rglob("*") if p.is_file() and not p.name.endswith(".crc"))
+    stage = next(p.parent.parent.name for p in files if "LogisticRegression" in str(p))
+    with pytest.raises(RegistryError, match=f"incomplete.*lacks spark_model/stages/{stage}/data"):
+        with registry.staged("torn") as staging:
+            for path in files:
+                rel = path.relative_to(model.parent).as_posix()
+                if not rel.startswith(f"spark_model/stages/{stage}/data"):
+                    storage.write_bytes(storage.join(staging, rel), path.read_bytes())
+            registry.commit("torn", {"created_at": "2026-11-20T00:00:00Z"})
+    assert registry.versions() == []
+
+
+def test_two_promotions_at_once_lose_neither(registry, monkeypatch):
+    """v3 is promoted between v2's read of the pointer and its write: v2's compare-and-swap fails
+    and its gate runs again, against v3."""
+    from spark_jobs import registry as registry_module
+
+    _add_version(registry, "v1", METRICS | {"roc_auc": 0.80})
+    registry.promote("v1", Gate())
+    _add_version(registry, "v2", METRICS | {"roc_auc": 0.90})
+    _add_version(registry, "v3", METRICS | {"roc_auc": 0.95})
+    real, calls = registry_module.evaluate_gate, []
+
+    def racing(metrics, gate, champion_metrics):
+        calls.append(champion_metrics["roc_auc"])
+        if len(calls) == 1:
+            assert registry.promote("v3", Gate(tolerance=0.0))["promoted"]
+        return real(metrics, gate, champion_metrics)
+
+    monkeypatch.setattr(registry_module, "evaluate_gate", racing)
+    decision = registry.promote("v2", Gate(tolerance=0.0))
+    assert calls[0] == 0.80 and calls[-1] == 0.95  # judged again against v3
+    assert not decision["promoted"] and decision["champion_before"] == "v3"
+    assert registry.champion()["version"] == "v3"
+
+
+def test_a_kill_between_gate_record_and_pointer_and_the_old_order_both_recover(registry):
+    _add_version(registry, "v1")
+    # Killed after writing the gate's record, before moving the pointer: a re-run moves it.
+    storage.write_bytes(registry.decision_uri("v1"), storage.dump_json({"version": "v1", "promoted": True}))
+    assert registry.champion() is None
+    assert registry.promote("v1", Gate())["promoted"] and registry.champion()["version"] == "v1"
+    # A pointer moved without a gate record (what the old order left): the record is written now.
+    _add_version(registry, "v2")
+    storage.write_bytes(registry.champion_uri, storage.dump_json({"version": "v2"}))
+    assert registry.promote("v2", Gate())["reasons"] == ["already champion"]
+    assert json.loads(storage.read_bytes(registry.decision_uri("v2")))["promoted"] is True
+
+
+def test_skip_if_exists_with_promote_still_runs_the_gate(tmp_path, capsys):
+    """A re-run of a night whose version is complete does not train again, but is still gated."""
+    from spark_jobs import train
+    from tests.conftest import BANK, handmade_version, train_args
+
+    registry = handmade_version(tmp_path / "root", "nightly-20261120", promote=False)
+    args = train_args(
+        BANK, tmp_path / "root", "--version", "nightly-20261120", "--skip-if-exists", "--promote"
+    )
+    assert train.main([*args, "--min-metric", "roc_auc=0.5"]) == 0
+    assert "already complete" in capsys.readouterr().out
+    assert registry.champion()["version"] == "nightly-20261120"
+    assert storage.exists(registry.decision_uri("nightly-20261120"))

@@ -209,9 +209,12 @@ def test_a_job_killed_mid_write_leaves_the_old_partition_and_a_rerun_succeeds(sc
     assert pq.read_table(out).num_rows == 100
     assert list(staging.iterdir())  # the killed run's leftovers
 
-    subprocess.run([*command, "--run-id", "rerun"], cwd=ROOT, env=env, check=True, capture_output=True)
+    # Another run is refused while the killed run's claim lives; its retry (same run id) takes it over.
+    other = subprocess.run([*command, "--run-id", "other"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert other.returncode == 4 and "is being written by killed" in other.stderr, other.stderr
+    subprocess.run([*command, "--run-id", "killed"], cwd=ROOT, env=env, check=True, capture_output=True)
     summary = json.loads(storage.read_bytes(f"{out}/_summary.json"))
-    assert summary["run_id"] == "rerun" and summary["rows_scored"] == 45_000
+    assert summary["run_id"] == "killed" and summary["rows_scored"] == 45_000
     assert pq.read_table(out).num_rows == 45_000
     assert not list(staging.iterdir())
 
@@ -220,3 +223,22 @@ def _spec():
     from spark_jobs.spec import load_spec
 
     return load_spec(str(SPEC))
+
+
+def test_a_replacement_killed_between_its_two_renames_is_undone_by_the_next_run(tmp_path):
+    """Killed after moving the old partition aside and before moving the new one in: the old
+    partition comes back; one killed after both renames only leaves the old copy, which goes."""
+    base = tmp_path / "scores" / MODEL
+    (base / "_replaced" / "ds=2026-11-19-123-abcd").mkdir(parents=True)
+    (base / "_replaced" / "ds=2026-11-19-123-abcd" / "_summary.json").write_text('{"run_id": "old"}')
+    (base / "_replaced" / "ds=2026-11-18-456-ef01").mkdir()
+    (base / "ds=2026-11-18").mkdir()
+    (base / "_staging" / "ds=2026-11-17-0a0a").mkdir(parents=True)
+    gone = score.remove_leftovers(str(tmp_path), MODEL)
+    assert json.loads((base / "ds=2026-11-19" / "_summary.json").read_text()) == {"run_id": "old"}
+    assert sorted(gone) == [
+        "_replaced/ds=2026-11-18-456-ef01",
+        "_replaced/ds=2026-11-19-123-abcd",
+        "_staging/ds=2026-11-17-0a0a",
+    ]
+    assert not list((base / "_replaced").iterdir()) and not list((base / "_staging").iterdir())
