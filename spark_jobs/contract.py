@@ -59,7 +59,7 @@ def inspect_input(
     fmt = fmt or spec.format
     header = None
     if fmt == "csv":
-        required = list(spec.columns) if columns is None else list(columns)
+        required = [spec.source(c) for c in (spec.columns if columns is None else columns)]
         header = _check_csv_head(files[0], spec, required, single_file=len(files) == 1)
     return InputFiles(uri=uri, files=tuple(files), fingerprint=fingerprint, header=header, format=fmt)
 
@@ -204,19 +204,20 @@ def readable(inp: InputFiles) -> Iterator[None]:
 
 
 def read_raw(spark: Any, inp: InputFiles, spec: DatasetSpec, columns: Sequence[str]) -> Any:
-    """The input as Spark reads it, before types are checked: CSV values all as text, with a
-    corrupt-record column for rows that do not split into the header's fields."""
+    """The input as Spark reads it, before types are checked (CSV values all as text, with a
+    corrupt-record column for rows that do not split into the header's fields), its spec columns
+    renamed from their source names to the spec's; other columns keep their names, whatever they are."""
     from pyspark.sql import types as T
 
     if inp.format == "parquet":
         raw = spark.read.parquet(*[storage.spark_uri(f) for f in inp.files])
-        missing = [c for c in columns if c not in raw.columns]
+        missing = [spec.source(c) for c in columns if spec.source(c) not in raw.columns]
         if missing:
             raise DataContractError(
                 f"input {inp.uri} is missing column(s) {', '.join(repr(c) for c in missing)} "
                 f"required by spec {spec.name!r}"
             )
-        return raw
+        return _named_as_spec(raw, spec)
     assert inp.header is not None
     # Every column as text, so that values which do not parse are seen and reported, not
     # silently turned into nulls; the corrupt-record column catches rows with too few or too
@@ -224,7 +225,7 @@ def read_raw(spark: Any, inp: InputFiles, spec: DatasetSpec, columns: Sequence[s
     schema = T.StructType(
         [T.StructField(c, T.StringType()) for c in inp.header] + [T.StructField(CORRUPT, T.StringType())]
     )
-    return spark.read.csv(
+    raw = spark.read.csv(
         [storage.spark_uri(f) for f in inp.files],
         schema=schema,
         header=True,
@@ -236,6 +237,21 @@ def read_raw(spark: Any, inp: InputFiles, spec: DatasetSpec, columns: Sequence[s
         mode="PERMISSIVE",
         columnNameOfCorruptRecord=CORRUPT,
     )
+    return _named_as_spec(raw, spec)
+
+
+def quoted(name: str) -> Any:
+    """A column by its exact name: Spark reads a bare `a.b` as field b of struct a."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _named_as_spec(raw: Any, spec: DatasetSpec) -> Any:
+    names = {spec.source(name): name for name in spec.columns}
+    if all(names.get(c, c) == c for c in raw.columns):
+        return raw
+    return raw.select(*[quoted(c).alias(names.get(c, c)) for c in raw.columns])
 
 
 def _spark_type(type_name: str) -> str:

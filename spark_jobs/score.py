@@ -34,7 +34,16 @@ from typing import Any
 import pandas as pd
 
 from spark_jobs import configure_logging, storage
-from spark_jobs.contract import CORRUPT, cast_column, inspect_input, read_raw, readable, sample, typed_column
+from spark_jobs.contract import (
+    CORRUPT,
+    cast_column,
+    inspect_input,
+    quoted,
+    read_raw,
+    readable,
+    sample,
+    typed_column,
+)
 from spark_jobs.errors import DataContractError, run_cli
 from spark_jobs.leases import Lease, holder_id, is_free
 from spark_jobs.locations import argument, name_argument, optional_version
@@ -94,7 +103,7 @@ def check_rows(raw: Any, spec: DatasetSpec) -> Any:
     fine); other columns (an id, say) pass through as read."""
     passthrough = [c for c in raw.columns if c not in spec.features and c != CORRUPT]
     typed = [cast_column(raw, n, spec.columns[n].type).alias(n) for n in spec.features]
-    return raw.select(*passthrough, *typed, reject_reason(raw, spec).alias(REASON))
+    return raw.select(*[quoted(c) for c in passthrough], *typed, reject_reason(raw, spec).alias(REASON))
 
 
 def rejected_rows(raw: Any, spec: DatasetSpec) -> Any:

@@ -26,6 +26,9 @@ class _Strict(BaseModel):
 class ColumnSpec(_Strict):
     type: ColumnType
     role: Literal["categorical", "numeric", "target", "ignore"]
+    # The column's name in the data, when it is not a plain name (`emp.var.rate`, `Body Mass (g)`):
+    # the jobs read it under this name and call it by the spec's.
+    source: str | None = Field(default=None, min_length=1)
     min: float | None = None
     max: float | None = None
     max_null_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -97,11 +100,16 @@ class DatasetSpec(_Strict):
             raise ValueError("target.positive and target.negative must differ")
         if not self.features:
             raise ValueError("no feature columns: give at least one column role categorical or numeric")
+        sources = [col.source or name for name, col in self.columns.items()]
+        if len(set(sources)) != len(sources):
+            raise ValueError("two columns read the same source column")
         for name, col in self.columns.items():
             if not _COLUMN_NAME.match(name):
+                plain = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "col"
                 raise ValueError(
-                    f"column {name!r}: names may hold letters, digits and '_' only (Spark reads '.' "
-                    "as a struct field); rename the column in the data"
+                    f"column {name!r}: a spec's names hold letters, digits and '_' only; for a data "
+                    "column named otherwise, name it plainly and give its name in the data as source, "
+                    f"e.g. {plain}: {{source: {name!r}, ...}}"
                 )
             if col.role == "categorical" and col.type != "string":
                 raise ValueError(
@@ -125,6 +133,10 @@ class DatasetSpec(_Strict):
     @property
     def features(self) -> list[str]:
         return [n for n, c in self.columns.items() if c.role in ("categorical", "numeric")]
+
+    def source(self, column: str) -> str:
+        """A column's name in the data."""
+        return self.columns[column].source or column
 
     def max_null_ratio(self, column: str) -> float:
         """Allowed share of nulls in a column; the target may never be null."""
