@@ -13,6 +13,7 @@ import csv
 import difflib
 import hashlib
 import io
+import logging
 import posixpath
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,8 +23,10 @@ from typing import Any
 import fsspec
 
 from spark_jobs import storage
-from spark_jobs.errors import DataContractError
+from spark_jobs.errors import DataContractError, JobError
 from spark_jobs.spec import DatasetSpec
+
+log = logging.getLogger("spark_jobs.contract")
 
 CORRUPT = "_corrupt_record"
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
@@ -116,7 +119,8 @@ def _check_csv_head(uri: str, spec: DatasetSpec, required: list[str], single_fil
     lines = _head_lines(uri, spec.csv.encoding)
     if not lines:
         raise DataContractError(f"input {uri} is empty: expected a header line and data rows")
-    header = _split(lines[0], spec.csv.delimiter, spec.csv.quote)
+    # A UTF-8 byte order mark is not part of the first name (Spark drops it too).
+    header = _split(lines[0].removeprefix("\ufeff"), spec.csv.delimiter, spec.csv.quote)
     missing = [c for c in required if c not in header]
     if missing:
         raise DataContractError(_missing_columns_message(uri, spec, required, header, missing, lines[0]))
@@ -127,6 +131,14 @@ def _check_csv_head(uri: str, spec: DatasetSpec, required: list[str], single_fil
 
 def _head_lines(uri: str, encoding: str) -> list[str]:
     """The first two non-blank lines of a (possibly compressed) text file."""
+    with fsspec.open(uri, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    if gzipped and not uri.endswith(".gz"):
+        # Spark, like fsspec, decompresses by the file's name: undecoded, it reads as garbage.
+        raise DataContractError(
+            f"input {uri} is gzip-compressed but its name does not end in .gz: rename it "
+            f"({posixpath.basename(uri)}.gz) so that Spark decompresses it"
+        )
     lines: list[str] = []
     try:
         with fsspec.open(uri, "rt", compression="infer", encoding=encoding, newline="") as fh:
@@ -144,7 +156,12 @@ def _head_lines(uri: str, encoding: str) -> list[str]:
 
 
 def _split(line: str, delimiter: str, quote: str) -> list[str]:
-    return next(csv.reader(io.StringIO(line), delimiter=delimiter, quotechar=quote))
+    """A CSV line's fields; [] when the line does not parse as CSV with this delimiter and quote
+    (a field over the csv module's limit: the line is not split by this delimiter at all)."""
+    try:
+        return next(csv.reader(io.StringIO(line), delimiter=delimiter, quotechar=quote))
+    except csv.Error:
+        return []
 
 
 def _missing_columns_message(
@@ -174,7 +191,20 @@ def _missing_columns_message(
 def read_checked(spark: Any, inp: InputFiles, spec: DatasetSpec) -> Any:
     """Read the input with Spark, enforce the contract, return a DataFrame typed as the spec says."""
     with readable(inp):
-        raw = read_raw(spark, inp, spec, list(spec.columns)).cache()
+        raw = read_raw(spark, inp, spec, list(spec.columns))
+        extra = [c for c in raw.columns if c not in spec.columns and c != CORRUPT]
+        if extra:
+            # Thousands of them made training ten times slower, silently: say so, keep only the spec's.
+            shown = ", ".join(repr(c[:40]) for c in extra[:5]) + (", ..." if len(extra) > 5 else "")
+            log.warning(
+                "%d column(s) of %s are not in spec %s and are ignored: %s",
+                len(extra),
+                inp.uri,
+                spec.name,
+                shown,
+            )
+            raw = raw.select(*[quoted(c) for c in raw.columns if c not in extra])
+        raw = raw.cache()
         typed = raw.select(*[cast_column(raw, n, c.type).alias(n) for n, c in spec.columns.items()])
         problems = _pass_problems(raw, inp, spec)
         if not problems:
@@ -199,8 +229,48 @@ def readable(inp: InputFiles) -> Iterator[None]:
     except (AnalysisException, IllegalArgumentException, Py4JJavaError) as exc:
         # Files Spark cannot read as their format (a corrupt Parquet file, CSV parts whose
         # headers differ): say which input and why, without a Java stack trace.
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        reason = spark_reason(exc, inp.files)
+        if inp.format == "parquet" and (broken := _unreadable_parquet(inp.files)):
+            reason = f"{broken}; {reason}"
+        if any(sign in reason for sign in _NOT_THE_DATA):
+            raise JobError(f"Spark cannot reach the input {inp.uri}: {reason}") from None
         raise DataContractError(f"input {inp.uri} cannot be read as {inp.format}: {reason}") from None
+
+
+def _unreadable_parquet(files: Sequence[str]) -> str:
+    """The first file whose Parquet footer cannot be read (Spark's error does not name it)."""
+    import pyarrow.parquet as pq
+
+    for uri in files:
+        try:
+            with fsspec.open(uri, "rb") as fh:
+                pq.read_metadata(fh)
+        except Exception:  # any reason at all: this is the file to name
+            return f"{posixpath.basename(uri)} is not a readable Parquet file"
+    return ""
+
+
+# Failures of the Spark installation, not of the data: not a contract violation (not exit 3).
+_NOT_THE_DATA = ("No FileSystem for scheme", "ClassNotFoundException", "UnsupportedFileSystemException")
+
+
+def spark_reason(exc: BaseException, files: Sequence[str] = ()) -> str:
+    """What Spark says went wrong, in one line of at most 300 characters: of the Java exception and
+    its causes, the message naming one of `files` (or the innermost), not py4j's "An error
+    occurred while calling o722.collectToPython"."""
+    messages = []
+    java = getattr(exc, "java_exception", None)
+    while java is not None:
+        message = java.getMessage()
+        if message:
+            messages.append(str(message).strip().splitlines()[0])
+        java = java.getCause()
+    if not messages:
+        messages = [str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__]
+    names = [posixpath.basename(f) for f in files]
+    naming = [m for m in messages if any(n and n in m for n in names)]
+    reason = (naming or messages)[-1]
+    return reason if len(reason) <= 300 else reason[:300] + "..."
 
 
 def read_raw(spark: Any, inp: InputFiles, spec: DatasetSpec, columns: Sequence[str]) -> Any:
@@ -233,11 +303,17 @@ def read_raw(spark: Any, inp: InputFiles, spec: DatasetSpec, columns: Sequence[s
         sep=spec.csv.delimiter,
         quote=spec.csv.quote,
         escape=spec.csv.quote,
-        encoding=spec.csv.encoding,
+        encoding=spark_encoding(spec.csv.encoding),
         mode="PERMISSIVE",
         columnNameOfCorruptRecord=CORRUPT,
     )
     return _named_as_spec(raw, spec)
+
+
+def spark_encoding(encoding: str) -> str:
+    """The spec's encoding as Spark's CSV reader names it: Python's utf-8-sig (UTF-8 that may start
+    with a byte order mark) is UTF-8 to Spark, which drops the mark itself."""
+    return "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8-sig", "utf8-sig") else encoding
 
 
 def quoted(name: str) -> Any:

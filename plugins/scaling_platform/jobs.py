@@ -13,12 +13,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
+
 # The project root holds spark_jobs/ next to plugins/.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class JobFailed(RuntimeError):
     """A job CLI exited non-zero; the message is what it printed on stderr."""
+
+
+class JobRefused(JobFailed, AirflowFailException):
+    """The job refused its input (exit 2 bad spec or location, 3 data contract, 5 invalid records):
+    a retry would be refused again, so the task fails for good."""
+
+
+# The job package's exit codes for input it refuses (spark_jobs.errors).
+REFUSED_EXIT_CODES = (2, 3, 5)
 
 
 def run_job(module: str, *args: str, timeout: float = 600) -> Any:
@@ -35,5 +46,6 @@ def run_job(module: str, *args: str, timeout: float = 600) -> Any:
         check=False,
     )
     if proc.returncode != 0:
-        raise JobFailed(proc.stderr.strip() or f"spark_jobs.{module} exited {proc.returncode}")
+        error = JobRefused if proc.returncode in REFUSED_EXIT_CODES else JobFailed
+        raise error(proc.stderr.strip() or f"spark_jobs.{module} exited {proc.returncode}")
     return json.loads(proc.stdout) if proc.stdout.strip() else None
