@@ -146,6 +146,9 @@ class Registry:
                 )
             self.remove_leftovers()
             staging = self.staging_uri(version)
+            # Held by this run, so anything there is an earlier attempt's (a retry taking over the
+            # claim of its own killed try): start clean.
+            storage.remove_tree(staging)
             try:
                 yield staging
             except BaseException:

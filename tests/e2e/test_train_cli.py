@@ -120,7 +120,12 @@ def test_saved_spark_model_and_portable_model_agree(trained, spark, bank_spec):
 def test_a_killed_run_leaves_no_complete_version_and_the_champion_stays(trained):
     registry, champion, _ = trained
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spark_jobs.train", *train_args(BANK, registry.root, "--version", "killed")],
+        [
+            sys.executable,
+            "-m",
+            "spark_jobs.train",
+            *train_args(BANK, registry.root, "--version", "killed", "--run-id", "night-1"),
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -136,7 +141,14 @@ def test_a_killed_run_leaves_no_complete_version_and_the_champion_stays(trained)
 
     assert "killed" not in registry.versions()
     assert registry.champion()["version"] == champion
-    # The same version id trains cleanly afterwards.
-    again = _cli("spark_jobs.train", *train_args(BANK, registry.root, "--version", "killed"))
+    # Another run is refused while the killed run's claim lives (it expires 10 minutes after its
+    # last renewal); the same run's retry takes it over and trains the version id cleanly.
+    other = _cli(
+        "spark_jobs.train", *train_args(BANK, registry.root, "--version", "killed", "--run-id", "night-2")
+    )
+    assert other.returncode == 4 and "is being written by night-1" in other.stderr, other.stderr[-2000:]
+    again = _cli(
+        "spark_jobs.train", *train_args(BANK, registry.root, "--version", "killed", "--run-id", "night-1")
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "killed" in registry.versions() and not staging.exists()
