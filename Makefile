@@ -28,6 +28,7 @@ help:
 	@echo "make run     set up, run nightly_training offline (EMR emulator: train, gate, release to Lambda),"
 	@echo "             then spot_predictions (the emulator's Lambda answers from the champion),"
 	@echo "             then batch_scoring of today's sample partition (the emulator's pod API runs the job)"
+	@echo "             another dataset: make run SPEC=specs/penguins.yaml INPUT=data/penguins/penguins.csv"
 	@echo "make score [DATE=YYYY-MM-DD]     cut that day's sample records and run batch_scoring, offline"
 	@echo "make predict RECORDS='[{...}]'   spot predictions for your own records, offline"
 	@echo "make train   the training job alone, without Airflow"
@@ -80,9 +81,9 @@ check-java:
 	@java -version >/dev/null 2>&1 || { echo "error: Java 17 is needed for Spark (java not found on PATH)" >&2; exit 1; }
 
 run: setup
-	$(PY) -m local_cloud.run nightly_training --storage-root $(STORAGE_ROOT) --input $(INPUT)
+	$(PY) -m local_cloud.run nightly_training --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC)
 	@echo
-	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT)
+	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC)
 	@echo
 	$(MAKE) --no-print-directory score
 	@echo
@@ -90,8 +91,9 @@ run: setup
 
 # Needs a champion (make run, or make train).
 score: setup
-	$(PY) -m spark_jobs sample_input --storage-root $(STORAGE_ROOT) --date $(DATE)
-	$(PY) -m local_cloud.run batch_scoring --storage-root $(STORAGE_ROOT) --conf '{"date": "$(DATE)"}'
+	$(PY) -m spark_jobs sample_input --source $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --date $(DATE)
+	$(PY) -m local_cloud.run batch_scoring --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC) \
+		--conf '{"date": "$(DATE)"}'
 
 # The training job alone, without Airflow or the emulator.
 train: setup
@@ -116,11 +118,11 @@ job-image: setup
 
 RECORDS ?=
 predict: setup
-	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT) $(if $(RECORDS),--conf '{"records": $(RECORDS)}')
+	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC) $(if $(RECORDS),--conf '{"records": $(RECORDS)}')
 
 # The UI and the scheduler, offline, until Ctrl-C: the same DAGs, connections and emulator as `make run`.
 airflow: setup
-	$(PY) -m local_cloud.standalone --storage-root $(STORAGE_ROOT) --input $(INPUT) --port $(PORT)
+	$(PY) -m local_cloud.standalone --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC) --port $(PORT)
 
 airflow-stop:
 	$(PY) -m local_cloud.standalone --stop

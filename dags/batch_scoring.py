@@ -2,7 +2,8 @@
 ### Batch scoring on Kubernetes
 
 Runs after each nightly_training that ends with a champion (the `ml_scaling_champion` Asset),
-and scores that night's new records with the champion model, in the project's job image
+and scores that night's new records with the champion of the model the event names (each model
+named, when events of several models queued up: one pod per model), in the project's job image
 (`docker/jobs.Dockerfile`) run by the KubernetesPodOperator: local Spark in the pod applies the
 model in a pandas UDF and commits `<storage root>/scores/<model>/ds=<date>/` whole (Parquet,
 the rows that broke the spec under `_rejected/`, and `_summary.json`). The summary reaches XCom
@@ -31,11 +32,13 @@ from typing import Any
 import pendulum
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import DAG, Param, PokeReturnValue, task
-from scaling_platform.assets import CHAMPION, night_scored
-from scaling_platform.batch_scoring import scoring_pod
+from scaling_platform.assets import CHAMPION, nights_by_model, run_date
+from scaling_platform.batch_scoring import scoring_arguments, scoring_pod
 from scaling_platform.defaults import (
     check_locations,
     default_args,
+    model_name,
+    model_param,
     optional_param,
     storage_root,
     storage_root_param,
@@ -43,7 +46,26 @@ from scaling_platform.defaults import (
 from scaling_platform.pod_operators import JobPodOperator
 from scaling_platform.storage_paths import storage_path
 
-DEFAULT_MODEL = "bank-marketing"
+
+def partition(root: str, model: str, date: str, params: dict, version: str, run_id: str) -> dict:
+    """Where one model's day is read and written (the layout of spark_jobs.partitions)."""
+    default_input = f"{root}/incoming/{model}/ds={date}"
+    input_uri = params["input_uri"] or default_input
+    output_uri = f"{root}/scores/{model}/ds={date}"
+    return {
+        "storage_root": root,
+        "model": model,
+        "date": date,
+        "input_uri": input_uri,
+        # The default partition is complete once its marker is there; a given input once it exists.
+        "ready_uri": f"{default_input}/_SUCCESS" if input_uri == default_input else input_uri,
+        "model_version": version,
+        "max_rejected_ratio": params["max_rejected_ratio"],
+        "output_uri": output_uri,
+        "summary_uri": f"{output_uri}/_summary.json",
+        "run_id": run_id,
+    }
+
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +91,8 @@ with DAG(
             "File or folder of CSV or Parquet records; empty: "
             "<storage root>/incoming/<model>/ds=<date>/ (complete once its _SUCCESS marker is there)",
         ),
-        "model": Param(
-            DEFAULT_MODEL,
-            type="string",
-            minLength=1,
-            title="Model (registry name)",
-            description="The model's name in the registry",
+        "model": model_param(
+            "the models whose champions triggered the run, else the one of Variable ml_spec_uri's spec"
         ),
         "model_version": optional_param(
             "Model version", "A version in the model's registry; empty: the champion"
@@ -98,33 +116,30 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(params: dict, var: dict, dag_run: Any, triggering_asset_events: Any) -> dict:
-        """Where this run reads and writes (the layout of spark_jobs.partitions)."""
-        from spark_jobs.locations import LocationError, check_name, check_version
+    def plan(params: dict, var: dict, dag_run: Any, triggering_asset_events: Any, run_id: str) -> list[dict]:
+        """What this run scores, one partition per model (the layout of spark_jobs.partitions): the
+        Param's model, else each model whose champion triggered the run, else the deployment's."""
+        from spark_jobs.locations import LocationError, check_version
 
         root = storage_root(params, var)
         check_locations(var, storage_root=root, input=params["input_uri"])
         try:
-            model = check_name(params["model"])
             version = check_version(params["model_version"]) if params["model_version"] else ""
         except LocationError as exc:
             raise AirflowFailException(str(exc)) from None
-        date = params["date"] or night_scored(dag_run, triggering_asset_events)
-        default_input = f"{root}/incoming/{model}/ds={date}"
-        input_uri = params["input_uri"] or default_input
-        output_uri = f"{root}/scores/{model}/ds={date}"
-        return {
-            "storage_root": root,
-            "model": model,
-            "date": date,
-            "input_uri": input_uri,
-            # The default partition is complete once its marker is there; a given input once it exists.
-            "ready_uri": f"{default_input}/_SUCCESS" if input_uri == default_input else input_uri,
-            "model_version": version,
-            "max_rejected_ratio": params["max_rejected_ratio"],
-            "output_uri": output_uri,
-            "summary_uri": f"{output_uri}/_summary.json",
-        }
+        nights = nights_by_model(triggering_asset_events)
+        if params["model"] or not nights:
+            model = model_name(params, var)
+            nights = {model: nights.get(model, "")}
+        if len(nights) > 1 and (params["input_uri"] or version):
+            raise AirflowFailException(
+                f"this run scores {', '.join(nights)}: an input_uri or model_version is one model's, "
+                "so give the model too"
+            )
+        return [
+            partition(root, model, params["date"] or night or run_date(dag_run), params, version, run_id)
+            for model, night in nights.items()
+        ]
 
     @task.sensor(poke_interval=300, timeout=6 * 60 * 60, mode="reschedule")
     def wait_for_input(where: dict, params: dict) -> PokeReturnValue:
@@ -139,17 +154,16 @@ with DAG(
         return PokeReturnValue(is_done=False)
 
     @task
-    def summary(where: dict, run_id: str) -> dict:
+    def summary(where: dict) -> dict:
         """The job's summary, committed with its output: this run's, never an earlier one's."""
         doc = json.loads(storage_path(where["summary_uri"]).read_bytes())
-        if doc.get("run_id") != run_id:
+        if doc.get("run_id") != where["run_id"]:
             raise AirflowFailException(f"{where['summary_uri']} was written by run {doc.get('run_id')}")
         return doc
 
-    where = plan()
-    score = JobPodOperator(
-        task_id="score",
-        **scoring_pod("ti.xcom_pull(task_ids='plan')"),
-        execution_timeout=timedelta(hours=2, minutes=30),
-    )
-    wait_for_input(where) >> score >> summary(where)
+    partitions = plan()
+    # One pod per partition, side by side.
+    score = JobPodOperator.partial(
+        task_id="score", **scoring_pod(), execution_timeout=timedelta(hours=2, minutes=30)
+    ).expand(arguments=partitions.map(scoring_arguments))
+    wait_for_input.expand(where=partitions) >> score >> summary.expand(where=partitions)

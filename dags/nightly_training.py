@@ -9,10 +9,15 @@ stays failed and leaves no cluster behind). A promoted version is released to th
 spot-predictions Lambda function: its alias `live` moves only once the new function version
 has answered a check request with the model's own answer.
 
+Any dataset trains here with its spec and no code change: the scheduled run trains the dataset
+of Variable `ml_spec_uri` (data: `ml_input_uri`); a run triggered with the `spec` and `input_uri`
+Params trains another, into that model's own registry, with that spec's gate unless the gate
+Params say otherwise, and releases it to that model's own function (`<prefix>-<model>`).
+
 Offline (the default for `make run`) the same operators talk to the local cloud emulator,
 which runs the step with local Spark. Where things live comes from Airflow Variables
 (`ml_storage_root`, `ml_input_uri`, `ml_spec_uri`, `emr_log_uri`, `ml_lambda_role_arn`,
-`ml_lambda_function`); the Params below override some of them per run from the trigger form.
+`ml_lambda_function_prefix`); the Params below override some of them per run from the trigger form.
 """
 
 from __future__ import annotations
@@ -21,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor
-from airflow.providers.common.compat.sdk import AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import DAG, Param, task
 from scaling_platform import emr as emr_config
 from scaling_platform.assets import CHAMPION
@@ -30,23 +34,27 @@ from scaling_platform.defaults import (
     check_locations,
     default_args,
     optional_param,
+    spec_param,
+    spec_uri,
     storage_root,
     storage_root_param,
 )
 from scaling_platform.emr_operators import (
     EmrCreateOrUseJobFlowOperator,
+    EmrJobFlowSensorPolled,
     EmrStepSensorWithLogs,
     EmrTerminateOwnJobFlowOperator,
     IdempotentEmrAddStepsOperator,
 )
 from scaling_platform.jobs import run_job
-from scaling_platform.lambda_release import DEFAULT_FUNCTION, FunctionSettings, release_model
+from scaling_platform.lambda_release import FUNCTION_PREFIX, FunctionSettings, function_name, release_model
 
 TRAINING_TIMEOUT = 3 * 60 * 60  # seconds
-# How often the waits ask EMR: a cluster starts in minutes and a training step runs for minutes.
-# Not shorter: a reschedule-mode sensor re-queued before the executor has reported its last poke
-# is failed by Airflow's scheduler (apache/airflow#71172; seen offline with a 5 s poke on a loaded
-# machine, where the report came 5.5 s after the poke).
+# How often the waits ask EMR, unless Variable ml_emr_poll_seconds says otherwise: a cluster
+# starts in minutes and a training step runs for minutes. Not shorter: a reschedule-mode sensor
+# re-queued before the executor has reported its last poke is failed by Airflow's scheduler
+# (apache/airflow#71172; seen offline with a 5 s poke on a loaded machine, where the report came
+# 5.5 s after the poke).
 POLL_SECONDS = 30
 
 with DAG(
@@ -63,29 +71,29 @@ with DAG(
             "Input data", "CSV or Parquet file, folder or glob; empty: the deployment's Variable ml_input_uri"
         ),
         "storage_root": storage_root_param(),
-        "min_roc_auc": Param(
-            0.88,
+        "spec": spec_param(),
+        # Empty: the spec's own gate, so a dataset's thresholds live with its spec.
+        "min_roc_auc": optional_param(
+            "Gate: minimum ROC AUC",
+            "From 0 to 1: a new version below it is kept but not promoted; empty: the spec's threshold",
             type="number",
             minimum=0,
             maximum=1,
-            title="Gate: minimum ROC AUC",
-            description="From 0 to 1: a new version below it is kept but not promoted",
         ),
-        "min_pr_auc": Param(
-            0.45,
+        "min_pr_auc": optional_param(
+            "Gate: minimum PR AUC",
+            "From 0 to 1: a new version below it is kept but not promoted; empty: the spec's threshold",
             type="number",
             minimum=0,
             maximum=1,
-            title="Gate: minimum PR AUC",
-            description="From 0 to 1: a new version below it is kept but not promoted",
         ),
-        "tolerance": Param(
-            0.01,
+        "tolerance": optional_param(
+            "Gate: allowed drop vs champion",
+            "From 0 to 1: how far below the champion's primary metric a new version may be; empty: the "
+            "spec's tolerance",
             type="number",
             minimum=0,
             maximum=1,
-            title="Gate: allowed drop vs champion",
-            description="From 0 to 1: how far below the champion's metrics a new version may be",
         ),
         "task_spot_count": Param(
             0,
@@ -108,9 +116,14 @@ with DAG(
     def resolve(params: dict, var: dict, ds_nodash: str, run_id: str) -> dict:
         """The run's effective settings: Params where given, else the deployment's Variables."""
         value = var["value"]
+        if params["spec"] and not params["input_uri"] and params["spec"] != value.get("ml_spec_uri"):
+            raise AirflowFailException(
+                "a spec in the Params needs its input_uri too: Variable ml_input_uri is the data of "
+                "Variable ml_spec_uri's dataset"
+            )
         cfg = {
             "input_uri": params["input_uri"] or value.get("ml_input_uri", "data/bank/bank-full.csv"),
-            "spec_uri": value.get("ml_spec_uri", "specs/bank_marketing.yaml"),
+            "spec_uri": spec_uri(params, var),
             "storage_root": storage_root(params, var),
             "log_uri": value.get("emr_log_uri", "s3://ml-scaling-logs/emr/"),
         }
@@ -164,7 +177,14 @@ with DAG(
 
     @task
     def promote(cfg: dict, params: dict) -> dict:
-        """Gate the new version; the champion moves only if it passes."""
+        """Gate the new version (the spec's gate, with the Params that were given); the champion
+        moves only if it passes."""
+        given = []
+        for metric in ("roc_auc", "pr_auc"):
+            if params[f"min_{metric}"] is not None:
+                given += ["--min-metric", f"{metric}={params[f'min_{metric}']}"]
+        if params["tolerance"] is not None:
+            given += ["--tolerance", str(params["tolerance"])]
         return run_job(
             "registry",
             "promote",
@@ -174,12 +194,7 @@ with DAG(
             cfg["spec_uri"],
             "--version",
             cfg["version"],
-            "--min-metric",
-            f"roc_auc={params['min_roc_auc']}",
-            "--min-metric",
-            f"pr_auc={params['min_pr_auc']}",
-            "--tolerance",
-            str(params["tolerance"]),
+            *given,
         )
 
     @task
@@ -193,9 +208,8 @@ with DAG(
         role = var["value"].get("ml_lambda_role_arn")
         if not role:
             raise AirflowSkipException("Variable ml_lambda_role_arn is not set: no function to release to")
-        settings = FunctionSettings(
-            name=var["value"].get("ml_lambda_function", DEFAULT_FUNCTION), role_arn=role
-        )
+        prefix = var["value"].get("ml_lambda_function_prefix", FUNCTION_PREFIX)
+        settings = FunctionSettings(name=function_name(decision["model"], prefix), role_arn=role)
         client = LambdaHook(aws_conn_id="aws_default").conn
         return release_model(client, settings, cfg["storage_root"], decision["model"], decision["version"])
 
@@ -227,7 +241,7 @@ with DAG(
     checked >> create_cluster
     # A cluster that fails to start (roles, subnet, capacity) fails here, with EMR's reason,
     # rather than later as a cancelled step.
-    wait_for_cluster = EmrJobFlowSensor(
+    wait_for_cluster = EmrJobFlowSensorPolled(
         task_id="wait_for_cluster",
         job_flow_id=create_cluster.output,
         target_states=["WAITING", "RUNNING"],

@@ -1,10 +1,11 @@
 """
 ### Spot predictions on AWS Lambda
 
-Scores a handful of records now with the champion model, without waiting for a batch run:
+Scores a handful of records now with a model's champion, without waiting for a batch run:
 trigger this DAG with the records in the form (an array of objects, one per client, with the
-dataset spec's feature fields). The `live` alias of the spot-predictions function answers;
-`nightly_training` moves it to each newly promoted model once the new version has answered a
+dataset spec's feature fields) and, for another dataset than the deployment's, the model. The
+`live` alias of that model's spot-predictions function (`<prefix>-<model>`) answers;
+`nightly_training` moves it to each newly promoted version once the new version has answered a
 check request correctly.
 
 For a batch over Lambda's 6 MB request limit, write the records to storage as JSON Lines and
@@ -26,12 +27,14 @@ from airflow.sdk import DAG, Param, task
 from scaling_platform.defaults import (
     check_locations,
     default_args,
+    model_name,
+    model_param,
     optional_param,
     storage_root,
     storage_root_param,
 )
 from scaling_platform.lambda_operators import SpotPredictionOperator
-from scaling_platform.lambda_release import ALIAS, DEFAULT_FUNCTION
+from scaling_platform.lambda_release import ALIAS, FUNCTION_PREFIX, function_name
 
 # Two clients from the bank data (bank.csv rows 1 and 3): the trigger form shows the format.
 EXAMPLE_RECORDS = [
@@ -72,22 +75,30 @@ with DAG(
             "JSON Lines (or a JSON array) in storage, for batches over Lambda's 6 MB request limit; "
             "when given, it is used instead of the records",
         ),
+        "model": model_param("the model of Variable ml_spec_uri's spec (the example records are the bank's)"),
         "storage_root": storage_root_param(),
     },
 ) as dag:
 
     @task
     def locate(params: dict, var: dict, run_id: str) -> dict:
-        """Where this run's response (and a batch's predictions) are stored: keyed by run id."""
+        """The model's function, and where this run's response (and a batch's predictions) are
+        stored: keyed by run id."""
         root = storage_root(params, var)
         check_locations(var, storage_root=root, records_uri=params["records_uri"])
+        model = model_name(params, var)
+        prefix = var["value"].get("ml_lambda_function_prefix", FUNCTION_PREFIX)
         folder = f"{root}/predictions/spot/{re.sub(r'[^A-Za-z0-9._-]', '_', run_id)}"
-        return {"response_uri": f"{folder}/response.json", "output_uri": f"{folder}/predictions.jsonl"}
+        return {
+            "function": function_name(model, prefix),
+            "response_uri": f"{folder}/response.json",
+            "output_uri": f"{folder}/predictions.jsonl",
+        }
 
     where = locate()
     SpotPredictionOperator(
         task_id="predict",
-        function_name="{{ var.value.get('ml_lambda_function', '" + DEFAULT_FUNCTION + "') }}",
+        function_name="{{ ti.xcom_pull(task_ids='locate')['function'] }}",
         qualifier=ALIAS,
         records="{{ params.records }}",
         records_uri="{{ params.records_uri }}",

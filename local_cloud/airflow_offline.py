@@ -25,6 +25,8 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 # (docs/aws.md); the emulator is started with it (running_emulator(..., roles=[LAMBDA_ROLE])).
 LAMBDA_ROLE = "ml-scaling-spot-predictions"
 LOG_BUCKET = "ml-scaling-logs"
+DEFAULT_SPEC = ROOT / "specs" / "bank_marketing.yaml"
+POLL_SECONDS = "5"
 
 
 def airflow_env(
@@ -34,9 +36,11 @@ def airflow_env(
     input_uri: Path,
     log_bucket: str,
     database_url: str | None = None,
+    spec: Path = DEFAULT_SPEC,
 ) -> dict[str, str]:
     """What the Makefile exports: the same variables, pointed at temporary places. Without a
-    `database_url`, Airflow's default SQLite database in `home`."""
+    `database_url`, Airflow's default SQLite database in `home`. The dataset is `input_uri`, read
+    as `spec` says."""
     connection = {
         "conn_type": "aws",
         "login": CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -57,13 +61,15 @@ def airflow_env(
         ),
         "AIRFLOW_VAR_ML_STORAGE_ROOT": str(storage_root),
         "AIRFLOW_VAR_ML_INPUT_URI": str(input_uri),
-        "AIRFLOW_VAR_ML_SPEC_URI": str(ROOT / "specs" / "bank_marketing.yaml"),
+        "AIRFLOW_VAR_ML_SPEC_URI": str(spec),
         "AIRFLOW_VAR_EMR_LOG_URI": f"s3://{log_bucket}/emr/",
         "AIRFLOW_VAR_ML_LAMBDA_ROLE_ARN": role_arn(LAMBDA_ROLE),
+        # The emulator answers at once: poll it every few seconds, not as a real cluster.
+        "AIRFLOW_VAR_ML_EMR_POLL_SECONDS": POLL_SECONDS,
         # Where runs may read and write: the storage root, the input's folder, the bundled data and
         # specs (spark_jobs.locations); anything else a Param names is refused before any work.
         "AIRFLOW_VAR_ML_ALLOWED_PREFIXES": ",".join(
-            map(str, [storage_root, input_uri.parent, ROOT / "data", ROOT / "specs"])
+            map(str, [storage_root, input_uri.parent, spec.parent, ROOT / "data", ROOT / "specs"])
         ),
         # Tasks import the job package's light modules (the image sets the same).
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -73,7 +79,11 @@ def airflow_env(
 
 @contextlib.contextmanager
 def offline_airflow(
-    home: Path, storage_root: Path, input_uri: Path, database_url: str | None = None
+    home: Path,
+    storage_root: Path,
+    input_uri: Path,
+    database_url: str | None = None,
+    spec: Path = DEFAULT_SPEC,
 ) -> Iterator[tuple[dict[str, str], str]]:
     """The emulator for `make run` and `make airflow`, and a migrated Airflow environment on it;
     yields the environment and the emulator's endpoint.
@@ -84,7 +94,7 @@ def offline_airflow(
     state = home / "cloud-state"
     with running_emulator(home, [LOG_BUCKET], [LAMBDA_ROLE], state_dir=state) as endpoint:
         print(f"local cloud emulator on {endpoint}", flush=True)
-        env = airflow_env(home, endpoint, storage_root, input_uri, LOG_BUCKET, database_url)
+        env = airflow_env(home, endpoint, storage_root, input_uri, LOG_BUCKET, database_url, spec)
         migrate(env)
         yield env, endpoint
 

@@ -1,4 +1,4 @@
-"""Run a DAG offline: `python -m local_cloud.run DAG_ID [--conf JSON] [--logical-date DATE]`.
+"""Run a DAG offline: `python -m local_cloud.run DAG_ID [--conf JSON] [--spec FILE --input DATA]`.
 
 Starts the emulator (with the Lambda functions of earlier runs), prepares a project-local
 Airflow (.airflow/, SQLite), runs
@@ -15,8 +15,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from local_cloud.airflow_offline import dags_test, offline_airflow
+from local_cloud.airflow_offline import DEFAULT_SPEC, dags_test, offline_airflow
 from local_cloud.process import ROOT
 
 
@@ -32,13 +33,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--storage-root", default=str(ROOT / "storage"))
     parser.add_argument("--input", default=str(ROOT / "data" / "bank" / "bank-full.csv"))
     parser.add_argument(
+        "--spec", default=str(DEFAULT_SPEC), help="the input's dataset spec (Variable ml_spec_uri)"
+    )
+    parser.add_argument(
         "--home", type=Path, default=ROOT / ".airflow", help="AIRFLOW_HOME and the emulator's files"
     )
     args = parser.parse_args(argv)
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    with offline_airflow(home, ROOT / args.storage_root, ROOT / args.input) as (env, _):
-        code, output, states = dags_test(env, args.dag_id, json.loads(args.conf), args.logical_date)
+    conf = json.loads(args.conf)
+    spec = ROOT / args.spec
+    asks = {"records", "records_uri"} & set(conf)
+    if args.dag_id == "spot_predictions" and not asks and spec != DEFAULT_SPEC:
+        # The form's example records are the bank's: ask about the first records of this dataset.
+        conf["records"] = example_records(ROOT / args.input, spec)
+    with offline_airflow(home, ROOT / args.storage_root, ROOT / args.input, spec=spec) as (env, _):
+        code, output, states = dags_test(env, args.dag_id, conf, args.logical_date)
     log_path = home / f"{args.dag_id}.log"
     log_path.write_text(output)
     print(f"airflow dags test {args.dag_id} {args.logical_date}: exit {code} (log: {log_path})")
@@ -49,8 +59,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.dag_id == "spot_predictions":
         show_response(ROOT / args.storage_root)
     elif args.dag_id == "batch_scoring":
-        show_scores(ROOT / args.storage_root, json.loads(args.conf).get("date") or args.logical_date[:10])
+        show_scores(ROOT / args.storage_root, conf.get("date") or args.logical_date[:10])
     return code
+
+
+def example_records(data: Path, spec_file: Path, count: int = 2) -> list[dict[str, Any]]:
+    """The first `count` rows of a dataset as spot-prediction records: its features, by the spec's
+    names and types."""
+    import pandas as pd
+
+    from spark_jobs.spec import load_spec
+
+    spec = load_spec(str(spec_file))
+    if spec.format == "parquet":
+        rows = pd.read_parquet(data).head(count).astype(object)
+    else:
+        csv = spec.csv
+        rows = pd.read_csv(
+            data, sep=csv.delimiter, quotechar=csv.quote, encoding=csv.encoding, nrows=count, dtype=str
+        )
+    records = []
+    for row in rows.to_dict("records"):
+        record = {}
+        for name, column in spec.columns.items():
+            if column.role in ("categorical", "numeric"):
+                value = row[column.source or name]
+                record[name] = value if column.type == "string" else json.loads(str(value))
+        records.append(record)
+    return records
 
 
 def show_response(storage_root: Path) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_cloud.airflow_offline import AIRFLOW, offline_airflow
+from local_cloud.airflow_offline import AIRFLOW, DEFAULT_SPEC, offline_airflow
 from local_cloud.metadata_db import running_postgres
 from local_cloud.process import ROOT, StartupError
 
@@ -210,13 +210,17 @@ def local_airflow(
     port: int,
     timeout: float = 900,
     progress: Callable[[str], None] = print,
+    spec: Path = DEFAULT_SPEC,
 ) -> Iterator[Running]:
     """PostgreSQL, the emulator and the Airflow services of `make airflow`, until the block ends."""
     check_port_free(port)
     with (
         running_postgres(home / "postgres") as database_url,
-        offline_airflow(home, storage_root, input_uri, database_url) as (offline_env, endpoint),
+        offline_airflow(home, storage_root, input_uri, database_url, spec) as (offline_env, endpoint),
     ):
+        # Under the scheduler a reschedule-mode wait polled every few seconds can be failed by
+        # Airflow's own race (apache/airflow#71172): keep the DAG's interval there.
+        offline_env.pop("AIRFLOW_VAR_ML_EMR_POLL_SECONDS")
         env = standalone_env(offline_env, port)
         settings = store_settings(offline_env, env, home)
         with running_services(env, home, port, timeout, progress) as processes:
@@ -277,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="the UI and API port on 127.0.0.1")
     parser.add_argument("--storage-root", default=str(ROOT / "storage"))
     parser.add_argument("--input", default=str(ROOT / "data" / "bank" / "bank-full.csv"))
+    parser.add_argument("--spec", default=str(DEFAULT_SPEC), help="the input's dataset spec")
     parser.add_argument(
         "--home", type=Path, default=HOME, help="AIRFLOW_HOME, the database and the emulator's files"
     )
@@ -298,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print("starting PostgreSQL, the emulator and Airflow (about a minute) ...", flush=True)
         with local_airflow(
-            home, ROOT / args.storage_root, ROOT / args.input, args.port, args.timeout, _say
+            home, ROOT / args.storage_root, ROOT / args.input, args.port, args.timeout, _say, ROOT / args.spec
         ) as airflow:
             print(
                 f"\nAirflow UI: {airflow.url}  (log in as {USER} / {airflow.password})\n"

@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BANK = ROOT / "data" / "bank" / "bank.csv"
 BANK_FULL = ROOT / "data" / "bank" / "bank-full.csv"
 SPEC = ROOT / "specs" / "bank_marketing.yaml"
+PENGUINS = ROOT / "data" / "penguins" / "penguins.csv"
+PENGUINS_SPEC = ROOT / "specs" / "penguins.yaml"
+# The bank model's spot-predictions function (lambda_release.function_name, default prefix).
+BANK_FUNCTION = "ml-scaling-spot-predictions-bank-marketing"
 
 
 @pytest.fixture(autouse=True)

@@ -12,11 +12,19 @@ from airflow.sdk import Asset
 CHAMPION = Asset(name="ml_scaling_champion", uri="ml-scaling://registry/champion", group="ml-scaling")
 
 
-def night_scored(dag_run: Any, events: Any) -> str:
-    """The date batch scoring scores: the training night whose champion triggered the run (the
-    latest, if several queued up), else the run's own logical date or, without one, its run date."""
-    nights = [e.extra["date"] for e in (events or {}).get(CHAMPION, []) if e.extra.get("date")]
-    if nights:
-        return str(max(nights))
+def nights_by_model(events: Any) -> dict[str, str]:
+    """The training nights whose champions triggered a run, by model: a run started by several
+    queued events (two models' nights, or one model's missed nights) scores each model once, for
+    its latest night."""
+    nights: dict[str, str] = {}
+    for event in (events or {}).get(CHAMPION, []):
+        model, date = event.extra.get("model"), event.extra.get("date")
+        if model and date:
+            nights[model] = max(nights.get(model, date), date)
+    return dict(sorted(nights.items()))
+
+
+def run_date(dag_run: Any) -> str:
+    """A run's own date: its logical date or, without one (a manual run), its run date."""
     when = dag_run.logical_date or dag_run.run_after
     return str(when.date().isoformat())

@@ -44,18 +44,18 @@ class PodSize:
     scratch: str = "8Gi"
 
 
-def scoring_arguments(plan: str) -> list[str]:
-    """`python -m spark_jobs score ...` (the image's entrypoint gives `python -m spark_jobs`);
-    `plan` is a Jinja expression for the plan task's XCom dict."""
+def scoring_arguments(where: dict[str, Any]) -> list[str]:
+    """`python -m spark_jobs score ...` (the image's entrypoint gives `python -m spark_jobs`) for
+    one of the plan task's partitions."""
     return [
         "score",
-        "--storage-root", f"{{{{ {plan}['storage_root'] }}}}",
-        "--model", f"{{{{ {plan}['model'] }}}}",
-        "--date", f"{{{{ {plan}['date'] }}}}",
-        "--input", f"{{{{ {plan}['input_uri'] }}}}",
-        "--model-version", f"{{{{ {plan}['model_version'] }}}}",
-        "--max-rejected-ratio", f"{{{{ {plan}['max_rejected_ratio'] }}}}",
-        "--run-id", "{{ run_id }}",
+        "--storage-root", where["storage_root"],
+        "--model", where["model"],
+        "--date", where["date"],
+        "--input", where["input_uri"],
+        "--model-version", where["model_version"],
+        "--max-rejected-ratio", str(where["max_rejected_ratio"]),
+        "--run-id", where["run_id"],
     ]  # fmt: skip
 
 
@@ -104,8 +104,9 @@ def scratch_volume(size: PodSize) -> tuple[k8s.V1Volume, k8s.V1VolumeMount]:
     return volume, k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH)
 
 
-def scoring_pod(plan: str, size: PodSize = PodSize()) -> dict[str, Any]:
-    """KubernetesPodOperator arguments for the scoring job (task_id and retries are the DAG's)."""
+def scoring_pod(size: PodSize = PodSize()) -> dict[str, Any]:
+    """KubernetesPodOperator arguments for the scoring job but its command line (one per
+    partition: scoring_arguments), task_id and retries (the DAG's)."""
     volume, mount = scratch_volume(size)
     return {
         "kubernetes_conn_id": "kubernetes_default",
@@ -113,7 +114,6 @@ def scoring_pod(plan: str, size: PodSize = PodSize()) -> dict[str, Any]:
         "image": IMAGE,
         "name": "batch-scoring",
         "random_name_suffix": True,
-        "arguments": scoring_arguments(plan),
         "env_vars": spark_env(size),
         "labels": {"app.kubernetes.io/name": "ml-scaling", "app.kubernetes.io/component": "batch-scoring"},
         "container_resources": container_resources(size),

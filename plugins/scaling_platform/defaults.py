@@ -1,6 +1,6 @@
 """What the project's DAGs share: default_args (owner, retries, the failure notification), the
-storage root (a Param that falls back to the deployment's Variable) and the check of every
-location a run is given."""
+storage root and the dataset spec (Params that fall back to the deployment's Variables), the
+model a run is about, and the check of every location a run is given."""
 
 from __future__ import annotations
 
@@ -39,6 +39,43 @@ def storage_root_param() -> Param:
 def storage_root(params: dict[str, Any], var: dict[str, Any]) -> str:
     """The run's storage root: its Param if given, else Variable ml_storage_root, else ./storage."""
     return str(params["storage_root"] or var["value"].get("ml_storage_root", "storage")).rstrip("/")
+
+
+def spec_param() -> Param:
+    return optional_param(
+        "Dataset spec",
+        "The spec (YAML) of the dataset to train on, e.g. specs/penguins.yaml or s3://bucket/specs/x.yaml; "
+        "empty: the deployment's Variable ml_spec_uri",
+    )
+
+
+def spec_uri(params: dict[str, Any], var: dict[str, Any]) -> str:
+    """The run's dataset spec: its Param if given, else Variable ml_spec_uri, else the bank spec."""
+    return str(params.get("spec") or var["value"].get("ml_spec_uri", "specs/bank_marketing.yaml"))
+
+
+def model_param(empty_means: str) -> Param:
+    return optional_param(
+        "Model (registry name)",
+        f"Lower-case letters, digits, '-' and '_', as the spec's name; empty: {empty_means}",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+    )
+
+
+def model_name(params: dict[str, Any], var: dict[str, Any]) -> str:
+    """The model a run is about: its Param if given, else the name in the deployment's spec."""
+    from spark_jobs.errors import JobError
+    from spark_jobs.locations import check_name
+    from spark_jobs.spec import load_spec
+
+    try:
+        if params.get("model"):
+            return check_name(params["model"])
+        uri = spec_uri({}, var)
+        check_locations(var, spec=uri)
+        return load_spec(uri).name
+    except JobError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def check_locations(var: dict[str, Any], **locations: str | None) -> None:

@@ -4,6 +4,8 @@
 - A failed step's logs must reach the Airflow task log (issues 23437, 29939).
 - A run may use an existing cluster: then it neither creates nor terminates one. (Skipping
   the create task instead would skip every task in its setup/teardown scope.)
+- How often a wait asks EMR is a deployment setting (Variable ml_emr_poll_seconds), not code:
+  minutes suit a real cluster, seconds the emulator.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from airflow.providers.amazon.aws.operators.emr import (
     EmrCreateJobFlowOperator,
     EmrTerminateJobFlowOperator,
 )
-from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
+from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor, EmrStepSensor
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from scaling_platform.emr import RUN_ID_TAG, step_log_keys, tail, usable_cluster
@@ -36,6 +38,37 @@ def existing_step_ids(emr: Any, cluster_id: str, names: list[str]) -> list[str] 
     if names and all(n in newest_first for n in names):
         return [newest_first[n] for n in names]
     return None
+
+
+class PolledFromVariable:
+    """A sensor mixin: the poke interval is Variable ml_emr_poll_seconds when it is set (read each
+    time the task runs), else the DAG's."""
+
+    poke_interval: float
+    timeout: float
+
+    def execute(self, context: Any) -> Any:
+        from airflow.sdk import Variable
+
+        seconds = Variable.get("ml_emr_poll_seconds", default=None)
+        if seconds is not None:
+            try:
+                self.poke_interval = float(seconds)
+            except ValueError:
+                self.poke_interval = 0
+            if not 1 <= self.poke_interval <= 3600:
+                raise AirflowFailException(
+                    "Variable ml_emr_poll_seconds must be a number of seconds from 1 to 3600, "
+                    f"not {seconds[:40]!r}"
+                )
+            if getattr(self, "deferrable", False):
+                # Deferred, a wait lasts max_attempts polls.
+                self.max_attempts = max(1, int(self.timeout // self.poke_interval))
+        return super().execute(context)  # type: ignore[misc]
+
+
+class EmrJobFlowSensorPolled(PolledFromVariable, EmrJobFlowSensor):
+    """EmrJobFlowSensor polling as the deployment says."""
 
 
 class EmrCreateOrUseJobFlowOperator(EmrCreateJobFlowOperator):
@@ -83,8 +116,9 @@ class IdempotentEmrAddStepsOperator(EmrAddStepsOperator):
         return super().execute(context)
 
 
-class EmrStepSensorWithLogs(EmrStepSensor):
-    """EmrStepSensor that prints the tail of a failed step's stderr and stdout from its LogUri."""
+class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
+    """EmrStepSensor that prints the tail of a failed step's stderr and stdout from its LogUri (and
+    polls as the deployment says)."""
 
     def poke(self, context: Any) -> bool:
         try:

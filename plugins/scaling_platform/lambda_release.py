@@ -11,18 +11,33 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from scaling_platform.jobs import run_job
 
-DEFAULT_FUNCTION = "ml-scaling-spot-predictions"
+# Each model has its own function, `<prefix>-<model>` (Variable ml_lambda_function_prefix), released
+# by its own nightly run: two models never share a configuration that a release rewrites.
+FUNCTION_PREFIX = "ml-scaling-spot-predictions"
+_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # What spot_predictions invokes; a release moves it only after the new version's check.
 ALIAS = "live"
 
 
 class ReleaseFailed(RuntimeError):
     """The new version did not pass its check; the alias was not moved."""
+
+
+def function_name(model: str, prefix: str = FUNCTION_PREFIX) -> str:
+    """The spot-predictions function of one model."""
+    name = f"{prefix}-{model}"
+    if not _FUNCTION_NAME.match(name):
+        raise ValueError(
+            f"Lambda function name {name[:80]!r} (prefix {prefix[:80]!r} + model) must be at most 64 "
+            "letters, digits, '-' and '_': shorten Variable ml_lambda_function_prefix"
+        )
+    return name
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import datetime as dt
 from types import SimpleNamespace
 
 import pytest
-from scaling_platform.assets import CHAMPION, night_scored
+from airflow.providers.common.compat.sdk import AirflowFailException
+from scaling_platform.assets import CHAMPION, nights_by_model, run_date
 
 from tests.dags.test_dag_integrity import ROOT
 
@@ -25,23 +26,51 @@ def test_training_publishes_the_champion_and_scoring_follows_it(dags):
     assert publish.upstream_task_ids == {"promote"}  # not behind the Lambda release
 
 
-def test_scoring_scores_the_night_that_triggered_it():
+def _event(model, date):
+    return SimpleNamespace(extra={"date": date, "model": model, "champion": f"nightly-{date}"})
+
+
+def test_scoring_scores_the_night_and_the_model_that_triggered_it():
+    events = {CHAMPION: [_event("penguins", "2026-11-19"), _event("penguins", "2026-11-20")]}
+    events[CHAMPION].append(_event("bank-marketing", "2026-11-18"))
+    # Several models' nights queued up: each model once, for its latest night.
+    assert nights_by_model(events) == {"bank-marketing": "2026-11-18", "penguins": "2026-11-20"}
+    assert nights_by_model({}) == {} and nights_by_model(None) == {}
     run = SimpleNamespace(logical_date=None, run_after=dt.datetime(2026, 11, 21, 2, 40, tzinfo=dt.UTC))
-    event = SimpleNamespace(extra={"date": "2026-11-20", "champion": "nightly-20261120"})
-    assert night_scored(run, {CHAMPION: [event]}) == "2026-11-20"
-    assert night_scored(run, {}) == "2026-11-21"  # a manual run without a logical date
+    assert run_date(run) == "2026-11-21"  # a manual run without a logical date
     manual = SimpleNamespace(logical_date=dt.datetime(2026, 11, 19, tzinfo=dt.UTC), run_after=run.run_after)
-    assert night_scored(manual, None) == "2026-11-19"
+    assert run_date(manual) == "2026-11-19"
+
+
+def _plan(dags, events=None, **params):
+    plan = dags["batch_scoring"].get_task("plan").python_callable
+    run = SimpleNamespace(logical_date=dt.datetime(2026, 11, 20, tzinfo=dt.UTC), run_after=None)
+    params = dict(dags["batch_scoring"].params) | {"storage_root": "s3://bucket/ml/"} | params
+    return plan(
+        params=params, var={"value": {}}, dag_run=run, triggering_asset_events=events or {}, run_id="r1"
+    )
 
 
 def test_the_plan_uses_the_jobs_partition_layout(dags):
     """The DAG cannot import spark_jobs; its plan must still name the places the job reads and writes."""
     from spark_jobs.partitions import MARKER, input_uri, output_uri
 
-    plan = dags["batch_scoring"].get_task("plan").python_callable
-    run = SimpleNamespace(logical_date=dt.datetime(2026, 11, 20, tzinfo=dt.UTC), run_after=None)
-    params = dict(dags["batch_scoring"].params) | {"storage_root": "s3://bucket/ml/"}
-    where = plan(params=params, var={"value": {}}, dag_run=run, triggering_asset_events={})
+    (where,) = _plan(dags)
+    # No event and no model Param: the model of the deployment's spec.
+    assert where["model"] == "bank-marketing" and where["run_id"] == "r1"
     assert where["input_uri"] == input_uri("s3://bucket/ml", "bank-marketing", "2026-11-20")
     assert where["ready_uri"] == f"{where['input_uri']}/{MARKER}"
     assert where["output_uri"] == output_uri("s3://bucket/ml", "bank-marketing", "2026-11-20")
+
+
+def test_the_plan_scores_each_model_the_events_name(dags):
+    events = {CHAMPION: [_event("penguins", "2026-11-19"), _event("bank-marketing", "2026-11-18")]}
+    assert [(w["model"], w["date"]) for w in _plan(dags, events)] == [
+        ("bank-marketing", "2026-11-18"),
+        ("penguins", "2026-11-19"),
+    ]
+    # The model Param picks one of them (and its night).
+    (chosen,) = _plan(dags, events, model="penguins")
+    assert (chosen["model"], chosen["date"]) == ("penguins", "2026-11-19")
+    with pytest.raises(AirflowFailException, match="give the model too"):
+        _plan(dags, events, model_version="20261119T020000Z-abcdef")

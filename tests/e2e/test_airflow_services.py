@@ -23,14 +23,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-from scaling_platform.lambda_release import DEFAULT_FUNCTION, FunctionSettings, release_model
+from scaling_platform.lambda_release import FunctionSettings, release_model
 
 from local_cloud.airflow_offline import LAMBDA_ROLE
 from local_cloud.server import client, role_arn
 from local_cloud.standalone import Running, local_airflow
 from spark_jobs import sample_input, storage
 from spark_jobs.partitions import output_uri
-from tests.conftest import BANK, bank_records, free_port
+from tests.conftest import BANK, BANK_FUNCTION, bank_records, free_port
 from tests.e2e.airflow_ui import (
     Api,
     chromium,
@@ -68,7 +68,7 @@ def airflow(tmp_path_factory, trained_storage, bank_spec) -> Iterator[Services]:
     home = work / "home"
     port = free_port()
     with local_airflow(home, root, BANK, port, progress=lambda line: None) as running:
-        settings = FunctionSettings(name=DEFAULT_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
+        settings = FunctionSettings(name=BANK_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
         release_model(client(running.endpoint, "lambda"), settings, str(root), MODEL, TRAINED_VERSION)
         api = Api(running.url, running.password)
         for dag_id in DAGS:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 from scaling_platform.emr import ClusterSettings, job_flow_overrides
-from scaling_platform.lambda_release import DEFAULT_FUNCTION
 
 from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
 from local_cloud.server import client
 from local_cloud.validation import read_journal
 from spark_jobs.registry import Registry
-from tests.conftest import BANK
+from tests.conftest import BANK, BANK_FUNCTION
 
 pytestmark = pytest.mark.slow
 DAG_ID = "nightly_training"
@@ -66,10 +65,10 @@ def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
     assert [r for r in requests if r["error"]] == []
     # The promoted model is live on the spot-predictions function, pinned to its version.
     lam = client(endpoint, "lambda")
-    live = lam.get_alias(FunctionName=DEFAULT_FUNCTION, Name="live")["FunctionVersion"]
-    config = lam.get_function_configuration(FunctionName=DEFAULT_FUNCTION, Qualifier=live)
+    live = lam.get_alias(FunctionName=BANK_FUNCTION, Name="live")["FunctionVersion"]
+    config = lam.get_function_configuration(FunctionName=BANK_FUNCTION, Qualifier=live)
     assert config["Environment"]["Variables"]["ML_MODEL_VERSION"] == "nightly-20261120"
-    answer = lam.invoke(FunctionName=DEFAULT_FUNCTION, Qualifier="live", Payload=b'{"records": []}')
+    answer = lam.invoke(FunctionName=BANK_FUNCTION, Qualifier="live", Payload=b'{"records": []}')
     assert answer["FunctionError"] == "Unhandled"  # a live function that checks its input
 
     # A re-run of the same night names the same version and does not train it twice.
@@ -79,7 +78,7 @@ def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
     assert registry.versions() == ["nightly-20261120"]
     assert registry.manifest("nightly-20261120") == manifest
     # ... nor publish a second Lambda version of the same model.
-    assert lam.get_alias(FunctionName=DEFAULT_FUNCTION, Name="live")["FunctionVersion"] == live
+    assert lam.get_alias(FunctionName=BANK_FUNCTION, Name="live")["FunctionVersion"] == live
 
 
 def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champion(offline):

@@ -8,12 +8,12 @@ import json
 import uuid
 
 import pytest
-from scaling_platform.lambda_release import DEFAULT_FUNCTION, FunctionSettings, release_model
+from scaling_platform.lambda_release import FunctionSettings, release_model
 
 from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
 from local_cloud.server import client, role_arn
-from tests.conftest import BANK
+from tests.conftest import BANK, BANK_FUNCTION
 from tests.e2e.conftest import TRAINED_VERSION, copy_of
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ def planted(tmp_path_factory, trained_storage):
     token.parent.mkdir(parents=True, exist_ok=True)
     token.write_text(f"ML_PLANTED_SECRET={SECRET}\nsecond line {SECRET}\n")
     with running_emulator(work, buckets=["logs"], roles=[LAMBDA_ROLE]) as endpoint:
-        settings = FunctionSettings(name=DEFAULT_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
+        settings = FunctionSettings(name=BANK_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
         release_model(client(endpoint, "lambda"), settings, str(root), "bank-marketing", TRAINED_VERSION)
         env = airflow_env(work / "home", endpoint, root, BANK, "logs") | {"ML_PLANTED_SECRET": SECRET}
         migrate(env)

@@ -10,7 +10,6 @@ import shutil
 import pytest
 from scaling_platform.jobs import run_job
 from scaling_platform.lambda_release import (
-    DEFAULT_FUNCTION,
     FunctionSettings,
     ReleaseFailed,
     model_environment,
@@ -24,7 +23,7 @@ from local_cloud.server import client, role_arn
 from local_cloud.validation import read_journal
 from spark_jobs import lambda_package, storage
 from spark_jobs.registry import PORTABLE, SPARK_MODEL, Registry
-from tests.conftest import BANK, bank_records
+from tests.conftest import BANK, BANK_FUNCTION, bank_records
 from tests.e2e.conftest import TRAINED_VERSION, copy_of
 
 pytestmark = pytest.mark.slow
@@ -32,7 +31,7 @@ DAG_ID = "spot_predictions"
 VERSION = TRAINED_VERSION
 
 
-SETTINGS = FunctionSettings(name=DEFAULT_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
+SETTINGS = FunctionSettings(name=BANK_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +132,7 @@ def test_a_release_whose_new_version_fails_its_check_leaves_the_alias(offline):
     storage.write_bytes(
         model_path, storage.read_bytes(model_path).replace(b'"intercept"', b'"intercept" ', 1)
     )
-    alias_before = lam.get_alias(FunctionName=DEFAULT_FUNCTION, Name="live")["FunctionVersion"]
+    alias_before = lam.get_alias(FunctionName=BANK_FUNCTION, Name="live")["FunctionVersion"]
 
     # The smoke request is computed from the intact first version, so only the function fails.
     smoke = run_job(
@@ -144,14 +143,12 @@ def test_a_release_whose_new_version_fails_its_check_leaves_the_alias(offline):
     with pytest.raises(ReleaseFailed, match="failed its check, the alias was not moved.*is corrupt"):
         release(lam, SETTINGS, lambda_package.ship(root), env, smoke)
 
-    assert lam.get_alias(FunctionName=DEFAULT_FUNCTION, Name="live")["FunctionVersion"] == alias_before
-    versions = [
-        v["Version"] for v in lam.list_versions_by_function(FunctionName=DEFAULT_FUNCTION)["Versions"]
-    ]
+    assert lam.get_alias(FunctionName=BANK_FUNCTION, Name="live")["FunctionVersion"] == alias_before
+    versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=BANK_FUNCTION)["Versions"]]
     assert len(versions) > 2  # the failed version was published, just never made live
     live = json.loads(
         lam.invoke(
-            FunctionName=DEFAULT_FUNCTION, Qualifier="live", Payload=json.dumps({"records": bank_records(1)})
+            FunctionName=BANK_FUNCTION, Qualifier="live", Payload=json.dumps({"records": bank_records(1)})
         )["Payload"].read()
     )
     assert live["model_version"] == VERSION

@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
-import jinja2
 import kubernetes_validate
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from kubernetes.client import ApiClient
-from scaling_platform.batch_scoring import JOB_UID, SCRATCH, PodSize, scoring_pod
+from scaling_platform.batch_scoring import JOB_UID, SCRATCH, PodSize, scoring_arguments, scoring_pod
 from scaling_platform.pod_operators import JOB_INPUT_ERRORS, JobPodOperator
 
 from spark_jobs import errors, score
@@ -25,18 +24,18 @@ PLAN = {
     "input_uri": "s3://bucket/ml/incoming/bank-marketing/ds=2026-11-20",
     "model_version": "",
     "max_rejected_ratio": 0.05,
+    "run_id": "scheduled__2026-11-20",
 }
 
 
 def _operator(**overrides):
-    return JobPodOperator(task_id="score", **(scoring_pod(repr(PLAN)) | overrides))
+    kwargs = {"arguments": scoring_arguments(PLAN)} | scoring_pod() | overrides
+    return JobPodOperator(task_id="score", **kwargs)
 
 
 def _pod(**overrides):
-    """The pod the operator would create, templates rendered as for a run, as sent to the API."""
+    """The pod the operator would create, its Variables given, as sent to the API."""
     op = _operator(**overrides)
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    op.arguments = [env.from_string(a).render(run_id="scheduled__2026-11-20") for a in op.arguments]
     op.image, op.namespace = "registry.example.com/ml-scaling-jobs:1.0", "ml-scaling"
     return ApiClient().sanitize_for_serialization(op.build_pod_request_obj(dry_run=True))
 
