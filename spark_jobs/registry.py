@@ -64,13 +64,19 @@ class Gate:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     primary_metric: str = "roc_auc"
     tolerance: float = 0.0
+    # Drift limits against the champion's training data (spark_jobs.drift); None: not checked.
+    max_psi: float | None = None
+    max_unseen_share: float | None = None
 
 
 def evaluate_gate(
-    metrics: Mapping[str, Any], gate: Gate, champion_metrics: Mapping[str, Any] | None
+    metrics: Mapping[str, Any],
+    gate: Gate,
+    champion_metrics: Mapping[str, Any] | None,
+    drift: Mapping[str, Any] | None = None,
 ) -> tuple[bool, list[str]]:
     """Pure gate decision: (passed, one reason per rule, failed or not)."""
-    reasons, passed = [], True
+    passed, reasons = drift_reasons(gate, drift)
     for name, minimum in sorted(gate.thresholds.items()):
         value = metrics.get(name)
         if not isinstance(value, int | float):
@@ -95,6 +101,32 @@ def evaluate_gate(
             )
     else:
         reasons.append("no champion yet")
+    return passed, reasons
+
+
+def drift_reasons(gate: Gate, drift: Mapping[str, Any] | None) -> tuple[bool, list[str]]:
+    """The drift rules of a gate, given the version's drift record (its manifest's)."""
+    limits = [
+        ("max_psi", "max_psi_feature", gate.max_psi, "PSI"),
+        ("max_unseen_share", "max_unseen_feature", gate.max_unseen_share, "share of unseen categories"),
+    ]
+    if all(limit is None for *_, limit, _ in limits):
+        return True, []
+    if not drift or "max_psi" not in drift:
+        note = (drift or {}).get("note", "no champion when it was trained")
+        return True, [f"drift not checked: {note}"]
+    passed, reasons = True, []
+    for key, feature_key, limit, what in limits:
+        if limit is None:
+            continue
+        value, feature = drift[key], drift.get(feature_key)
+        ok = value <= limit
+        passed &= ok
+        where = f" ({feature})" if feature else ""
+        reasons.append(
+            f"data drift: largest {what} {value:.4f}{where} {'<=' if ok else '>'} limit {limit:.4f} "
+            f"against {drift['against']}'s data"
+        )
     return passed, reasons
 
 
@@ -274,7 +306,8 @@ class Registry:
             if champ is not None and champ["version"] == version:
                 return self._already_champion(version)
             champion_metrics = self.metrics(champ["version"]) if champ else None
-            passed, reasons = evaluate_gate(metrics, gate, champion_metrics)
+            drift = self.manifest(version).get("drift")
+            passed, reasons = evaluate_gate(metrics, gate, champion_metrics, drift)
             decision = {
                 "model": self.model,
                 "version": version,
@@ -284,6 +317,8 @@ class Registry:
                     "thresholds": dict(gate.thresholds),
                     "primary_metric": gate.primary_metric,
                     "tolerance": gate.tolerance,
+                    "max_psi": gate.max_psi,
+                    "max_unseen_share": gate.max_unseen_share,
                 },
                 "champion_before": champ["version"] if champ else None,
                 "decided_at": utc_now(),
@@ -387,6 +422,8 @@ def gate_from(spec_gate: Any, thresholds: Sequence[str] = (), tolerance: float |
         thresholds=merged,
         primary_metric=spec_gate.primary_metric if spec_gate else "roc_auc",
         tolerance=(spec_gate.tolerance if spec_gate else 0.0) if tolerance is None else tolerance,
+        max_psi=spec_gate.drift.max_psi if spec_gate else None,
+        max_unseen_share=spec_gate.drift.max_unseen_share if spec_gate else None,
     )
 
 

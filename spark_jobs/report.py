@@ -14,6 +14,7 @@ def render(
     roc: Sequence[tuple[float, float]],
     portable_doc: Mapping[str, Any],
     facts: Mapping[str, Any],
+    drift: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
     """Return the report's files by name: index.html and the PNGs it shows."""
     files = {
@@ -21,7 +22,7 @@ def render(
         "confusion.png": _confusion_png(metrics["confusion_matrix"], portable_doc["target"]),
         "weights.png": _weights_png(_top_weights(portable_doc)),
     }
-    files["index.html"] = _page(version, metrics, facts).encode()
+    files["index.html"] = _page(version, metrics, facts, drift).encode()
     return files
 
 
@@ -90,7 +91,32 @@ def _weights_png(weights: list[tuple[str, float]]) -> bytes:
     return _png(fig)
 
 
-def _page(version: str, metrics: Mapping[str, Any], facts: Mapping[str, Any]) -> str:
+def _drift_section(drift: Mapping[str, Any] | None) -> str:
+    """Per-feature drift against the champion's training data (spark_jobs.drift)."""
+    esc = html.escape
+    if not drift:
+        return "<h2>Data drift</h2><p>No champion yet: nothing to compare with.</p>"
+    if "features" not in drift:
+        return f"<h2>Data drift</h2><p>{esc(drift.get('note', ''))}</p>"
+    rows = []
+    for name, f in sorted(drift["features"].items(), key=lambda kv: -kv[1]["psi"]):
+        if "median" in f:
+            old, new = f["median"]
+            detail = f"median {old:g} &rarr; {new:g}" if old is not None and new is not None else ""
+        else:
+            detail = f"unseen categories {f['unseen_share']:.2%}" + (
+                ": " + ", ".join(esc(repr(c)) for c in f["unseen"]) if f["unseen"] else ""
+            )
+        rows.append(f"<tr><th>{esc(name)}</th><td>{f['psi']:.4f}</td><td>{detail}</td></tr>")
+    return (
+        f"<h2>Data drift against {esc(drift['against'])}'s data</h2>"
+        f"<table><tr><th>feature</th><th>PSI</th><th></th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _page(
+    version: str, metrics: Mapping[str, Any], facts: Mapping[str, Any], drift: Mapping[str, Any] | None
+) -> str:
     esc = html.escape
     headline = ["roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1"]
     metric_rows = "".join(f"<tr><th>{esc(k)}</th><td>{metrics[k]:.4f}</td></tr>" for k in headline)
@@ -108,6 +134,7 @@ td {{ font-variant-numeric: tabular-nums; }}
 <h2>Held-out metrics</h2><table>{metric_rows}</table>
 <div class="plots"><img src="roc.png" alt="ROC curve"><img src="confusion.png" alt="confusion matrix"></div>
 <div class="plots"><img src="weights.png" alt="strongest weights"></div>
+{_drift_section(drift)}
 <h2>Run</h2><table>{fact_rows}</table>
 </body></html>
 """

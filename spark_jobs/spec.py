@@ -51,10 +51,20 @@ class ContractSpec(_Strict):
     max_null_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
+class DriftLimits(_Strict):
+    """How far a new version's training data may be from its champion's (spark_jobs.drift)."""
+
+    # Population stability index of any one feature; 0.1 is a small shift, 0.25 a large one.
+    max_psi: float | None = Field(default=None, gt=0.0)
+    # Share of rows whose category (in any one feature) the champion's data never had.
+    max_unseen_share: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
 class GateSpec(_Strict):
     thresholds: dict[str, float] = Field(default_factory=dict)
     primary_metric: str = "roc_auc"
     tolerance: float = Field(default=0.0, ge=0.0)
+    drift: DriftLimits = Field(default_factory=DriftLimits)
 
     @model_validator(mode="after")
     def _known_metrics(self) -> GateSpec:

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
         log.info("checking %s against spec %s", inp.uri, spec.name)
         data = with_label(read_checked(spark, inp, spec), spec)
+        profile, drift = data_drift(registry, data, spec)
         trained = fit_and_evaluate(data, spec, params)
         log.info(
             "metrics: roc_auc=%.4f pr_auc=%.4f", trained["metrics"]["roc_auc"], trained["metrics"]["pr_auc"]
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "params": asdict(params),
             "spark_version": spark.version,
             "python_version": platform.python_version(),
+            "profile": profile,
+            "drift": drift,
         }
         write_artefacts(staging, version, trained, spec, manifest)
         uri = registry.commit(version, manifest)
@@ -178,8 +181,30 @@ def write_artefacts(
         "portable max |p diff|": f"{met['portable_max_abs_diff']:.2e}",
         "trained at": manifest["created_at"],
     }
-    for name, content in report.render(version, met, trained["roc"], trained["portable"], facts).items():
+    pages = report.render(version, met, trained["roc"], trained["portable"], facts, manifest.get("drift"))
+    for name, content in pages.items():
         storage.write_bytes(storage.join(staging, "report", name), content)
+
+
+def data_drift(registry: Registry, data: Any, spec: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The data's profile, and its drift from the champion's training data (None: no champion)."""
+    from spark_jobs import drift
+
+    profile = drift.profile(data, spec)
+    champion = registry.champion()
+    if champion is None:
+        return profile, None
+    version = champion["version"]
+    measured = drift.measure(data, profile, registry.manifest(version).get("profile"), version)
+    if "max_psi" in measured:
+        log.info(
+            "data drift against %s: largest PSI %.4f (%s), largest share of unseen categories %.4f",
+            version,
+            measured["max_psi"],
+            measured["max_psi_feature"],
+            measured["max_unseen_share"],
+        )
+    return profile, measured
 
 
 def fit_and_evaluate(data: Any, spec: Any, params: TrainParams) -> dict[str, Any]:

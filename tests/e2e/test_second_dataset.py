@@ -65,6 +65,8 @@ def _through_the_dags(offline, spec_file, data):
         "thresholds": dict(spec.gate.thresholds),
         "primary_metric": spec.gate.primary_metric,
         "tolerance": spec.gate.tolerance,
+        "max_psi": spec.gate.drift.max_psi,
+        "max_unseen_share": spec.gate.drift.max_unseen_share,
     }
     lam = client(endpoint, "lambda")
     function = f"ml-scaling-spot-predictions-{spec.name}"
