@@ -125,8 +125,14 @@ with DAG(
             "input_uri": params["input_uri"] or value.get("ml_input_uri", "data/bank/bank-full.csv"),
             "spec_uri": spec_uri(params, var),
             "storage_root": storage_root(params, var),
-            "log_uri": value.get("emr_log_uri", "s3://ml-scaling-logs/emr/"),
+            "log_uri": value.get("emr_log_uri"),
         }
+        if not cfg["log_uri"]:
+            # No default: a bucket name is global, and one this project named may be someone else's.
+            raise AirflowFailException(
+                "Variable emr_log_uri is not set: name where EMR writes the cluster's logs, in a bucket "
+                "this account owns (s3://<bucket>/emr/)"
+            )
         check_locations(var, input=cfg["input_uri"], spec=cfg["spec_uri"], storage_root=cfg["storage_root"])
         return cfg | {
             # One version id per logical date: a re-run of the same night names the same output.

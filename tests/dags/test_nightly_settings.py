@@ -1,0 +1,55 @@
+"""What nightly_training's first and gate tasks make of the Params and Variables: the spec's gate
+unless a Param overrides it, a spec with its own input, no made-up log bucket."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from tests.dags.test_dag_integrity import ROOT
+
+VARIABLES = {"value": {"emr_log_uri": "s3://my-logs/emr/", "ml_storage_root": "s3://bucket/ml"}}
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags" / "nightly_training.py")).dags["nightly_training"]
+
+
+def _resolve(dag, var=VARIABLES, **params):
+    resolve = dag.get_task("resolve").python_callable
+    return resolve(params=dict(dag.params) | params, var=var, ds_nodash="20261120", run_id="r1")
+
+
+def test_the_spec_and_its_input_come_from_the_params_or_the_variables(dag):
+    cfg = _resolve(dag)
+    assert cfg["spec_uri"] == "specs/bank_marketing.yaml" and cfg["log_uri"] == "s3://my-logs/emr/"
+    cfg = _resolve(dag, spec="specs/penguins.yaml", input_uri="data/penguins/penguins.csv")
+    assert (cfg["spec_uri"], cfg["input_uri"]) == ("specs/penguins.yaml", "data/penguins/penguins.csv")
+    # Another dataset's spec with the deployment's input would train on the wrong data.
+    with pytest.raises(AirflowFailException, match="needs its input_uri too"):
+        _resolve(dag, spec="specs/penguins.yaml")
+
+
+def test_there_is_no_default_log_bucket(dag):
+    with pytest.raises(AirflowFailException, match="Variable emr_log_uri is not set"):
+        _resolve(dag, var={"value": {}})
+
+
+def _promote_args(dag, monkeypatch, **params):
+    promote = dag.get_task("promote").python_callable
+    calls = []
+    monkeypatch.setitem(promote.__globals__, "run_job", lambda *args: calls.append(args) or {})
+    promote(cfg={"storage_root": "r", "spec_uri": "s.yaml", "version": "v"}, params=dict(dag.params) | params)
+    (args,) = calls
+    return args
+
+
+def test_the_gate_is_the_specs_unless_a_param_is_given(dag, monkeypatch):
+    # Empty gate Params: no override, so the spec's thresholds and tolerance decide.
+    args = _promote_args(dag, monkeypatch)
+    assert "--min-metric" not in args and "--tolerance" not in args
+    args = _promote_args(dag, monkeypatch, min_pr_auc=0.3, tolerance=0.05)
+    assert args[-4:] == ("--min-metric", "pr_auc=0.3", "--tolerance", "0.05")
