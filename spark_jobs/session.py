@@ -29,6 +29,12 @@ def get_spark(app_name: str) -> Any:
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.driver.host", "127.0.0.1")
         )
+        if os.environ.get("TMPDIR"):
+            # The JVM ignores TMPDIR: under a read-only root with a writable scratch volume (the
+            # scoring pod) Spark fails at start ("Failed to create a temp directory (under /tmp)").
+            builder = builder.config(
+                "spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={os.environ['TMPDIR']}"
+            )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     return spark

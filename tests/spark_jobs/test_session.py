@@ -1,0 +1,45 @@
+"""Local Spark where only the scratch folder is writable: the scoring pod's read-only root, with
+TMPDIR on its scratch volume. Needs root and util-linux's unshare (CI runs as root)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+JOB = """
+from spark_jobs.session import get_spark
+spark = get_spark("read-only-tmp")
+print("tmpdir", spark._jvm.System.getProperty("java.io.tmpdir"))
+print("rows", spark.range(1000).selectExpr("id % 7 AS k").groupBy("k").count().count())
+"""
+
+
+def test_spark_starts_and_works_with_tmp_read_only_and_tmpdir_on_scratch(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    # A private mount namespace: /tmp read-only, as under readOnlyRootFilesystem, and the scratch
+    # folder bound back writable, as the pod's emptyDir.
+    script = (
+        "mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp && "
+        f"mount --bind {scratch} {scratch} && mount -o remount,bind,rw {scratch} && "
+        f"! touch /tmp/probe 2>/dev/null && touch {scratch}/probe && "
+        f'exec {sys.executable} -c "$JOB"'
+    )
+    proc = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        cwd=ROOT,
+        env=os.environ
+        | {"JOB": JOB, "TMPDIR": str(scratch), "SPARK_LOCAL_MASTER": "local[1]", "HOME": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"tmpdir {scratch}" in proc.stdout and "rows 7" in proc.stdout
