@@ -31,7 +31,7 @@ from typing import Any
 
 import pendulum
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
-from airflow.sdk import DAG, Param, PokeReturnValue, task
+from airflow.sdk import DAG, Param, PokeReturnValue, task, task_group
 from scaling_platform.assets import CHAMPION, nights_by_model, run_date
 from scaling_platform.batch_scoring import scoring_arguments, scoring_pod
 from scaling_platform.defaults import (
@@ -161,9 +161,20 @@ with DAG(
             raise AirflowFailException(f"{where['summary_uri']} was written by run {doc.get('run_id')}")
         return doc
 
-    partitions = plan()
-    # One pod per partition, side by side.
-    score = JobPodOperator.partial(
-        task_id="score", **scoring_pod(), execution_timeout=timedelta(hours=2, minutes=30)
-    ).expand(arguments=partitions.map(scoring_arguments))
-    wait_for_input.expand(where=partitions) >> score >> summary.expand(where=partitions)
+    @task
+    def pod_arguments(where: dict) -> list[str]:
+        return scoring_arguments(where)
+
+    # One group per model's partition: each waits, scores in its own pod and reads its summary on
+    # its own, so one model's missing input or failed pod leaves the others' scoring alone.
+    @task_group
+    def scoring(where: dict) -> None:
+        pod = JobPodOperator(
+            task_id="score",
+            arguments=pod_arguments(where),
+            **scoring_pod(),
+            execution_timeout=timedelta(hours=2, minutes=30),
+        )
+        wait_for_input(where) >> pod >> summary(where)
+
+    scoring.expand(where=plan())

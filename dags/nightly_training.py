@@ -34,8 +34,10 @@ from scaling_platform.defaults import (
     check_locations,
     default_args,
     optional_param,
+    spec_name,
     spec_param,
     spec_uri,
+    spot_function,
     storage_root,
     storage_root_param,
 )
@@ -47,7 +49,7 @@ from scaling_platform.emr_operators import (
     IdempotentEmrAddStepsOperator,
 )
 from scaling_platform.jobs import run_job
-from scaling_platform.lambda_release import FUNCTION_PREFIX, FunctionSettings, function_name, release_model
+from scaling_platform.lambda_release import FunctionSettings, release_model
 
 TRAINING_TIMEOUT = 3 * 60 * 60  # seconds
 # How often the waits ask EMR, unless Variable ml_emr_poll_seconds says otherwise: a cluster
@@ -135,6 +137,7 @@ with DAG(
             )
         check_locations(var, input=cfg["input_uri"], spec=cfg["spec_uri"], storage_root=cfg["storage_root"])
         return cfg | {
+            "model": spec_name(cfg["spec_uri"], var),
             # One version id per logical date: a re-run of the same night names the same output.
             "version": f"nightly-{ds_nodash}",
             "run_id": run_id,
@@ -152,7 +155,7 @@ with DAG(
     @task
     def cluster_request(cfg: dict, params: dict) -> dict:
         settings = emr_config.ClusterSettings(
-            name=f"nightly-training-{cfg['version']}",
+            name=f"nightly-training-{cfg['model']}-{cfg['version']}",
             log_uri=cfg["log_uri"],
             task_spot_count=params["task_spot_count"],
         )
@@ -162,7 +165,9 @@ with DAG(
     def step_request(cfg: dict, code: dict) -> list[dict]:
         return [
             emr_config.spark_submit_step(
-                name=f"train {cfg['version']}",
+                # The model in the name: a retry finds its own step on a shared cluster, never
+                # another model's of the same night.
+                name=f"train {cfg['model']} {cfg['version']}",
                 shipped=code,
                 job_args=[
                     "train",
@@ -214,8 +219,7 @@ with DAG(
         role = var["value"].get("ml_lambda_role_arn")
         if not role:
             raise AirflowSkipException("Variable ml_lambda_role_arn is not set: no function to release to")
-        prefix = var["value"].get("ml_lambda_function_prefix", FUNCTION_PREFIX)
-        settings = FunctionSettings(name=function_name(decision["model"], prefix), role_arn=role)
+        settings = FunctionSettings(name=spot_function(var, decision["model"]), role_arn=role)
         client = LambdaHook(aws_conn_id="aws_default").conn
         return release_model(client, settings, cfg["storage_root"], decision["model"], decision["version"])
 

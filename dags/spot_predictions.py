@@ -30,11 +30,12 @@ from scaling_platform.defaults import (
     model_name,
     model_param,
     optional_param,
+    spot_function,
     storage_root,
     storage_root_param,
 )
 from scaling_platform.lambda_operators import SpotPredictionOperator
-from scaling_platform.lambda_release import ALIAS, FUNCTION_PREFIX, function_name
+from scaling_platform.lambda_release import ALIAS
 
 # Two clients from the bank data (bank.csv rows 1 and 3): the trigger form shows the format.
 EXAMPLE_RECORDS = [
@@ -86,11 +87,10 @@ with DAG(
         stored: keyed by run id."""
         root = storage_root(params, var)
         check_locations(var, storage_root=root, records_uri=params["records_uri"])
-        model = model_name(params, var)
-        prefix = var["value"].get("ml_lambda_function_prefix", FUNCTION_PREFIX)
+        function = spot_function(var, model_name(params, var))
         folder = f"{root}/predictions/spot/{re.sub(r'[^A-Za-z0-9._-]', '_', run_id)}"
         return {
-            "function": function_name(model, prefix),
+            "function": function,
             "response_uri": f"{folder}/response.json",
             "output_uri": f"{folder}/predictions.jsonl",
         }

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 BINS = 10
-# Categories kept per feature (the most frequent); the rest count as one "(other)" share.
-MAX_CATEGORIES = 200
+# Categories kept per feature (the most frequent); the rest count as one "(other)" share, and a
+# later version is compared over these categories (and the rest as one).
+MAX_CATEGORIES = 1000
 OTHER = "(other)"
 NULL = "(null)"
 # A share of 0 on one side would make the PSI infinite.
@@ -82,11 +83,35 @@ def bin_shares(data: Any, edges: Mapping[str, Sequence[float]], rows: int) -> di
     return shares
 
 
+def category_shares(data: Any, name: str, known: Sequence[str], rows: int) -> dict[str, Any]:
+    """A categorical column's shares over the champion's categories (`known`, and nulls), the
+    rest as OTHER, and the most frequent values the champion never had."""
+    from pyspark.sql import functions as F
+
+    if not rows:
+        return {"shares": {}, "outside": 0.0, "top": []}
+    col = F.col(name)
+    key = F.when(col.isNull(), F.lit(NULL)).otherwise(col.cast("string")).alias("k")
+    counts = data.groupBy(key).count()
+    listed = [c for c in {*known, NULL} if c != OTHER]
+    inside = {r["k"]: r["count"] / rows for r in counts.filter(F.col("k").isin(listed)).collect()}
+    outside = max(0.0, 1.0 - sum(inside.values()))
+    top = []
+    if outside > 0:
+        frequent = counts.filter(~F.col("k").isin(listed)).orderBy(F.desc("count"), F.asc("k"))
+        top = [(r["k"], r["count"] / rows) for r in frequent.limit(SHOWN_UNSEEN).collect()]
+    return {"shares": inside | ({OTHER: outside} if outside else {}), "outside": outside, "top": top}
+
+
 def compare(
-    champion: Mapping[str, Any], new: Mapping[str, Any], new_on_champion_bins: Mapping[str, Sequence[float]]
+    champion: Mapping[str, Any],
+    new: Mapping[str, Any],
+    new_on_champion_bins: Mapping[str, Sequence[float]],
+    new_on_champion_categories: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """Per-feature drift of `new` (a profile) from `champion` (the champion's profile); numeric
-    features by their shares over the champion's bins. Pure."""
+    """Per-feature drift of `new` (a profile) from `champion` (the champion's profile): numeric
+    features by their shares over the champion's bins, categorical ones over the champion's
+    categories (category_shares). Pure."""
     features: dict[str, Any] = {}
     for n, old in champion["features"].items():
         cur = new["features"].get(n)
@@ -98,29 +123,26 @@ def compare(
                 "median": [_median(old["deciles"]), _median(cur["deciles"])],
             }
             continue
-        categories = sorted(set(old["shares"]) | set(cur["shares"]))
-        unseen = {c: s for c, s in cur["shares"].items() if c not in old["shares"] and c != OTHER}
+        now = new_on_champion_categories[n]
+        categories = sorted(set(old["shares"]) | set(now["shares"]))
+        before = [old["shares"].get(c, 0.0) for c in categories]
+        after = [now["shares"].get(c, 0.0) for c in categories]
+        # Values outside the champion's list are unseen only if its list was complete.
+        complete = OTHER not in old["shares"]
         features[n] = {
-            "psi": round(
-                psi(
-                    [old["shares"].get(c, 0.0) for c in categories],
-                    [cur["shares"].get(c, 0.0) for c in categories],
-                ),
-                6,
-            ),
-            "unseen_share": round(sum(unseen.values()), 6),
-            "unseen": [_cut(c) for c, _ in sorted(unseen.items(), key=lambda kv: -kv[1])[:SHOWN_UNSEEN]],
+            "psi": round(psi(before, after), 6),
+            "unseen_share": round(now["outside"], 6) if complete else None,
+            "unseen": [_cut(value) for value, _ in now["top"]] if complete else [],
         }
     worst = max(features, key=lambda n: features[n]["psi"], default=None)
-    unseen_worst = max(features, key=lambda n: features[n].get("unseen_share", 0.0), default=None)
+    unseen = {n: f["unseen_share"] for n, f in features.items() if f.get("unseen_share")}
+    most_unseen = max(unseen, key=unseen.__getitem__, default=None)
     return {
         "features": features,
         "max_psi": features[worst]["psi"] if worst else 0.0,
         "max_psi_feature": worst,
-        "max_unseen_share": features[unseen_worst].get("unseen_share", 0.0) if unseen_worst else 0.0,
-        "max_unseen_feature": unseen_worst
-        if unseen_worst and features[unseen_worst].get("unseen_share")
-        else None,
+        "max_unseen_share": unseen[most_unseen] if most_unseen else 0.0,
+        "max_unseen_feature": most_unseen,
     }
 
 
@@ -131,13 +153,17 @@ def measure(
     manifest has one)."""
     if champion is None:
         return {"against": against, "note": f"champion {against} has no data profile: drift not measured"}
-    edges = {
-        n: f["edges"]
-        for n, f in champion["features"].items()
-        if f["kind"] == "numeric" and new["features"].get(n, {}).get("kind") == "numeric"
+    both = {
+        n: f for n, f in champion["features"].items() if new["features"].get(n, {}).get("kind") == f["kind"]
+    }
+    edges = {n: f["edges"] for n, f in both.items() if f["kind"] == "numeric"}
+    categories = {
+        n: category_shares(data, n, list(f["shares"]), new["rows"])
+        for n, f in both.items()
+        if f["kind"] == "categorical"
     }
     on_champion_bins = bin_shares(data, edges, new["rows"])
-    return {"against": against} | compare(champion, new, on_champion_bins)
+    return {"against": against} | compare(champion, new, on_champion_bins, categories)
 
 
 def _cut(text: str) -> str:

@@ -74,9 +74,11 @@ def evaluate_gate(
     gate: Gate,
     champion_metrics: Mapping[str, Any] | None,
     drift: Mapping[str, Any] | None = None,
+    champion: str | None = None,
 ) -> tuple[bool, list[str]]:
-    """Pure gate decision: (passed, one reason per rule, failed or not)."""
-    passed, reasons = drift_reasons(gate, drift)
+    """Pure gate decision: (passed, one reason per rule, failed or not). `drift` is the version's
+    drift record, measured when it was trained; `champion` the champion it is judged against."""
+    passed, reasons = drift_reasons(gate, drift, champion)
     for name, minimum in sorted(gate.thresholds.items()):
         value = metrics.get(name)
         if not isinstance(value, int | float):
@@ -104,14 +106,21 @@ def evaluate_gate(
     return passed, reasons
 
 
-def drift_reasons(gate: Gate, drift: Mapping[str, Any] | None) -> tuple[bool, list[str]]:
-    """The drift rules of a gate, given the version's drift record (its manifest's)."""
+def drift_reasons(
+    gate: Gate, drift: Mapping[str, Any] | None, champion: str | None = None
+) -> tuple[bool, list[str]]:
+    """The drift rules of a gate, given the version's drift record (its manifest's) and the
+    current champion: drift measured against another version than the champion proves nothing."""
     limits = [
         ("max_psi", "max_psi_feature", gate.max_psi, "PSI"),
         ("max_unseen_share", "max_unseen_feature", gate.max_unseen_share, "share of unseen categories"),
     ]
     if all(limit is None for *_, limit, _ in limits):
         return True, []
+    against = (drift or {}).get("against")
+    if champion is not None and against != champion:
+        measured = f"against {against}" if against else "when there was no champion"
+        return False, [f"data drift was measured {measured}, but {champion} is champion now: train again"]
     if not drift or "max_psi" not in drift:
         note = (drift or {}).get("note", "no champion when it was trained")
         return True, [f"drift not checked: {note}"]
@@ -307,7 +316,8 @@ class Registry:
                 return self._already_champion(version)
             champion_metrics = self.metrics(champ["version"]) if champ else None
             drift = self.manifest(version).get("drift")
-            passed, reasons = evaluate_gate(metrics, gate, champion_metrics, drift)
+            champion = champ["version"] if champ else None
+            passed, reasons = evaluate_gate(metrics, gate, champion_metrics, drift, champion)
             decision = {
                 "model": self.model,
                 "version": version,

@@ -104,8 +104,11 @@ def _drift_section(drift: Mapping[str, Any] | None) -> str:
             old, new = f["median"]
             detail = f"median {old:g} &rarr; {new:g}" if old is not None and new is not None else ""
         else:
-            detail = f"unseen categories {f['unseen_share']:.2%}" + (
-                ": " + ", ".join(esc(repr(c)) for c in f["unseen"]) if f["unseen"] else ""
+            detail = (
+                "unseen categories not told (the champion kept only its most frequent ones)"
+                if f["unseen_share"] is None
+                else f"unseen categories {f['unseen_share']:.2%}"
+                + (": " + ", ".join(esc(repr(c)) for c in f["unseen"]) if f["unseen"] else "")
             )
         rows.append(f"<tr><th>{esc(name)}</th><td>{f['psi']:.4f}</td><td>{detail}</td></tr>")
     return (

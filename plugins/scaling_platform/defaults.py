@@ -4,12 +4,14 @@ model a run is about, and the check of every location a run is given."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Param
 
+from scaling_platform.jobs import PROJECT_ROOT
 from scaling_platform.notifications import notify_failure
 
 
@@ -66,15 +68,42 @@ def model_name(params: dict[str, Any], var: dict[str, Any]) -> str:
     """The model a run is about: its Param if given, else the name in the deployment's spec."""
     from spark_jobs.errors import JobError
     from spark_jobs.locations import check_name
+
+    if not params.get("model"):
+        return spec_name(spec_uri({}, var), var)
+    try:
+        return check_name(params["model"])
+    except JobError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def spec_name(uri: str, var: dict[str, Any]) -> str:
+    """The model name a spec gives (a relative path is the project's, as for the jobs)."""
+    from spark_jobs.errors import JobError
     from spark_jobs.spec import load_spec
 
+    check_locations(var, spec=uri)
+    local = "://" not in uri and not os.path.isabs(uri)
     try:
-        if params.get("model"):
-            return check_name(params["model"])
-        uri = spec_uri({}, var)
-        check_locations(var, spec=uri)
-        return load_spec(uri).name
+        return load_spec(str(PROJECT_ROOT / uri) if local else uri).name
     except JobError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def spot_function(var: dict[str, Any], model: str) -> str:
+    """The spot-predictions function of a model: `<Variable ml_lambda_function_prefix>-<model>`."""
+    from scaling_platform.lambda_release import FUNCTION_PREFIX, function_name
+
+    value = var["value"]
+    if value.get("ml_lambda_function") is not None:
+        raise AirflowFailException(
+            "Variable ml_lambda_function is no longer read: each model has its own function, "
+            "<prefix>-<model>, named by Variable ml_lambda_function_prefix; delete the old Variable "
+            "(the next promotion releases the model's function)"
+        )
+    try:
+        return function_name(model, value.get("ml_lambda_function_prefix", FUNCTION_PREFIX))
+    except ValueError as exc:
         raise AirflowFailException(str(exc)) from None
 
 

@@ -53,3 +53,24 @@ def test_the_gate_is_the_specs_unless_a_param_is_given(dag, monkeypatch):
     assert "--min-metric" not in args and "--tolerance" not in args
     args = _promote_args(dag, monkeypatch, min_pr_auc=0.3, tolerance=0.05)
     assert args[-4:] == ("--min-metric", "pr_auc=0.3", "--tolerance", "0.05")
+
+
+def test_two_models_of_one_night_never_share_a_step_or_a_cluster_name(dag):
+    bank = _resolve(dag)
+    penguins = _resolve(dag, spec="specs/penguins.yaml", input_uri="data/penguins/penguins.csv")
+    assert (bank["model"], penguins["model"]) == ("bank-marketing", "penguins")
+    assert bank["version"] == penguins["version"]  # one version id per night, in each model's registry
+    step = dag.get_task("step_request").python_callable
+    shipped = {"code_uri": "c", "entrypoint_uri": "e", "environment_uri": "v"}
+    names = {step(cfg=cfg, code=shipped)[0]["Name"] for cfg in (bank, penguins)}
+    assert names == {"train bank-marketing nightly-20261120", "train penguins nightly-20261120"}
+
+
+def test_an_old_single_function_variable_or_a_too_long_name_fails_with_a_message():
+    from scaling_platform.defaults import spot_function
+
+    assert spot_function({"value": {}}, "penguins") == "ml-scaling-spot-predictions-penguins"
+    with pytest.raises(AirflowFailException, match="ml_lambda_function is no longer read"):
+        spot_function({"value": {"ml_lambda_function": "ml-scaling-spot-predictions"}}, "penguins")
+    with pytest.raises(AirflowFailException, match="at most 64"):
+        spot_function({"value": {"ml_lambda_function_prefix": "x" * 60}}, "penguins")

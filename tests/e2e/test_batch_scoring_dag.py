@@ -19,7 +19,7 @@ from tests.e2e.conftest import TRAINED_VERSION, copy_of
 pytestmark = pytest.mark.slow
 DAG_ID = "batch_scoring"
 MODEL = "bank-marketing"
-TASKS = ("plan", "wait_for_input", "score", "summary")
+TASKS = ("plan", "scoring.pod_arguments", "scoring.wait_for_input", "scoring.score", "scoring.summary")
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +80,13 @@ def test_a_job_that_exits_non_zero_fails_once_shows_its_logs_and_leaves_no_pod(o
     code, output, states = dags_test(env, DAG_ID, {"model_version": "no-such-version"}, "2026-11-21")
 
     assert code != 0
-    assert states["score"] == "failed" and states["summary"] == "upstream_failed"
+    assert states["scoring.score"] == "failed" and states["scoring.summary"] == "upstream_failed"
     assert "error: no complete version 'no-such-version'" in output  # the job's stderr, in the task log
     assert "the job exited 4 (the model registry lacks what the job needs)" in output
     assert "state='TERMINATED', reason='Error', exit_code=4" in output  # log_events_on_failure
     # The project's failure notification ran, once, with the run's details.
     (alert,) = [line for line in output.splitlines() if "task failed: {" in line]
-    assert '"task_id": "score"' in alert and '"dag_id": "batch_scoring"' in alert
+    assert '"task_id": "scoring.score"' in alert and '"dag_id": "batch_scoring"' in alert
     # Not retried (one pod), and deleted.
     assert len(_pod_requests(work, "POST")) == creates_before + 1
     assert len(_pod_requests(work, "DELETE")) == deletes_before + 1
@@ -102,8 +102,8 @@ def test_a_missing_partition_fails_or_skips_as_the_param_says_without_a_pod(offl
     code, output, states = dags_test(env, DAG_ID, conf, "2026-11-22" if policy == "fail" else "2026-11-23")
 
     assert (code == 0) == (policy == "skip"), output[-3000:]
-    assert states["wait_for_input"] == state
-    assert states["score"] == ("upstream_failed" if policy == "fail" else "skipped")
+    assert states["scoring.wait_for_input"] == state
+    assert states["scoring.score"] == ("upstream_failed" if policy == "fail" else "skipped")
     assert "no input for 2026-10-01" in output
     assert len(_pod_requests(work, "POST")) == creates_before
 

@@ -100,7 +100,7 @@ def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champ
     assert code != 0
     assert states["wait_for_training"] == "failed"
     # The step's own words reach the task log: which step, and why it failed.
-    assert f"EMR step 'train nightly-{night}'" in output
+    assert f"EMR step 'train bank-marketing nightly-{night}'" in output
     # The step wait is deferred to the triggerer (inline under `airflow dags test`).
     assert "Pausing task as DEFERRED" in output
     # stderr and stdout, once: a failed step is not waited for again by a retry.
@@ -144,7 +144,9 @@ def test_an_existing_cluster_is_used_and_left_running(offline):
     assert len(_clusters(endpoint)) == before
     assert emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "WAITING"
     steps = emr.list_steps(ClusterId=cluster_id)["Steps"]
-    assert [(s["Name"], s["Status"]["State"]) for s in steps] == [("train nightly-20261123", "COMPLETED")]
+    assert [(s["Name"], s["Status"]["State"]) for s in steps] == [
+        ("train bank-marketing nightly-20261123", "COMPLETED")
+    ]
     assert "nightly-20261123" in Registry(str(work / "storage"), "bank-marketing").versions()
 
     code, output, states = dags_test(env, DAG_ID, {"existing_cluster_id": "j-0000000000"}, "2026-11-24")

@@ -45,7 +45,7 @@ HOSTILE = [
     (
         "batch_scoring",
         {"input_uri": "{token}", "date": "2026-11-20", "if_input_missing": "fail"},
-        "score",
+        "scoring.score",
         "missing column(s)",
     ),
 ]

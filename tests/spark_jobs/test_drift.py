@@ -32,11 +32,22 @@ def _profile(shares, numeric=None):
     return {"rows": 1000, "features": features}
 
 
+def _now(shares, outside=0.0, top=()):
+    """What category_shares measures of the new data over the champion's categories."""
+    return {
+        "job": {
+            "shares": shares | ({drift.OTHER: outside} if outside else {}),
+            "outside": outside,
+            "top": top,
+        }
+    }
+
+
 def test_unseen_categories_are_named_with_their_share_and_cut_short():
     champion = _profile({"admin.": 0.5, "technician": 0.5})
     long_value = "Ã©" * 100
-    new = _profile({"admin.": 0.45, "technician": 0.45, "admin.\U0001f600": 0.06, long_value: 0.04})
-    found = drift.compare(champion, new, {})
+    top = [("admin.\U0001f600", 0.06), (long_value, 0.04)]
+    found = drift.compare(champion, champion, {}, _now({"admin.": 0.45, "technician": 0.45}, 0.10, top))
     job = found["features"]["job"]
     assert job["unseen_share"] == pytest.approx(0.10)
     assert job["unseen"][0] == "admin.\U0001f600" and len(job["unseen"][1]) < 100
@@ -44,13 +55,23 @@ def test_unseen_categories_are_named_with_their_share_and_cut_short():
     assert found["max_psi_feature"] == "job" and found["max_psi"] > 0.1
 
 
+def test_a_champion_that_kept_only_its_top_categories_is_compared_over_those():
+    """Many categories, the same distribution: no drift, and no value called unseen, since the
+    champion's list was not complete."""
+    kept = {f"c{i}": 0.0005 for i in range(1000)}
+    champion = _profile(kept | {drift.OTHER: 0.5})
+    found = drift.compare(champion, champion, {}, _now(kept, 0.5, [("c1500", 0.0005)]))
+    assert found["features"]["job"]["psi"] == 0
+    assert found["features"]["job"]["unseen_share"] is None and found["max_unseen_feature"] is None
+
+
 def test_numeric_drift_is_measured_over_the_champions_bins():
     deciles = [float(x) for x in range(10, 100, 10)]
     champion, new = _profile({"a": 1.0}, deciles), _profile({"a": 1.0}, [d * 10 for d in deciles])
-    same = drift.compare(champion, new, {"age": champion["features"]["age"]["shares"]})
+    same = drift.compare(champion, new, {"age": champion["features"]["age"]["shares"]}, _now({"a": 1.0}))
     assert same["features"]["age"]["psi"] == 0 and same["max_unseen_feature"] is None
     # Every value now above the champion's top decile.
-    shifted = drift.compare(champion, new, {"age": [0.0] * 9 + [1.0, 0.0]})
+    shifted = drift.compare(champion, new, {"age": [0.0] * 9 + [1.0, 0.0]}, _now({"a": 1.0}))
     assert shifted["features"]["age"]["psi"] > 1 and shifted["max_psi_feature"] == "age"
     assert shifted["features"]["age"]["median"] == [50.0, 500.0]
 
@@ -72,8 +93,13 @@ def test_the_gate_refuses_past_the_spec_limits_and_says_why():
     # No limits in the spec: drift is reported, not gated.
     assert evaluate_gate(metrics, Gate(thresholds={"roc_auc": 0.8}), None, measured)[0]
     # A champion trained before profiles were recorded: said, not silently passed as measured.
-    passed, reasons = evaluate_gate(metrics, gate, None, {"against": "v0", "note": "no profile"})
+    passed, reasons = evaluate_gate(metrics, gate, None, {"against": "v0", "note": "no profile"}, "v0")
     assert passed and reasons[0] == "drift not checked: no profile"
+    # Measured against another version than today's champion (or before there was one): refused.
+    passed, reasons = evaluate_gate(metrics, gate, None, measured | {"max_psi": 0.1}, "v2")
+    assert not passed and "measured against v1, but v2 is champion now" in reasons[0]
+    passed, reasons = evaluate_gate(metrics, gate, None, None, "v2")
+    assert not passed and "measured when there was no champion, but v2" in reasons[0]
 
 
 def test_profile_and_bins_from_spark(spark):
@@ -92,6 +118,14 @@ def test_profile_and_bins_from_spark(spark):
     assert age["shares"] == pytest.approx([10 / 101] * 10 + [1 / 101])
     expected = {"a": 75 / 101, "b": 25 / 101, "(null)": 1 / 101}
     assert found["features"]["job"]["shares"] == pytest.approx(expected)
+
+
+def test_category_shares_over_the_champions_categories(spark):
+    frame = spark.createDataFrame([("a",)] * 6 + [("b",)] * 2 + [("x",)] * 1 + [(None,)], "job string")
+    found = drift.category_shares(frame, "job", ["a", "b", "c"], 10)
+    assert found["shares"] == pytest.approx({"a": 0.6, "b": 0.2, "(null)": 0.1, "(other)": 0.1})
+    # Nulls are a share of their own, never an unseen category.
+    assert found["outside"] == pytest.approx(0.1) and found["top"] == [("x", 0.1)]
 
 
 @pytest.mark.slow

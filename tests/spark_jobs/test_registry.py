@@ -212,11 +212,11 @@ def test_two_promotions_at_once_lose_neither(registry, monkeypatch):
     _add_version(registry, "v3", METRICS | {"roc_auc": 0.95})
     real, calls = registry_module.evaluate_gate, []
 
-    def racing(metrics, gate, champion_metrics, drift=None):
+    def racing(metrics, gate, champion_metrics, *drift_and_champion):
         calls.append(champion_metrics["roc_auc"])
         if len(calls) == 1:
             assert registry.promote("v3", Gate(tolerance=0.0))["promoted"]
-        return real(metrics, gate, champion_metrics, drift)
+        return real(metrics, gate, champion_metrics, *drift_and_champion)
 
     monkeypatch.setattr(registry_module, "evaluate_gate", racing)
     decision = registry.promote("v2", Gate(tolerance=0.0))
