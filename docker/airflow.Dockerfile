@@ -29,5 +29,4 @@ COPY --chown=airflow:root data/ data/
 # The emulator knows the batch-scoring image by its Dockerfile.
 COPY --chown=airflow:root docker/jobs.Dockerfile docker/jobs.Dockerfile
 
-ENV PYTHONPATH=/opt/ml-scaling \
-    JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+ENV PYTHONPATH=/opt/ml-scaling

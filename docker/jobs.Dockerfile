@@ -23,7 +23,6 @@ USER 10001
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 \
     HOME=/scratch \
     TMPDIR=/scratch \
     SPARK_LOCAL_DIRS=/scratch

@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from spark_jobs import environment
 from spark_jobs.__main__ import JOBS
 from tests.conftest import ROOT
@@ -52,3 +54,14 @@ def test_the_entrypoint_lists_the_jobs_and_runs_one():
         check=True,
     )
     assert "--max-rejected-ratio" in score_help.stdout
+
+
+@pytest.mark.parametrize("dockerfile", ["jobs.Dockerfile", "airflow.Dockerfile"])
+def test_the_images_name_no_path_of_one_cpu_architecture(dockerfile):
+    """Debian's JDK lives under java-17-openjdk-<arch>: a JAVA_HOME naming amd64 breaks the image
+    on arm64 (Graviton nodes, Apple silicon); without it Spark finds `java` on PATH."""
+    from local_cloud.pod_runtime import parse_dockerfile
+
+    env = dict(parse_dockerfile(ROOT / "docker" / dockerfile).env)
+    assert "PYTHONUNBUFFERED" in env or "PYTHONPATH" in env  # the parser read the ENV lines
+    assert not [k for k, v in env.items() if re.search(r"amd64|x86_64|arm64|aarch64", v)], env
