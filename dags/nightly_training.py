@@ -118,7 +118,7 @@ with DAG(
     def resolve(params: dict, var: dict, ds_nodash: str, run_id: str) -> dict:
         """The run's effective settings: Params where given, else the deployment's Variables."""
         value = var["value"]
-        if params["spec"] and not params["input_uri"] and params["spec"] != value.get("ml_spec_uri"):
+        if params["spec"] and not params["input_uri"] and params["spec"] != value.get("ml_spec_uri", None):
             raise AirflowFailException(
                 "a spec in the Params needs its input_uri too: Variable ml_input_uri is the data of "
                 "Variable ml_spec_uri's dataset"
@@ -127,7 +127,7 @@ with DAG(
             "input_uri": params["input_uri"] or value.get("ml_input_uri", "data/bank/bank-full.csv"),
             "spec_uri": spec_uri(params, var),
             "storage_root": storage_root(params, var),
-            "log_uri": value.get("emr_log_uri"),
+            "log_uri": value.get("emr_log_uri", None),
         }
         if not cfg["log_uri"]:
             # No default: a bucket name is global, and one this project named may be someone else's.
@@ -153,13 +153,30 @@ with DAG(
         return run_job("package", "--storage-root", cfg["storage_root"])
 
     @task
-    def cluster_request(cfg: dict, params: dict) -> dict:
-        settings = emr_config.ClusterSettings(
-            name=f"nightly-training-{cfg['model']}-{cfg['version']}",
-            log_uri=cfg["log_uri"],
-            task_spot_count=params["task_spot_count"],
+    def cluster_request(cfg: dict, params: dict, var: dict) -> dict:
+        """The cluster, in the deployment's network and with its IMDSv2 security configuration."""
+        value = var["value"]
+        security_configuration = value.get("ml_emr_security_configuration", None)
+        if not security_configuration:
+            raise AirflowFailException(
+                "Variable ml_emr_security_configuration is not set: name the EMR security configuration "
+                "created from aws/emr-security-configuration.json (IMDSv2 on every node; docs/aws.md)"
+            )
+        groups = tuple(
+            g.strip() for g in (value.get("ml_emr_security_groups", None) or "").split(",") if g.strip()
         )
-        return emr_config.job_flow_overrides(settings, dag_id="nightly_training", run_id=cfg["run_id"])
+        try:
+            settings = emr_config.ClusterSettings(
+                name=f"nightly-training-{cfg['model']}-{cfg['version']}",
+                log_uri=cfg["log_uri"],
+                task_spot_count=params["task_spot_count"],
+                security_configuration=security_configuration,
+                subnet_id=value.get("ml_emr_subnet_id", None) or None,
+                security_groups=groups,
+            )
+            return emr_config.job_flow_overrides(settings, dag_id="nightly_training", run_id=cfg["run_id"])
+        except ValueError as exc:
+            raise AirflowFailException(f"Variable ml_emr_security_groups: {exc}") from None
 
     @task
     def step_request(cfg: dict, code: dict) -> list[dict]:
@@ -216,7 +233,7 @@ with DAG(
 
         if not decision["promoted"]:
             raise AirflowSkipException(f"{decision['version']} was not promoted: the function is unchanged")
-        role = var["value"].get("ml_lambda_role_arn")
+        role = var["value"].get("ml_lambda_role_arn", None)
         if not role:
             raise AirflowSkipException("Variable ml_lambda_role_arn is not set: no function to release to")
         settings = FunctionSettings(name=spot_function(var, decision["model"]), role_arn=role)

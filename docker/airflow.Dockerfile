@@ -25,6 +25,7 @@ RUN uv export --frozen --no-emit-project --no-default-groups --group airflow --n
 COPY --chown=airflow:root spark_jobs/ spark_jobs/
 COPY --chown=airflow:root local_cloud/ local_cloud/
 COPY --chown=airflow:root specs/ specs/
+COPY --chown=airflow:root aws/ aws/
 COPY --chown=airflow:root data/ data/
 # The emulator knows the batch-scoring image by its Dockerfile.
 COPY --chown=airflow:root docker/jobs.Dockerfile docker/jobs.Dockerfile

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from local_cloud.kubernetes_service import kubeconfig
-from local_cloud.process import ROOT, running_emulator
+from local_cloud.process import ROOT, SECURITY_CONFIGURATION, running_emulator
 from local_cloud.server import CREDENTIALS, REGION, role_arn
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -63,6 +63,7 @@ def airflow_env(
         "AIRFLOW_VAR_ML_INPUT_URI": str(input_uri),
         "AIRFLOW_VAR_ML_SPEC_URI": str(spec),
         "AIRFLOW_VAR_EMR_LOG_URI": f"s3://{log_bucket}/emr/",
+        "AIRFLOW_VAR_ML_EMR_SECURITY_CONFIGURATION": SECURITY_CONFIGURATION,
         "AIRFLOW_VAR_ML_LAMBDA_ROLE_ARN": role_arn(LAMBDA_ROLE),
         # The emulator answers at once: poll it every few seconds, not as a real cluster.
         "AIRFLOW_VAR_ML_EMR_POLL_SECONDS": POLL_SECONDS,

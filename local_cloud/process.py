@@ -14,6 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # The images pods may run: repository name -> Dockerfile (built from the repository root).
 DEFAULT_IMAGES: Mapping[str, Path] = {"ml-scaling-jobs": ROOT / "docker" / "jobs.Dockerfile"}
+# The EMR security configuration every emulator has, as the platform team creates it on AWS
+# (docs/aws.md) and Variable ml_emr_security_configuration names it.
+SECURITY_CONFIGURATION = "ml-scaling-imdsv2"
+SECURITY_CONFIGURATION_FILE = ROOT / "aws" / "emr-security-configuration.json"
 
 
 class StartupError(RuntimeError):
@@ -46,6 +50,7 @@ def running_emulator(
         command += ["--bucket", bucket]
     for role in roles:
         command += ["--role", role]
+    command += ["--security-configuration", f"{SECURITY_CONFIGURATION}={SECURITY_CONFIGURATION_FILE}"]
     if state_dir is not None:
         command += ["--state-dir", str(state_dir)]
     command += ["--pods-dir", str(workdir / "pods"), "--kube-journal", str(workdir / "kubernetes.jsonl")]

@@ -9,6 +9,7 @@ endpoint URL to the ready file once it answers, and runs until SIGTERM or SIGINT
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import signal
@@ -22,6 +23,7 @@ from typing import Any
 
 import boto3
 
+from local_cloud.emr_rules import run_job_flow_error
 from local_cloud.emr_steps import StepRunner
 from local_cloud.kubernetes_service import KubernetesApi
 from local_cloud.lambda_runtime import SandboxPool
@@ -113,6 +115,7 @@ def serve(
         LambdaInvocations(moto_app, pool, ACCOUNT, REGION),
         journal,
         on_success=state.record if state else None,
+        rules={("emr", "RunJobFlow"): functools.partial(run_job_flow_error, account=ACCOUNT, region=REGION)},
     )
     kubernetes = KubernetesApi(
         aws, pods_dir or Path(tempfile.mkdtemp(prefix="pods-")), images, ROOT, kube_journal
@@ -145,6 +148,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ready-file", type=Path, help="write the endpoint URL here once serving")
     parser.add_argument("--bucket", action="append", default=[], help="S3 bucket to create (repeatable)")
     parser.add_argument("--role", action="append", default=[], help="IAM role Lambda may assume (repeatable)")
+    parser.add_argument(
+        "--security-configuration",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="an EMR security configuration to create from a JSON file (repeatable)",
+    )
     parser.add_argument("--spark-master", default="local[2]", help="master for the steps' local Spark")
     parser.add_argument("--journal", type=Path, help="append each validated AWS request here (JSON lines)")
     parser.add_argument("--workdir", type=Path, help="Lambda sandboxes' code and logs")
@@ -159,6 +169,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pods-dir", type=Path, help="each pod's logs and volumes")
     parser.add_argument("--kube-journal", type=Path, help="append each Kubernetes request here (JSON lines)")
     args = parser.parse_args(argv)
+    args.security_configurations = {}
+    for spec in args.security_configuration:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--security-configuration takes NAME=FILE (a JSON file), not {spec!r}")
+        args.security_configurations[name] = Path(path)
     args.images = {}
     for spec in args.image:
         name, sep, dockerfile = spec.partition("=")
@@ -186,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     s3 = client(emulator.endpoint, "s3")
     for bucket in args.bucket:
         s3.create_bucket(Bucket=bucket)
+    # What the platform team creates once on AWS (docs/aws.md), before any cluster names it.
+    emr = client(emulator.endpoint, "emr")
+    for name, path in args.security_configurations.items():
+        emr.create_security_configuration(Name=name, SecurityConfiguration=path.read_text())
 
     def put_log(uri: str, data: bytes) -> None:
         bucket, _, key = uri.removeprefix("s3://").partition("/")

@@ -14,7 +14,7 @@ import io
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ class RequestValidator:
         app: Callable,
         journal: Path | None = None,
         on_success: Callable[[Checked, dict[str, Any], bytes], None] | None = None,
+        rules: Mapping[tuple[str, str], Callable[[dict[str, Any]], str | None]] | None = None,
     ):
         session = botocore.session.get_session()
         self._json = {
@@ -55,6 +56,9 @@ class RequestValidator:
         self._app = app
         self._journal = journal
         self._on_success = on_success
+        # What the service checks beyond the request's shape (JSON-protocol operations), by
+        # (service, operation): a function of the parameters that says what is wrong, or None.
+        self._rules = rules or {}
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -67,9 +71,11 @@ class RequestValidator:
         environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
         if prefix in self._json:
             model = self._json[prefix]
-            checked: Checked | None = Checked(
-                model.service_name, operation, _json_error(model, operation, body)
-            )
+            error = _json_error(model, operation, body)
+            rule = self._rules.get((model.service_name, operation))
+            if error is None and rule is not None:
+                error = rule(json.loads(body or b"{}"))
+            checked: Checked | None = Checked(model.service_name, operation, error)
         else:
             assert routes is not None
             checked = routes.check(environ, body)

@@ -95,7 +95,7 @@ def spot_function(var: dict[str, Any], model: str) -> str:
     from scaling_platform.lambda_release import FUNCTION_PREFIX, function_name
 
     value = var["value"]
-    if value.get("ml_lambda_function") is not None:
+    if value.get("ml_lambda_function", None) is not None:
         raise AirflowFailException(
             "Variable ml_lambda_function is no longer read: each model has its own function, "
             "<prefix>-<model>, named by Variable ml_lambda_function_prefix; delete the old Variable "

@@ -6,7 +6,6 @@ the DAG stays thin. Nothing here talks to AWS or imports the job package.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,9 @@ EMR_RELEASE_LABEL = "emr-7.13.0"
 RUN_ID_TAG = "airflow-run-id"
 # Where the packed job environment is unpacked on every node (spark-submit --archives X#env).
 ENV_ALIAS = "environment"
+# The managed service role EMR_DefaultRole_V2 acts only on a cluster, subnet and security groups
+# that carry this tag (AmazonEMRServicePolicy_v2).
+MANAGED_POLICY_TAG = "for-use-with-amazon-emr-managed-policies"
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,11 @@ class ClusterSettings:
     release_label: str = EMR_RELEASE_LABEL
     job_flow_role: str = "EMR_EC2_DefaultRole"
     service_role: str = "EMR_DefaultRole_V2"
+    # The name of an EMR security configuration (aws/emr-security-configuration.json: IMDSv2 only).
     security_configuration: str | None = None
     subnet_id: str | None = None
+    # EMR-managed security groups: primary, core and task, and (in a private subnet) service access.
+    security_groups: tuple[str, ...] = ()
     primary_instance_type: str = "m5.xlarge"
     core_instance_type: str = "m5.xlarge"
     core_instance_count: int = 1
@@ -60,6 +65,16 @@ def job_flow_overrides(settings: ClusterSettings, *, dag_id: str, run_id: str) -
     }
     if settings.subnet_id:
         instances["Ec2SubnetId"] = settings.subnet_id
+    if len(settings.security_groups) not in (0, 2, 3):
+        raise ValueError(
+            "security groups: give the primary's and the core and task nodes' (and the service access one)"
+        )
+    for key, group in zip(
+        ("EmrManagedMasterSecurityGroup", "EmrManagedSlaveSecurityGroup", "ServiceAccessSecurityGroup"),
+        settings.security_groups,
+        strict=False,
+    ):
+        instances[key] = group
     overrides: dict = {
         "Name": settings.name,
         "ReleaseLabel": settings.release_label,
@@ -71,23 +86,19 @@ def job_flow_overrides(settings: ClusterSettings, *, dag_id: str, run_id: str) -
         "ServiceRole": settings.service_role,
         "VisibleToAllUsers": True,
         # Cost allocation: who started the cluster and for which run.
-        "Tags": _tags({"project": "ml-scaling", "airflow-dag": dag_id, RUN_ID_TAG: run_id, **settings.tags}),
+        "Tags": _tags(
+            {
+                "project": "ml-scaling",
+                "airflow-dag": dag_id,
+                RUN_ID_TAG: run_id,
+                MANAGED_POLICY_TAG: "true",
+                **settings.tags,
+            }
+        ),
     }
     if settings.security_configuration:
         overrides["SecurityConfiguration"] = settings.security_configuration
     return overrides
-
-
-def imdsv2_security_configuration() -> str:
-    """Security configuration JSON that makes every node require IMDSv2 (tokens, hop limit 1)."""
-    return json.dumps(
-        {
-            "InstanceMetadataServiceConfiguration": {
-                "MinimumInstanceMetadataServiceVersion": 2,
-                "HttpPutResponseHopLimit": 1,
-            }
-        }
-    )
 
 
 def spark_submit_step(

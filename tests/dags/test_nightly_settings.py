@@ -5,10 +5,24 @@ from __future__ import annotations
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk.definitions._internal.types import NOTSET
 
 from tests.dags.test_dag_integrity import ROOT
 
-VARIABLES = {"value": {"emr_log_uri": "s3://my-logs/emr/", "ml_storage_root": "s3://bucket/ml"}}
+
+class Variables(dict):
+    """The task context's `var["value"]` as Airflow 3's VariableAccessor answers `.get`: a missing
+    Variable without a default is NOTSET (truthy), not None."""
+
+    def get(self, key, default=NOTSET):
+        return self[key] if key in self else default
+
+
+def variables(**values):
+    return {"value": Variables(values)}
+
+
+VARIABLES = variables(emr_log_uri="s3://my-logs/emr/", ml_storage_root="s3://bucket/ml")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +49,7 @@ def test_the_spec_and_its_input_come_from_the_params_or_the_variables(dag):
 
 def test_there_is_no_default_log_bucket(dag):
     with pytest.raises(AirflowFailException, match="Variable emr_log_uri is not set"):
-        _resolve(dag, var={"value": {}})
+        _resolve(dag, var=variables())
 
 
 def _promote_args(dag, monkeypatch, **params):
@@ -69,8 +83,38 @@ def test_two_models_of_one_night_never_share_a_step_or_a_cluster_name(dag):
 def test_an_old_single_function_variable_or_a_too_long_name_fails_with_a_message():
     from scaling_platform.defaults import spot_function
 
-    assert spot_function({"value": {}}, "penguins") == "ml-scaling-spot-predictions-penguins"
+    assert spot_function(variables(), "penguins") == "ml-scaling-spot-predictions-penguins"
     with pytest.raises(AirflowFailException, match="ml_lambda_function is no longer read"):
-        spot_function({"value": {"ml_lambda_function": "ml-scaling-spot-predictions"}}, "penguins")
+        spot_function(variables(ml_lambda_function="ml-scaling-spot-predictions"), "penguins")
     with pytest.raises(AirflowFailException, match="at most 64"):
-        spot_function({"value": {"ml_lambda_function_prefix": "x" * 60}}, "penguins")
+        spot_function(variables(ml_lambda_function_prefix="x" * 60), "penguins")
+
+
+def test_the_cluster_names_its_security_configuration_and_network_from_the_variables(dag):
+    request = dag.get_task("cluster_request").python_callable
+    cfg, params = _resolve(dag), dict(dag.params)
+    with pytest.raises(AirflowFailException, match="ml_emr_security_configuration is not set"):
+        request(cfg=cfg, params=params, var=VARIABLES)
+    # Only the configuration: no subnet or groups in the request (not NOTSET either).
+    alone = request(
+        cfg=cfg, params=params, var=variables(**VARIABLES["value"], ml_emr_security_configuration="x")
+    )
+    assert (
+        "Ec2SubnetId" not in alone["Instances"] and "EmrManagedMasterSecurityGroup" not in alone["Instances"]
+    )
+    network = {
+        "ml_emr_security_configuration": "imdsv2",
+        "ml_emr_subnet_id": "subnet-1",
+        "ml_emr_security_groups": "sg-primary, sg-nodes",
+    }
+    found = request(cfg=cfg, params=params, var=variables(**VARIABLES["value"], **network))
+    assert found["SecurityConfiguration"] == "imdsv2"
+    instances = found["Instances"]
+    assert instances["Ec2SubnetId"] == "subnet-1"
+    assert (instances["EmrManagedMasterSecurityGroup"], instances["EmrManagedSlaveSecurityGroup"]) == (
+        "sg-primary",
+        "sg-nodes",
+    )
+    bad = variables(**VARIABLES["value"], **network | {"ml_emr_security_groups": "sg-only"})
+    with pytest.raises(AirflowFailException, match="ml_emr_security_groups"):
+        request(cfg=cfg, params=params, var=bad)

@@ -9,11 +9,13 @@ import pytest
 from botocore.validate import ParamValidator
 from scaling_platform.emr import (
     EMR_RELEASE_LABEL,
+    MANAGED_POLICY_TAG,
     ClusterSettings,
-    imdsv2_security_configuration,
     job_flow_overrides,
     spark_submit_step,
 )
+
+from tests.conftest import ROOT
 
 EMR = botocore.session.get_session().get_service_model("emr")
 
@@ -57,15 +59,35 @@ def test_tags_carry_the_dag_run_for_cost_allocation():
     assert {"Key": "team", "Value": "ml"} in tags
 
 
-def test_imdsv2_security_configuration():
+def test_the_security_configuration_file_requires_imdsv2_and_the_request_names_it():
     overrides = job_flow_overrides(_settings(security_configuration="imdsv2"), dag_id="d", run_id="r")
     assert overrides["SecurityConfiguration"] == "imdsv2"
-    config = json.loads(imdsv2_security_configuration())
-    assert config["InstanceMetadataServiceConfiguration"]["MinimumInstanceMetadataServiceVersion"] == 2
-    assert_valid(
-        "CreateSecurityConfiguration",
-        {"Name": "imdsv2", "SecurityConfiguration": imdsv2_security_configuration()},
+    text = (ROOT / "aws" / "emr-security-configuration.json").read_text()
+    config = json.loads(text)
+    assert config["InstanceMetadataServiceConfiguration"] == {
+        "MinimumInstanceMetadataServiceVersion": 2,
+        "HttpPutResponseHopLimit": 1,
+    }
+    assert_valid("CreateSecurityConfiguration", {"Name": "imdsv2", "SecurityConfiguration": text})
+
+
+def test_the_managed_role_gets_its_tag_subnet_and_security_groups():
+    overrides = job_flow_overrides(
+        _settings(subnet_id="subnet-1", security_groups=("sg-primary", "sg-nodes", "sg-service")),
+        dag_id="d",
+        run_id="r",
     )
+    assert_valid("RunJobFlow", overrides)
+    assert overrides["ServiceRole"] == "EMR_DefaultRole_V2"
+    assert {"Key": MANAGED_POLICY_TAG, "Value": "true"} in overrides["Tags"]
+    instances = overrides["Instances"]
+    assert (instances["EmrManagedMasterSecurityGroup"], instances["EmrManagedSlaveSecurityGroup"]) == (
+        "sg-primary",
+        "sg-nodes",
+    )
+    assert instances["ServiceAccessSecurityGroup"] == "sg-service"
+    with pytest.raises(ValueError, match="security groups"):
+        job_flow_overrides(_settings(security_groups=("sg-one",)), dag_id="d", run_id="r")
 
 
 @pytest.mark.parametrize("count", [0, 2])
