@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from spark_jobs.errors import SpecError
+from spark_jobs.locations import MODEL_NAME
 
 ColumnType = Literal["string", "integer", "long", "double"]
 NUMERIC_TYPES = ("integer", "long", "double")
@@ -89,7 +90,8 @@ class ServingSpec(_Strict):
 
 
 class DatasetSpec(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    # A model name (spark_jobs.locations.MODEL_NAME): it names the registry folder and the function.
+    name: str = Field(pattern=MODEL_NAME.pattern)
     description: str = ""
     format: Literal["csv", "parquet"] = "csv"
     csv: CsvOptions = CsvOptions()

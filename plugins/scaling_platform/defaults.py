@@ -56,11 +56,16 @@ def spec_uri(params: dict[str, Any], var: dict[str, Any]) -> str:
     return str(params.get("spec") or var["value"].get("ml_spec_uri", "specs/bank_marketing.yaml"))
 
 
+# spark_jobs.locations.MODEL_NAME, spelled here because DAG files are parsed without the job
+# package (a test keeps the two in step).
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
 def model_param(empty_means: str) -> Param:
     return optional_param(
         "Model (registry name)",
         f"Lower-case letters, digits, '-' and '_', as the spec's name; empty: {empty_means}",
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        pattern=MODEL_NAME_PATTERN,
     )
 
 

@@ -118,3 +118,11 @@ def test_the_cluster_names_its_security_configuration_and_network_from_the_varia
     bad = variables(**VARIABLES["value"], **network | {"ml_emr_security_groups": "sg-only"})
     with pytest.raises(AirflowFailException, match="ml_emr_security_groups"):
         request(cfg=cfg, params=params, var=bad)
+
+
+def test_the_model_params_rule_is_the_jobs_rule():
+    from scaling_platform.defaults import MODEL_NAME_PATTERN
+
+    from spark_jobs.locations import MODEL_NAME
+
+    assert MODEL_NAME_PATTERN == MODEL_NAME.pattern
