@@ -62,6 +62,29 @@ $(COMPOSE_SCHEMA):
 	mv $(TOOLS)/compose-spec/package/lib/compose-spec/schema/compose-spec.json $@
 	rm -rf $(TOOLS)/compose-spec
 
+# The S3A connector for every Spark this project starts outside EMR (local jobs, the emulator's
+# steps, the pods, the job image): hadoop-aws of the Hadoop client pyspark 3.5 bundles (3.3.4) and
+# the AWS SDK bundle that hadoop-aws release was built against, from Maven Central, checksummed.
+S3A_JARS_DIR := $(TOOLS)/s3a
+MAVEN := https://repo1.maven.org/maven2
+HADOOP_AWS := org/apache/hadoop/hadoop-aws/3.3.4/hadoop-aws-3.3.4.jar
+HADOOP_AWS_SHA256 := 53f9ae03c681a30a50aa17524bd9790ab596b28481858e54efd989a826ed3a4a
+AWS_SDK_BUNDLE := com/amazonaws/aws-java-sdk-bundle/1.12.262/aws-java-sdk-bundle-1.12.262.jar
+AWS_SDK_BUNDLE_SHA256 := 873fe7cf495126619997bec21c44de5d992544aea7e632fdc77adb1a0915bae5
+S3A_JARS := $(S3A_JARS_DIR)/$(notdir $(HADOOP_AWS)) $(S3A_JARS_DIR)/$(notdir $(AWS_SDK_BUNDLE))
+
+$(S3A_JARS_DIR)/$(notdir $(HADOOP_AWS)):
+	@mkdir -p $(@D)
+	curl -sSfL --retry 3 -o $@.part $(MAVEN)/$(HADOOP_AWS)
+	echo "$(HADOOP_AWS_SHA256)  $@.part" | sha256sum --check --quiet
+	mv $@.part $@
+
+$(S3A_JARS_DIR)/$(notdir $(AWS_SDK_BUNDLE)):
+	@mkdir -p $(@D)
+	curl -sSfL --retry 3 -o $@.part $(MAVEN)/$(AWS_SDK_BUNDLE)
+	echo "$(AWS_SDK_BUNDLE_SHA256)  $@.part" | sha256sum --check --quiet
+	mv $@.part $@
+
 # Debian's chromium for the browser tests: Playwright drives it and never downloads a browser.
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -75,7 +98,7 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
 
-setup: $(VENV)/.synced check-java
+setup: $(VENV)/.synced $(S3A_JARS) check-java
 
 check-java:
 	@java -version >/dev/null 2>&1 || { echo "error: Java 17 is needed for Spark (java not found on PATH)" >&2; exit 1; }

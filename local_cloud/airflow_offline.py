@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from local_cloud.kubernetes_service import kubeconfig
+from local_cloud.lifetime import die_with_parent
 from local_cloud.process import ROOT, SECURITY_CONFIGURATION, running_emulator
 from local_cloud.server import CREDENTIALS, REGION, role_arn
 
@@ -120,6 +122,7 @@ def dags_test(
         capture_output=True,
         text=True,
         timeout=900,
+        preexec_fn=die_with_parent(signal.SIGKILL),  # a killed `make run` leaves no run going
     )
     states = subprocess.run(
         [AIRFLOW, "tasks", "states-for-dag-run", dag_id, logical_date, "-o", "json"],

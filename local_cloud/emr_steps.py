@@ -10,12 +10,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from moto.core.utils import utcnow
 from moto.emr.models import emr_backends
+
+from spark_jobs.session import s3a_settings
 
 log = logging.getLogger("local_cloud.emr")
 
@@ -26,13 +28,17 @@ _CLUSTER_ONLY_CONF = ("spark.pyspark.python", "spark.yarn.", "spark.executorEnv.
 _ACTIVE = ("PENDING", "RUNNING")
 
 
-def local_spark_submit(args: Sequence[str], master: str) -> list[str]:
-    """The local command for an EMR command-runner step `spark-submit ...`."""
+def local_spark_submit(args: Sequence[str], master: str, env: Mapping[str, str] = os.environ) -> list[str]:
+    """The local command for an EMR command-runner step `spark-submit ...`, with the settings that
+    serve `s3://` for a step run with `env` (S3A here, where EMR has EMRFS); the step's own
+    `--conf`s come later and win."""
     if not args or args[0] != "spark-submit":
         raise ValueError(
             f"the emulator runs command-runner.jar spark-submit steps only, not {list(args)[:1]}"
         )
     command = [str(Path(sys.executable).parent / "spark-submit"), "--master", master]
+    for key, value in s3a_settings(env).items():
+        command += ["--conf", f"{key}={value}"]
     rest = iter(args[1:])
     for arg in rest:
         if arg == "--archives":
@@ -70,9 +76,18 @@ def _steps_to_run() -> Iterator[tuple[Any, Any]]:
 class StepRunner(threading.Thread):
     """Polls moto's EMR backends and runs each cluster's next step to completion."""
 
-    def __init__(self, put_log: Callable[[str, bytes], None], master: str = "local[2]", poll: float = 0.2):
+    def __init__(
+        self,
+        put_log: Callable[[str, bytes], None],
+        master: str = "local[2]",
+        poll: float = 0.2,
+        env: Mapping[str, str] | None = None,
+    ):
+        """`env` is added to each step's environment: what the nodes' instance profile and region
+        give a step on EMR (here the emulator's endpoint and credentials)."""
         super().__init__(name="emr-step-runner", daemon=True)
         self._put_log = put_log
+        self._env = _step_env() | dict(env or {})
         self._master = master
         self._poll = poll
         self._stopping = threading.Event()
@@ -99,10 +114,10 @@ class StepRunner(threading.Thread):
         with tempfile.TemporaryDirectory(prefix="emr-step-") as tmp:
             stdout, stderr = Path(tmp) / "stdout", Path(tmp) / "stderr"
             try:
-                command = local_spark_submit(step.args, self._master)
+                command = local_spark_submit(step.args, self._master, self._env)
                 with stdout.open("wb") as out, stderr.open("wb") as err:
                     code = subprocess.run(
-                        command, stdout=out, stderr=err, env=_step_env(), cwd=tmp, check=False
+                        command, stdout=out, stderr=err, env=self._env, cwd=tmp, check=False
                     ).returncode
             except (ValueError, OSError) as exc:
                 stderr.write_text(f"{exc}\n")

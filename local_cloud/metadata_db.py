@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from local_cloud.lifetime import die_with_parent
 from local_cloud.process import StartupError
 
 DATABASE = "airflow"
@@ -52,7 +53,13 @@ def running_postgres(folder: Path, timeout: float = 120) -> Iterator[str]:
     log = (folder / "postgres.log").open("ab")
     command = [str(_bin("postgres")), "-D", str(data), "-k", str(folder), "-h", ""]
     proc = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, user=user, cwd=folder
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        user=user,
+        cwd=folder,
+        preexec_fn=die_with_parent(signal.SIGINT),  # fast shutdown if the launcher is killed
     )
     try:
         _wait_ready(proc, folder, timeout)

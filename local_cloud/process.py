@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from local_cloud.lifetime import InUse, reap, record
+
 ROOT = Path(__file__).resolve().parents[1]
 # The images pods may run: repository name -> Dockerfile (built from the repository root).
 DEFAULT_IMAGES: Mapping[str, Path] = {"ml-scaling-jobs": ROOT / "docker" / "jobs.Dockerfile"}
@@ -39,12 +41,20 @@ def running_emulator(
     `images` (DEFAULT_IMAGES if None), with their logs and volumes under workdir/pods and their
     Kubernetes requests journalled in workdir/kubernetes.jsonl."""
     ready = workdir / "endpoint"
+    # An emulator of an earlier run that was killed before it could stop this one (by SIGKILL).
+    try:
+        for pid in reap(workdir / "emulator.pids"):
+            print(f"stopped an emulator an earlier run left running (pid {pid})", file=sys.stderr, flush=True)
+    except InUse as exc:
+        raise StartupError(f"{exc}: wait for it to end, or stop it") from None
     # A file left by an earlier emulator would name a port nobody listens on any more.
     ready.unlink(missing_ok=True)
     (workdir / "requests.jsonl").unlink(missing_ok=True)
     (workdir / "kubernetes.jsonl").unlink(missing_ok=True)
     log = (workdir / "emulator.log").open("wb")
     command = [sys.executable, "-m", "local_cloud.server", "--port", "0", "--ready-file", str(ready)]
+    # It stops, with everything it started, when this process dies, however.
+    command += ["--parent-pid", str(os.getpid())]
     command += ["--journal", str(workdir / "requests.jsonl"), "--workdir", str(workdir / "lambda")]
     for bucket in buckets:
         command += ["--bucket", bucket]
@@ -57,6 +67,7 @@ def running_emulator(
     for name, dockerfile in (DEFAULT_IMAGES if images is None else images).items():
         command += ["--image", f"{name}={dockerfile}"]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    record(workdir / "emulator.pids", [proc.pid])
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -75,4 +86,5 @@ def running_emulator(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        (workdir / "emulator.pids").unlink(missing_ok=True)
         log.close()

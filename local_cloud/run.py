@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from local_cloud.airflow_offline import DEFAULT_SPEC, dags_test, offline_airflow
-from local_cloud.process import ROOT
+from local_cloud.process import ROOT, StartupError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,8 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dag_id == "spot_predictions" and not asks and spec != DEFAULT_SPEC:
         # The form's example records are the bank's: ask about the first records of this dataset.
         conf["records"] = example_records(ROOT / args.input, spec)
-    with offline_airflow(home, ROOT / args.storage_root, ROOT / args.input, spec=spec) as (env, _):
-        code, output, states = dags_test(env, args.dag_id, conf, args.logical_date)
+    try:
+        with offline_airflow(home, ROOT / args.storage_root, ROOT / args.input, spec=spec) as (env, _):
+            code, output, states = dags_test(env, args.dag_id, conf, args.logical_date)
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     log_path = home / f"{args.dag_id}.log"
     log_path.write_text(output)
     print(f"airflow dags test {args.dag_id} {args.logical_date}: exit {code} (log: {log_path})")

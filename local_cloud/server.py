@@ -12,6 +12,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from local_cloud.emr_steps import StepRunner
 from local_cloud.kubernetes_service import KubernetesApi
 from local_cloud.lambda_runtime import SandboxPool
 from local_cloud.lambda_service import LambdaInvocations
+from local_cloud.lifetime import watch_parent
 from local_cloud.process import ROOT
 from local_cloud.state import DurableState
 from local_cloud.validation import RequestValidator
@@ -168,6 +170,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--pods-dir", type=Path, help="each pod's logs and volumes")
     parser.add_argument("--kube-journal", type=Path, help="append each Kubernetes request here (JSON lines)")
+    parser.add_argument("--parent-pid", type=int, help="stop, with all it started, when this process dies")
     args = parser.parse_args(argv)
     args.security_configurations = {}
     for spec in args.security_configuration:
@@ -211,11 +214,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         s3.put_object(Bucket=bucket, Key=key, Body=data)
 
-    runner = StepRunner(put_log, master=args.spark_master)
+    # A step reaches S3 as on EMR (the nodes' credentials, the region's endpoint): here the emulator's.
+    step_env = CREDENTIALS | {"AWS_ENDPOINT_URL": emulator.endpoint}
+    runner = StepRunner(put_log, master=args.spark_master, env=step_env)
     runner.start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if args.parent_pid:
+
+        def orphaned() -> None:
+            # Steps (spark-submit and its JVM) and Lambda sandboxes are in this process group: they
+            # go with it (the signal reaches this process's own handler too). Pods, each in its own
+            # group, are stopped by shutdown().
+            if os.getpgrp() == os.getpid():
+                os.killpg(os.getpid(), signal.SIGTERM)
+            stop.set()
+
+        watch_parent(args.parent_pid, orphaned)
     if args.ready_file:
         tmp = args.ready_file.with_suffix(".tmp")
         tmp.write_text(emulator.endpoint)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local_cloud.airflow_offline import AIRFLOW, DEFAULT_SPEC, offline_airflow
+from local_cloud.lifetime import die_with_parent, stop_group
 from local_cloud.metadata_db import running_postgres
 from local_cloud.process import ROOT, StartupError
 
@@ -154,7 +155,13 @@ def running_services(
             command = [AIRFLOW, *args, *(["--port", str(port)] if name == "api-server" else [])]
             with (logs / f"{name}.log").open("ab") as log:
                 proc = subprocess.Popen(
-                    command, env=dict(env), cwd=ROOT, stdout=log, stderr=log, process_group=group
+                    command,
+                    env=dict(env),
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=log,
+                    process_group=group,
+                    preexec_fn=die_with_parent(),  # each stops its own workers on SIGTERM
                 )
             group = group or proc.pid
             processes[name] = proc
@@ -226,21 +233,6 @@ def local_airflow(
         with running_services(env, home, port, timeout, progress) as processes:
             password = json.loads((home / PASSWORDS).read_text())[USER]
             yield Running(f"http://127.0.0.1:{port}", password, endpoint, processes, settings)
-
-
-def stop_group(pgid: int, grace: float = 10) -> None:
-    """SIGTERM a process group, then SIGKILL whatever is left after `grace` seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def stop(home: Path) -> int:

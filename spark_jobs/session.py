@@ -4,15 +4,61 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+# Where `make setup` puts the S3A connector's jars (Makefile: S3A_JARS); SPARK_S3A_JARS names
+# another folder. The job image has them on Spark's own classpath instead.
+DEFAULT_S3A_JARS = Path(__file__).resolve().parents[1] / ".tools" / "s3a"
+# S3A's own providers, then the SDK's: the environment (offline, CI), a pod's service-account role
+# (IRSA's web identity token), the instance profile.
+_CREDENTIAL_PROVIDERS = (
+    "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider",
+    "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+    "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
+    "com.amazonaws.auth.WebIdentityTokenCredentialsProvider",
+    "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
+)
+
+
+def s3a_jars(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The S3A connector's jars to add to Spark's classpath (none: it must be there already)."""
+    folder = Path(environ.get("SPARK_S3A_JARS") or DEFAULT_S3A_JARS)
+    return sorted(str(jar) for jar in folder.glob("*.jar"))
+
+
+def s3a_settings(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Spark settings that serve `s3://` and `s3a://` with the S3A connector, as everywhere but
+    EMR (where EMRFS serves `s3://`). The endpoint, when the environment names one (the emulator's:
+    AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL), is reached path-style; credentials come from the
+    provider chain, never from these settings."""
+    settings = {
+        "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
+        "spark.hadoop.fs.s3a.aws.credentials.provider": ",".join(_CREDENTIAL_PROVIDERS),
+    }
+    # Before Spark starts, so the driver's JVM (the executors', in local mode) loads the connector.
+    if jars := s3a_jars(environ):
+        settings["spark.driver.extraClassPath"] = os.pathsep.join(jars)
+    if region := environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"):
+        settings["spark.hadoop.fs.s3a.endpoint.region"] = region
+    if endpoint := environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"):
+        settings |= {
+            "spark.hadoop.fs.s3a.endpoint": endpoint,
+            "spark.hadoop.fs.s3a.path.style.access": "true",
+            "spark.hadoop.fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https:")).lower(),
+        }
+    return settings
 
 
 def get_spark(app_name: str) -> Any:
     """Return the running session or start one.
 
-    Under spark-submit (EMR, or the local emulator) the master and resources come from the
-    submit command and are left alone. Run as plain `python -m`, Spark starts locally on all
-    cores with settings that suit a laptop.
+    Under spark-submit (EMR, or the local emulator) the master, resources and filesystems come
+    from the submit command and are left alone. Run as plain `python -m` (a pod, `make train`),
+    Spark starts locally on all cores with settings that suit a laptop, and reads and writes
+    `s3://` through S3A.
     """
     from pyspark.sql import SparkSession
 
@@ -29,6 +75,8 @@ def get_spark(app_name: str) -> Any:
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.driver.host", "127.0.0.1")
         )
+        for key, value in s3a_settings().items():
+            builder = builder.config(key, value)
         if os.environ.get("TMPDIR"):
             # The JVM ignores TMPDIR: under a read-only root with a writable scratch volume (the
             # scoring pod) Spark fails at start ("Failed to create a temp directory (under /tmp)").

@@ -13,6 +13,7 @@ from scaling_platform.emr_operators import existing_step_ids
 from local_cloud.emr_steps import local_spark_submit
 from local_cloud.server import client
 from spark_jobs.package import ship
+from spark_jobs.session import s3a_settings
 from tests.conftest import BANK, train_args
 
 
@@ -23,11 +24,16 @@ def test_cluster_only_options_are_dropped_for_local_runs():
         job_args=["train", "--seed", "1"],
         conf={"spark.sql.shuffle.partitions": "4"},
     )
-    command = local_spark_submit(step["HadoopJarStep"]["Args"], "local[2]")
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+    command = local_spark_submit(step["HadoopJarStep"]["Args"], "local[2]", env)
     assert command[0].endswith("/spark-submit")
+    # First what serves s3:// (EMRFS on EMR, S3A on the emulator's endpoint here), then the step's.
+    s3 = [arg for key, value in s3a_settings(env).items() for arg in ("--conf", f"{key}={value}")]
+    assert "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:1" in s3
     assert command[1:] == [
         "--master",
         "local[2]",
+        *s3,
         "--conf",
         "spark.sql.shuffle.partitions=4",
         "--py-files",
