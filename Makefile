@@ -10,13 +10,19 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-STORAGE_ROOT ?= storage
+# Offline as on AWS: the emulator's S3, kept between runs under .airflow/cloud-state
+# (STORAGE_ROOT=storage for a local folder instead).
+STORAGE_ROOT ?= s3://ml-scaling-storage/ml-scaling
 # The day batch scoring scores (make score DATE=YYYY-MM-DD); today, UTC, by default.
 DATE ?= $(shell date -u +%F)
 # make airflow's UI and API port on 127.0.0.1.
 PORT ?= 8080
 INPUT ?= data/bank/bank-full.csv
 SPEC ?= specs/bank_marketing.yaml
+
+# A command with the emulator up (and what earlier runs kept in it): an s3:// STORAGE_ROOT is its S3.
+BUCKET := $(if $(filter s3://%,$(STORAGE_ROOT)),$(firstword $(subst /, ,$(STORAGE_ROOT:s3://%=%))))
+WITH_CLOUD = $(PY) -m local_cloud.with_cloud $(if $(BUCKET),--bucket $(BUCKET)) --
 
 # Use the machine's Python 3.11; never download an interpreter.
 export UV_PYTHON_DOWNLOADS := never
@@ -110,20 +116,21 @@ run: setup
 	@echo
 	$(MAKE) --no-print-directory score
 	@echo
-	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)
+	$(MAKE) --no-print-directory show
 
 # Needs a champion (make run, or make train).
 score: setup
-	$(PY) -m spark_jobs sample_input --source $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --date $(DATE)
+	$(WITH_CLOUD) $(PY) -m spark_jobs sample_input --source $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --date $(DATE)
 	$(PY) -m local_cloud.run batch_scoring --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC) \
 		--conf '{"date": "$(DATE)"}'
 
-# The training job alone, without Airflow or the emulator.
+# The training job alone, without Airflow (the emulator only serves its S3).
 train: setup
-	$(PY) -m spark_jobs.train --input $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --promote
+	$(WITH_CLOUD) $(PY) -m spark_jobs.train --input $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --promote
 
 # From CI, for a real deployment: the nightly DAG then finds both already shipped.
 ship: setup
+	$(if $(filter command line environment,$(origin STORAGE_ROOT)),,$(error make ship uploads to a real account: give STORAGE_ROOT=s3://BUCKET/PREFIX))
 	$(PY) -m spark_jobs.package --storage-root $(STORAGE_ROOT)
 
 lambda-zip: setup
@@ -151,7 +158,8 @@ airflow-stop:
 	$(PY) -m local_cloud.standalone --stop
 
 show: setup
-	$(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT)
+	$(WITH_CLOUD) $(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT) \
+		--report-copy .airflow/reports
 
 lint: setup
 	$(VENV)/bin/ruff check .

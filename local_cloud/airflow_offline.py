@@ -16,11 +16,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from local_cloud.kubernetes_service import kubeconfig
 from local_cloud.lifetime import die_with_parent
-from local_cloud.process import ROOT, SECURITY_CONFIGURATION, running_emulator
-from local_cloud.server import CREDENTIALS, REGION, role_arn
+from local_cloud.process import ROOT, SECURITY_CONFIGURATION, StartupError, running_emulator
+from local_cloud.server import CREDENTIALS, REGION, client, role_arn
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 # The execution role of the spot-predictions function: on AWS the platform team provisions it
@@ -28,21 +29,23 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 LAMBDA_ROLE = "ml-scaling-spot-predictions"
 LOG_BUCKET = "ml-scaling-logs"
 DEFAULT_SPEC = ROOT / "specs" / "bank_marketing.yaml"
+# Offline, as on AWS, runs read and write the emulator's S3 (kept between runs; see local_cloud.s3_state).
+DEFAULT_STORAGE_ROOT = "s3://ml-scaling-storage/ml-scaling"
 POLL_SECONDS = "5"
 
 
 def airflow_env(
     home: Path,
     endpoint: str,
-    storage_root: Path,
-    input_uri: Path,
+    storage_root: str | Path,
+    input_uri: str | Path,
     log_bucket: str,
     database_url: str | None = None,
-    spec: Path = DEFAULT_SPEC,
+    spec: str | Path = DEFAULT_SPEC,
 ) -> dict[str, str]:
     """What the Makefile exports: the same variables, pointed at temporary places. Without a
     `database_url`, Airflow's default SQLite database in `home`. The dataset is `input_uri`, read
-    as `spec` says."""
+    as `spec` says; locations are local paths or `s3://` URIs in the emulator."""
     connection = {
         "conn_type": "aws",
         "login": CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -72,34 +75,69 @@ def airflow_env(
         # Where runs may read and write: the storage root, the input's folder, the bundled data and
         # specs (spark_jobs.locations); anything else a Param names is refused before any work.
         "AIRFLOW_VAR_ML_ALLOWED_PREFIXES": ",".join(
-            map(str, [storage_root, input_uri.parent, spec.parent, ROOT / "data", ROOT / "specs"])
+            map(str, [storage_root, _parent(input_uri), _parent(spec), ROOT / "data", ROOT / "specs"])
         ),
+        # The job CLIs that run on the worker reach S3 with the SDK's settings, as on AWS.
+        "AWS_ENDPOINT_URL": endpoint,
         # Tasks import the job package's light modules (the image sets the same).
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "SPARK_LOCAL_MASTER": "local[2]",
     } | ({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url} if database_url else {})
 
 
+def _parent(uri: str | Path) -> str:
+    return str(uri).rstrip("/").rsplit("/", 1)[0] if "://" in str(uri) else str(Path(uri).parent)
+
+
 @contextlib.contextmanager
 def offline_airflow(
     home: Path,
-    storage_root: Path,
-    input_uri: Path,
+    storage_root: str | Path,
+    input_uri: str | Path,
     database_url: str | None = None,
-    spec: Path = DEFAULT_SPEC,
+    spec: str | Path = DEFAULT_SPEC,
 ) -> Iterator[tuple[dict[str, str], str]]:
     """The emulator for `make run` and `make airflow`, and a migrated Airflow environment on it;
     yields the environment and the emulator's endpoint.
 
-    Lambda functions are kept in home/cloud-state: the function one run released is the one the
-    next run (in the next emulator) invokes.
+    With an `s3://` storage root (the default offline, as on AWS) its bucket is the emulator's, and
+    a local input and spec are put in that bucket first (under data/ and specs/), so every task,
+    step, pod and function reads them from S3. The emulator keeps S3 and the Lambda functions in
+    home/cloud-state: what one run wrote or released, the next run (in the next emulator) finds.
     """
-    state = home / "cloud-state"
-    with running_emulator(home, [LOG_BUCKET], [LAMBDA_ROLE], state_dir=state) as endpoint:
+    root = str(storage_root)
+    buckets = [LOG_BUCKET, *([root.removeprefix("s3://").split("/")[0]] if root.startswith("s3://") else [])]
+    with offline_emulator(home, buckets) as endpoint:
         print(f"local cloud emulator on {endpoint}", flush=True)
-        env = airflow_env(home, endpoint, storage_root, input_uri, LOG_BUCKET, database_url, spec)
+        if root.startswith("s3://"):
+            s3 = client(endpoint, "s3")
+            if "://" not in str(input_uri):
+                input_uri = stage(s3, Path(input_uri), buckets[1], "data")
+            if "://" not in str(spec):
+                spec = stage(s3, Path(spec), buckets[1], "specs")
+        env = airflow_env(home, endpoint, root, input_uri, LOG_BUCKET, database_url, spec)
         migrate(env)
         yield env, endpoint
+
+
+def offline_emulator(home: Path, buckets: list[str]) -> contextlib.AbstractContextManager[str]:
+    """The emulator every offline command starts, with the state earlier ones kept in
+    home/cloud-state (S3 objects, Lambda functions) and the roles and buckets they need."""
+    return running_emulator(home, buckets, [LAMBDA_ROLE], state_dir=home / "cloud-state")
+
+
+def stage(s3: Any, local: Path, bucket: str, prefix: str) -> str:
+    """Put a local file (or a folder's files) in the emulator's S3 under `prefix`, named as under
+    the repository's data/ or specs/ (else by its own name); return its s3:// URI."""
+    base = ROOT / prefix
+    name = local.relative_to(base) if local.is_relative_to(base) else Path(local.name)
+    files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else [local]
+    if not files:
+        raise StartupError(f"{local}: no such file, or an empty folder")
+    for path in files:
+        key = f"{prefix}/{name}" + (f"/{path.relative_to(local)}" if local.is_dir() else "")
+        s3.upload_file(str(path), bucket, key)
+    return f"s3://{bucket}/{prefix}/{name}"
 
 
 def migrate(env: dict[str, str]) -> None:

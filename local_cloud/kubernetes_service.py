@@ -154,10 +154,11 @@ class KubernetesApi:
         images: Mapping[str, Path],
         context: Path,
         journal: Path | None = None,
+        node_env: Mapping[str, str] = {},  # noqa: B006 (read only)
     ):
         self._app = app
         self._pods_dir = pods_dir
-        self._catalog = ImageCatalog(images, context)
+        self._catalog = ImageCatalog(images, context, node_env)
         self._journal = journal
         self._lock = threading.RLock()
         self._journal_lock = threading.Lock()

@@ -193,8 +193,11 @@ def repository(reference: str) -> str:
 class ImageCatalog:
     """The images the emulator can "pull": repository name -> Dockerfile."""
 
-    def __init__(self, images: Mapping[str, Path], context: Path):
+    def __init__(self, images: Mapping[str, Path], context: Path, node_env: Mapping[str, str] = {}):  # noqa: B006
+        """`node_env` is what every container gets from the node, as on EKS (the region and the
+        pod's role credentials): here the emulator's endpoint and credentials. Read at each start."""
         self.context = context
+        self.node_env = node_env
         self._dockerfiles = {name: Path(path) for name, path in images.items()}
 
     @property
@@ -470,7 +473,9 @@ class PodRun:
             "Normal", "Pulled", f'Successfully pulled image "{reference}" in 0s (0s including waiting)', name
         )
         try:
-            launch = _Launch.build(self.pod, container, image, self._catalog.context, self.folder)
+            launch = _Launch.build(
+                self.pod, container, image, self._catalog.context, self.folder, self._catalog.node_env
+            )
         except ContainerConfigError as exc:
             with self._lock:
                 status.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
@@ -632,7 +637,13 @@ class _Launch:
 
     @classmethod
     def build(
-        cls, pod: dict[str, Any], container: dict[str, Any], image: Image, context: Path, folder: Path
+        cls,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        image: Image,
+        context: Path,
+        folder: Path,
+        node_env: Mapping[str, str] = {},  # noqa: B006 (read only)
     ) -> _Launch:
         _check_non_root(pod, container, image)
         paths = _mounts(pod, container, folder)
@@ -657,6 +668,7 @@ class _Launch:
             env.pop("JAVA_HOME", None)  # the image's Java path means nothing here; `java` on PATH does
         # This interpreter stands in for the image's Python, for the job and whatever it starts.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+        env |= node_env
         env |= declared
         env["HOSTNAME"] = str(pod["metadata"]["name"])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(context), declared.get("PYTHONPATH")]))

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from local_cloud.airflow_offline import DEFAULT_SPEC, dags_test, offline_airflow
+from local_cloud.airflow_offline import DEFAULT_SPEC, DEFAULT_STORAGE_ROOT, dags_test, offline_airflow
 from local_cloud.process import ROOT, StartupError
+from local_cloud.server import CREDENTIALS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--logical-date", default=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), help="default: now"
     )
-    parser.add_argument("--storage-root", default=str(ROOT / "storage"))
+    parser.add_argument(
+        "--storage-root", default=DEFAULT_STORAGE_ROOT, help="an s3:// URI in the emulator, or a local folder"
+    )
     parser.add_argument("--input", default=str(ROOT / "data" / "bank" / "bank-full.csv"))
     parser.add_argument(
         "--spec", default=str(DEFAULT_SPEC), help="the input's dataset spec (Variable ml_spec_uri)"
@@ -47,23 +50,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dag_id == "spot_predictions" and not asks and spec != DEFAULT_SPEC:
         # The form's example records are the bank's: ask about the first records of this dataset.
         conf["records"] = example_records(ROOT / args.input, spec)
+    storage_root = args.storage_root if "://" in args.storage_root else str(ROOT / args.storage_root)
     try:
-        with offline_airflow(home, ROOT / args.storage_root, ROOT / args.input, spec=spec) as (env, _):
+        with offline_airflow(home, storage_root, ROOT / args.input, spec=spec) as (env, _):
             code, output, states = dags_test(env, args.dag_id, conf, args.logical_date)
+            log_path = home / f"{args.dag_id}.log"
+            log_path.write_text(output)
+            print(f"airflow dags test {args.dag_id} {args.logical_date}: exit {code} (log: {log_path})")
+            for task_id, state in states.items():
+                print(f"  {state:<16} {task_id}")
+            if code != 0:
+                print(output[-3000:], file=sys.stderr)
+                return code
+            # What the run wrote, read while the emulator still serves it.
+            os.environ.update({k: env[k] for k in ("AWS_ENDPOINT_URL", *CREDENTIALS)})
+            if args.dag_id == "spot_predictions":
+                show_response(storage_root)
+            elif args.dag_id == "batch_scoring":
+                show_scores(storage_root, conf.get("date") or args.logical_date[:10])
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    log_path = home / f"{args.dag_id}.log"
-    log_path.write_text(output)
-    print(f"airflow dags test {args.dag_id} {args.logical_date}: exit {code} (log: {log_path})")
-    for task_id, state in states.items():
-        print(f"  {state:<16} {task_id}")
-    if code != 0:
-        print(output[-3000:], file=sys.stderr)
-    elif args.dag_id == "spot_predictions":
-        show_response(ROOT / args.storage_root)
-    elif args.dag_id == "batch_scoring":
-        show_scores(ROOT / args.storage_root, conf.get("date") or args.logical_date[:10])
     return code
 
 
@@ -93,22 +100,33 @@ def example_records(data: Path, spec_file: Path, count: int = 2) -> list[dict[st
     return records
 
 
-def show_response(storage_root: Path) -> None:
+def show_response(storage_root: str) -> None:
     """The answer the spot_predictions run just stored (responses are kept by run id)."""
-    responses = sorted((storage_root / "predictions" / "spot").glob("*/response.json"), key=os.path.getmtime)
+    from spark_jobs import storage
+
+    fs, path = storage.filesystem(storage.join(storage_root, "predictions", "spot"))
+    responses = [
+        info for info in fs.find(path, detail=True).values() if info["name"].endswith("/response.json")
+    ]
     if responses:
-        answer = json.loads(responses[-1].read_text())
-        print(f"\n{responses[-1]}:")
+        latest = max(
+            responses, key=lambda info: (info.get("LastModified") or info.get("mtime"), info["name"])
+        )
+        answer = json.loads(fs.cat_file(latest["name"]))
+        print(f"\n{fs.unstrip_protocol(latest['name'])}:")
         print(f"model {answer['model']} version {answer['model_version']}, {answer['count']} record(s)")
         for i, p in enumerate(answer.get("predictions", [])):
             print(f"  record {i}: {p['label']:<4} p={p['probability']:.4f}")
 
 
-def show_scores(storage_root: Path, date: str) -> None:
+def show_scores(storage_root: str, date: str) -> None:
     """The summary the batch_scoring run committed with its partition."""
-    for path in sorted(storage_root.glob(f"scores/*/ds={date}/_summary.json")):
-        summary = json.loads(path.read_text())
-        print(f"\n{path.parent}:")
+    from spark_jobs import storage
+
+    fs, path = storage.filesystem(storage.join(storage_root, "scores"))
+    for found in sorted(fs.glob(f"{path}/*/ds={date}/_summary.json")):
+        summary = json.loads(fs.cat_file(found))
+        print(f"\n{fs.unstrip_protocol(found).rsplit('/', 1)[0]}:")
         print(
             f"model {summary['model']} version {summary['model_version']}: {summary['rows_scored']:,} of "
             f"{summary['rows_in']:,} record(s) scored, {summary['rows_rejected']:,} rejected "

@@ -31,6 +31,7 @@ from local_cloud.lambda_runtime import SandboxPool
 from local_cloud.lambda_service import LambdaInvocations
 from local_cloud.lifetime import watch_parent
 from local_cloud.process import ROOT
+from local_cloud.s3_state import S3State
 from local_cloud.state import DurableState
 from local_cloud.validation import RequestValidator
 
@@ -113,14 +114,19 @@ def serve(
     sandbox_env: dict[str, str] = dict(CREDENTIALS)
     pool = SandboxPool(workdir or Path(tempfile.mkdtemp(prefix="lambda-")), sandbox_env)
     state = DurableState(state_dir) if state_dir else None
+    # S3 written through to disk, so what one run wrote the next one reads.
+    s3_state = S3State(state_dir / "s3", ACCOUNT) if state_dir else None
+    aws_app = s3_state.middleware(moto_app) if s3_state else moto_app
     aws = RequestValidator(
-        LambdaInvocations(moto_app, pool, ACCOUNT, REGION),
+        LambdaInvocations(aws_app, pool, ACCOUNT, REGION),
         journal,
         on_success=state.record if state else None,
         rules={("emr", "RunJobFlow"): functools.partial(run_job_flow_error, account=ACCOUNT, region=REGION)},
     )
+    # Pods reach the emulator's S3 as Lambda functions do (on EKS: the region and the service
+    # account's role credentials).
     kubernetes = KubernetesApi(
-        aws, pods_dir or Path(tempfile.mkdtemp(prefix="pods-")), images, ROOT, kube_journal
+        aws, pods_dir or Path(tempfile.mkdtemp(prefix="pods-")), images, ROOT, kube_journal, sandbox_env
     )
     app = kubernetes
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -132,7 +138,12 @@ def serve(
     iam = client(endpoint, "iam")
     for name in roles:
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(_LAMBDA_TRUST))
-    if state:  # before anyone knows the endpoint, so no request sees a half-restored state
+    # Before anyone knows the endpoint, so no request sees a half-restored state; objects before
+    # functions, whose code may be in S3.
+    if s3_state:
+        count = s3_state.restore(client(endpoint, "s3"))
+        logging.getLogger("local_cloud").info("restored %d S3 object(s) from %s", count, state_dir)
+    if state:
         count = state.replay(moto_app)
         logging.getLogger("local_cloud").info("restored %d Lambda change(s) from %s", count, state_dir)
     return Emulator(server, endpoint, pool, kubernetes)
@@ -203,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
     )
     s3 = client(emulator.endpoint, "s3")
-    for bucket in args.bucket:
+    kept = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    for bucket in set(args.bucket) - kept:
         s3.create_bucket(Bucket=bucket)
     # What the platform team creates once on AWS (docs/aws.md), before any cluster names it.
     emr = client(emulator.endpoint, "emr")

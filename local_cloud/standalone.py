@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_cloud.airflow_offline import AIRFLOW, DEFAULT_SPEC, offline_airflow
+from local_cloud.airflow_offline import AIRFLOW, DEFAULT_SPEC, DEFAULT_STORAGE_ROOT, offline_airflow
 from local_cloud.lifetime import die_with_parent, stop_group
 from local_cloud.metadata_db import running_postgres
 from local_cloud.process import ROOT, StartupError
@@ -212,7 +212,7 @@ def _wait_healthy(
 @contextlib.contextmanager
 def local_airflow(
     home: Path,
-    storage_root: Path,
+    storage_root: str | Path,
     input_uri: Path,
     port: int,
     timeout: float = 900,
@@ -271,7 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m local_cloud.standalone", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--port", type=int, default=8080, help="the UI and API port on 127.0.0.1")
-    parser.add_argument("--storage-root", default=str(ROOT / "storage"))
+    parser.add_argument(
+        "--storage-root", default=DEFAULT_STORAGE_ROOT, help="an s3:// URI in the emulator, or a local folder"
+    )
     parser.add_argument("--input", default=str(ROOT / "data" / "bank" / "bank-full.csv"))
     parser.add_argument("--spec", default=str(DEFAULT_SPEC), help="the input's dataset spec")
     parser.add_argument(
@@ -295,7 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print("starting PostgreSQL, the emulator and Airflow (about a minute) ...", flush=True)
         with local_airflow(
-            home, ROOT / args.storage_root, ROOT / args.input, args.port, args.timeout, _say, ROOT / args.spec
+            home,
+            args.storage_root if "://" in args.storage_root else ROOT / args.storage_root,
+            ROOT / args.input,
+            args.port,
+            args.timeout,
+            _say,
+            ROOT / args.spec,
         ) as airflow:
             print(
                 f"\nAirflow UI: {airflow.url}  (log in as {USER} / {airflow.password})\n"

@@ -31,6 +31,12 @@ REST_SERVICES = ("lambda",)
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[^/]+)/aws4_request")
 
 
+def credential_service(environ: dict) -> str | None:
+    """The service a SigV4-signed request was signed for (its credential scope), if any."""
+    scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return scope.group("service") if scope else None
+
+
 @dataclass(frozen=True)
 class Checked:
     """A request the validator recognised: which operation, and what is wrong with it (if anything)."""
@@ -63,8 +69,8 @@ class RequestValidator:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         prefix, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
-        scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        routes = self._rest.get(scope.group("service")) if scope else None
+        service = credential_service(environ)
+        routes = self._rest.get(service) if service else None
         if prefix not in self._json and routes is None:
             return self._app(environ, start_response)
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from spark_jobs import storage
@@ -473,6 +474,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--spec", type=argument("spec"), help="dataset spec; names the model and holds the default gate"
         )
         p.add_argument("--model", type=name_argument, help="model (dataset) name, instead of --spec for show")
+        if name == "show":
+            p.add_argument(
+                "--report-copy",
+                type=Path,
+                help="copy the champion's report into this local folder, for a browser to open",
+            )
         if name == "promote":
             p.add_argument("--version", required=True, type=version_argument)
             add_gate_arguments(p)
@@ -485,6 +492,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry = Registry(args.storage_root, spec.name if spec else args.model)
         if args.command == "show":
             print(registry.table())
+            if args.report_copy and (champion := registry.champion()):
+                report = storage.join(registry.version_uri(champion["version"]), REPORT)
+                folder = args.report_copy / registry.model / champion["version"]
+                fs, _ = storage.filesystem(report)
+                for name, path in storage.list_files(report.rsplit("/", 1)[0]).items():
+                    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                    (folder / name).write_bytes(fs.cat_file(path))
+                print(f"open:     {(folder / REPORT.rsplit('/', 1)[1]).resolve()}")
         else:
             assert spec is not None
             gate = gate_from(spec.gate, args.min_metric, args.tolerance)
