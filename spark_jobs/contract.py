@@ -15,6 +15,7 @@ import hashlib
 import io
 import logging
 import posixpath
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -232,7 +233,7 @@ def readable(inp: InputFiles) -> Iterator[None]:
         reason = spark_reason(exc, inp.files)
         if inp.format == "parquet" and (broken := _unreadable_parquet(inp.files)):
             reason = f"{broken}; {reason}"
-        if any(sign in reason for sign in _NOT_THE_DATA):
+        if _NOT_THE_DATA.search(reason):
             raise JobError(f"Spark cannot reach the input {inp.uri}: {reason}") from None
         raise DataContractError(f"input {inp.uri} cannot be read as {inp.format}: {reason}") from None
 
@@ -251,7 +252,10 @@ def _unreadable_parquet(files: Sequence[str]) -> str:
 
 
 # Failures of the Spark installation, not of the data: not a contract violation (not exit 3).
-_NOT_THE_DATA = ("No FileSystem for scheme", "ClassNotFoundException", "UnsupportedFileSystemException")
+# (Without the S3A jars, Hadoop says "Class org.apache.hadoop.fs.s3a.S3AFileSystem not found".)
+_NOT_THE_DATA = re.compile(
+    r"No FileSystem for scheme|ClassNotFoundException|UnsupportedFileSystemException|Class \S+ not found"
+)
 
 
 def spark_reason(exc: BaseException, files: Sequence[str] = ()) -> str:
