@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from local_cloud.iam import WORKER_KEY, credentials
 from local_cloud.kubernetes_service import kubeconfig
 from local_cloud.lifetime import die_with_parent
 from local_cloud.process import ROOT, SECURITY_CONFIGURATION, StartupError, running_emulator
@@ -28,6 +29,8 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 # (docs/aws.md); the emulator is started with it (running_emulator(..., roles=[LAMBDA_ROLE])).
 LAMBDA_ROLE = "ml-scaling-spot-predictions"
 LOG_BUCKET = "ml-scaling-logs"
+# The Airflow worker's own credentials: the emulator holds them to the worker's IAM policy.
+WORKER = credentials(WORKER_KEY)
 DEFAULT_SPEC = ROOT / "specs" / "bank_marketing.yaml"
 # Offline, as on AWS, runs read and write the emulator's S3 (kept between runs; see local_cloud.s3_state).
 DEFAULT_STORAGE_ROOT = "s3://ml-scaling-storage/ml-scaling"
@@ -48,13 +51,14 @@ def airflow_env(
     as `spec` says; locations are local paths or `s3://` URIs in the emulator."""
     connection = {
         "conn_type": "aws",
-        "login": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "password": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "login": WORKER["AWS_ACCESS_KEY_ID"],
+        "password": WORKER["AWS_SECRET_ACCESS_KEY"],
         "extra": {"endpoint_url": endpoint, "region_name": REGION},
     }
     return {
         **os.environ,
         **CREDENTIALS,
+        **WORKER,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -96,6 +100,7 @@ def offline_airflow(
     input_uri: str | Path,
     database_url: str | None = None,
     spec: str | Path = DEFAULT_SPEC,
+    policies: Path | None = None,
 ) -> Iterator[tuple[dict[str, str], str]]:
     """The emulator for `make run` and `make airflow`, and a migrated Airflow environment on it;
     yields the environment and the emulator's endpoint.
@@ -107,7 +112,7 @@ def offline_airflow(
     """
     root = str(storage_root)
     buckets = [LOG_BUCKET, *([root.removeprefix("s3://").split("/")[0]] if root.startswith("s3://") else [])]
-    with offline_emulator(home, buckets) as endpoint:
+    with offline_emulator(home, buckets, policies) as endpoint:
         print(f"local cloud emulator on {endpoint}", flush=True)
         if root.startswith("s3://"):
             s3 = client(endpoint, "s3")
@@ -120,10 +125,21 @@ def offline_airflow(
         yield env, endpoint
 
 
-def offline_emulator(home: Path, buckets: list[str]) -> contextlib.AbstractContextManager[str]:
+def offline_emulator(
+    home: Path, buckets: list[str], policies: Path | None = None
+) -> contextlib.AbstractContextManager[str]:
     """The emulator every offline command starts, with the state earlier ones kept in
-    home/cloud-state (S3 objects, Lambda functions) and the roles and buckets they need."""
-    return running_emulator(home, buckets, [LAMBDA_ROLE], state_dir=home / "cloud-state")
+    home/cloud-state (S3 objects, Lambda functions), the roles and buckets they need, and each
+    workload held to its IAM policy (aws/iam, or `policies`) with the storage bucket for BUCKET."""
+    storage = next((b for b in buckets if b != LOG_BUCKET), DEFAULT_STORAGE_ROOT.split("/")[2])
+    return running_emulator(
+        home,
+        sorted({LOG_BUCKET, *buckets}),
+        [LAMBDA_ROLE],
+        state_dir=home / "cloud-state",
+        iam=(storage, LOG_BUCKET),
+        policies=policies,
+    )
 
 
 def stage(s3: Any, local: Path, bucket: str, prefix: str) -> str:

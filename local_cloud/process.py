@@ -34,12 +34,16 @@ def running_emulator(
     roles: Sequence[str] = (),
     state_dir: Path | None = None,
     images: Mapping[str, Path] | None = None,
+    iam: tuple[str, str] | None = None,
+    policies: Path | None = None,
 ) -> Iterator[str]:
     """Yield the endpoint URL of a fresh emulator; its log is workdir/emulator.log, the AWS
     requests it validated are in workdir/requests.jsonl, its Lambda sandboxes under
     workdir/lambda. With a `state_dir`, Lambda functions outlive it (local_cloud.state). Pods run
     `images` (DEFAULT_IMAGES if None), with their logs and volumes under workdir/pods and their
-    Kubernetes requests journalled in workdir/kubernetes.jsonl."""
+    Kubernetes requests journalled in workdir/kubernetes.jsonl. With `iam` (the storage and log
+    buckets the policies name) each workload's requests are checked against its IAM policy
+    (local_cloud.iam; the files in `policies`, aws/iam by default)."""
     ready = workdir / "endpoint"
     # An emulator of an earlier run that was killed before it could stop this one (by SIGKILL).
     try:
@@ -63,6 +67,8 @@ def running_emulator(
     command += ["--security-configuration", f"{SECURITY_CONFIGURATION}={SECURITY_CONFIGURATION_FILE}"]
     if state_dir is not None:
         command += ["--state-dir", str(state_dir)]
+    if iam is not None:
+        command += ["--iam", *iam] + (["--iam-policies", str(policies)] if policies else [])
     command += ["--pods-dir", str(workdir / "pods"), "--kube-journal", str(workdir / "kubernetes.jsonl")]
     for name, dockerfile in (DEFAULT_IMAGES if images is None else images).items():
         command += ["--image", f"{name}={dockerfile}"]

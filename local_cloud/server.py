@@ -26,6 +26,15 @@ import boto3
 
 from local_cloud.emr_rules import run_job_flow_error
 from local_cloud.emr_steps import StepRunner
+from local_cloud.iam import (
+    INSTANCE_PROFILE_KEY,
+    LAMBDA_KEY,
+    POD_KEY,
+    POLICIES,
+    IamEnforcer,
+    credentials,
+    offline_principals,
+)
 from local_cloud.kubernetes_service import KubernetesApi
 from local_cloud.lambda_runtime import SandboxPool
 from local_cloud.lambda_service import LambdaInvocations
@@ -52,14 +61,15 @@ _LAMBDA_TRUST = {
 }
 
 
-def client(endpoint: str, service: str, **kwargs: Any) -> Any:
-    """A boto3 client for one of the emulator's services (moto takes any credentials)."""
+def client(endpoint: str, service: str, keys: Mapping[str, str] = CREDENTIALS, **kwargs: Any) -> Any:
+    """A boto3 client for one of the emulator's services, signing with `keys` (the
+    administrator's by default; local_cloud.iam.credentials(...) for a workload's)."""
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name=REGION,
-        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
         **kwargs,
     )
 
@@ -92,6 +102,8 @@ def serve(
     pods_dir: Path | None = None,
     kube_journal: Path | None = None,
     host: str = LOOPBACK,
+    iam_buckets: tuple[str, str] | None = None,
+    policies: Path = POLICIES,
 ) -> Emulator:
     """Start moto's app behind the Lambda invoker and the request validator on a thread, and the
     Kubernetes API in front of them (its requests never reach botocore's validation).
@@ -101,7 +113,8 @@ def serve(
     Lambda functions, versions and aliases outlive this emulator (local_cloud.state). `images`
     maps image repository names to Dockerfiles (built from the repository root); each pod's logs
     and volumes go under `pods_dir` (a temporary folder if None); Kubernetes requests are
-    journalled to `kube_journal`.
+    journalled to `kube_journal`. With `iam_buckets` (the storage and log buckets the policy files
+    name) every workload's requests are checked against its policies in `policies`.
     """
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -111,29 +124,44 @@ def serve(
     from werkzeug.serving import make_server
 
     moto_app = DomainDispatcherApplication(create_backend_app)
-    sandbox_env: dict[str, str] = dict(CREDENTIALS)
+    # Functions run with their role's credentials, pods with their service account's (as EKS gives
+    # them); without IAM checks both have the administrator's.
+    sandbox_env: dict[str, str] = credentials(LAMBDA_KEY) if iam_buckets else dict(CREDENTIALS)
+    node_env: dict[str, str] = credentials(POD_KEY) if iam_buckets else dict(CREDENTIALS)
     pool = SandboxPool(workdir or Path(tempfile.mkdtemp(prefix="lambda-")), sandbox_env)
     state = DurableState(state_dir) if state_dir else None
     # S3 written through to disk, so what one run wrote the next one reads.
     s3_state = S3State(state_dir / "s3", ACCOUNT) if state_dir else None
     aws_app = s3_state.middleware(moto_app) if s3_state else moto_app
+    # IAM: with the buckets the policies name, each workload's requests are checked (local_cloud.iam).
+    enforcer = None
+    if iam_buckets is not None:
+        values = {
+            "BUCKET": iam_buckets[0],
+            "LOG_BUCKET": iam_buckets[1],
+            "REGION": REGION,
+            "ACCOUNT": ACCOUNT,
+        }
+        enforcer = IamEnforcer(offline_principals(policies, values, ACCOUNT), REGION, ACCOUNT)
+        aws_app = enforcer.s3_middleware(aws_app)
     aws = RequestValidator(
         LambdaInvocations(aws_app, pool, ACCOUNT, REGION),
         journal,
         on_success=state.record if state else None,
         rules={("emr", "RunJobFlow"): functools.partial(run_job_flow_error, account=ACCOUNT, region=REGION)},
+        authorize=enforcer.authorize if enforcer else None,
     )
     # Pods reach the emulator's S3 as Lambda functions do (on EKS: the region and the service
     # account's role credentials).
     kubernetes = KubernetesApi(
-        aws, pods_dir or Path(tempfile.mkdtemp(prefix="pods-")), images, ROOT, kube_journal, sandbox_env
+        aws, pods_dir or Path(tempfile.mkdtemp(prefix="pods-")), images, ROOT, kube_journal, node_env
     )
     app = kubernetes
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     # What clients on this machine (Lambda sandboxes, pods, steps) use, whatever the bind address.
     endpoint = f"http://{LOOPBACK}:{server.server_port}"
     # Functions reach the emulator's S3 the way they would reach AWS's: through the SDK's settings.
-    sandbox_env["AWS_ENDPOINT_URL"] = endpoint
+    sandbox_env["AWS_ENDPOINT_URL"] = node_env["AWS_ENDPOINT_URL"] = endpoint
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     iam = client(endpoint, "iam")
     for name in roles:
@@ -181,6 +209,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--pods-dir", type=Path, help="each pod's logs and volumes")
     parser.add_argument("--kube-journal", type=Path, help="append each Kubernetes request here (JSON lines)")
+    parser.add_argument(
+        "--iam",
+        dest="iam_buckets",
+        nargs=2,
+        metavar=("BUCKET", "LOG_BUCKET"),
+        help="check every workload's requests against its IAM policy, naming these buckets",
+    )
+    parser.add_argument("--iam-policies", type=Path, default=POLICIES, help="the policy files' folder")
     parser.add_argument("--parent-pid", type=int, help="stop, with all it started, when this process dies")
     args = parser.parse_args(argv)
     args.security_configurations = {}
@@ -212,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pods_dir=args.pods_dir,
         kube_journal=args.kube_journal,
         host=args.host,
+        iam_buckets=tuple(args.iam_buckets) if args.iam_buckets else None,
+        policies=args.iam_policies,
     )
     s3 = client(emulator.endpoint, "s3")
     kept = {b["Name"] for b in s3.list_buckets()["Buckets"]}
@@ -227,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         s3.put_object(Bucket=bucket, Key=key, Body=data)
 
     # A step reaches S3 as on EMR (the nodes' credentials, the region's endpoint): here the emulator's.
-    step_env = CREDENTIALS | {"AWS_ENDPOINT_URL": emulator.endpoint}
+    node_credentials = credentials(INSTANCE_PROFILE_KEY) if args.iam_buckets else CREDENTIALS
+    step_env = node_credentials | {"AWS_ENDPOINT_URL": emulator.endpoint}
     runner = StepRunner(put_log, master=args.spark_master, env=step_env)
     runner.start()
     stop = threading.Event()

@@ -10,12 +10,13 @@ journal (JSON lines) that tests read.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -44,6 +45,8 @@ class Checked:
     service: str
     operation: str
     error: str | None
+    # The request's parameters: a JSON body's members; for REST, path and query parameters too.
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 class RequestValidator:
@@ -53,6 +56,7 @@ class RequestValidator:
         journal: Path | None = None,
         on_success: Callable[[Checked, dict[str, Any], bytes], None] | None = None,
         rules: Mapping[tuple[str, str], Callable[[dict[str, Any]], str | None]] | None = None,
+        authorize: Callable[[Checked, dict], tuple[str, list, bytes] | None] | None = None,
     ):
         session = botocore.session.get_session()
         self._json = {
@@ -65,6 +69,8 @@ class RequestValidator:
         # What the service checks beyond the request's shape (JSON-protocol operations), by
         # (service, operation): a function of the parameters that says what is wrong, or None.
         self._rules = rules or {}
+        # Who may make a well-formed request (local_cloud.iam): a denial's status, headers, body.
+        self._authorize = authorize
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -79,9 +85,10 @@ class RequestValidator:
             model = self._json[prefix]
             error = _json_error(model, operation, body)
             rule = self._rules.get((model.service_name, operation))
+            params = json.loads(body or b"{}") if error is None else {}
             if error is None and rule is not None:
-                error = rule(json.loads(body or b"{}"))
-            checked: Checked | None = Checked(model.service_name, operation, error)
+                error = rule(params)
+            checked: Checked | None = Checked(model.service_name, operation, error, params)
         else:
             assert routes is not None
             checked = routes.check(environ, body)
@@ -89,6 +96,11 @@ class RequestValidator:
             return self._app(environ, start_response)
         self._record({"service": checked.service, "operation": checked.operation, "error": checked.error})
         if checked.error is None:
+            denial = self._authorize(checked, environ) if self._authorize else None
+            if denial is not None:
+                status, headers, payload = denial
+                start_response(status, headers)
+                return [payload]
             return self._forward(checked, environ, body, start_response)
         kind = (
             "UnknownOperationException"
@@ -169,7 +181,14 @@ class _RestRoutes:
         for route_method, pattern, op in self._routes:
             match = pattern.match(path) if route_method == method else None
             if match:
-                return Checked(self._service, op.name, _rest_error(op, match.groupdict(), environ, body))
+                error = _rest_error(op, match.groupdict(), environ, body)
+                params = {k: unquote(v) for k, v in match.groupdict().items()}
+                params |= {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+                if error is None and body and op.http.get("method") in ("POST", "PUT"):
+                    with contextlib.suppress(ValueError):
+                        doc = json.loads(body)
+                        params |= doc if isinstance(doc, dict) else {}
+                return Checked(self._service, op.name, error, params)
         return None
 
 

@@ -15,6 +15,11 @@ def run_cli(action: Callable[[], object], also: tuple[type[Exception], ...] = ()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except also as exc:
+        if isinstance(exc, PermissionError):  # s3fs's 403: it names no action or object
+            exc = PermissionError(
+                f"access denied ({exc}): the role this job runs as may not make one of its storage "
+                "requests (CloudTrail names the action and object; offline, the emulator's log)"
+            )
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -37,6 +37,9 @@ def s3a_settings(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
         "spark.hadoop.fs.s3a.aws.credentials.provider": ",".join(_CREDENTIAL_PROVIDERS),
+        # Leave parent "directory" markers alone: deleting them after each write asks for
+        # s3:DeleteObject on every parent prefix, which a prefix-scoped policy rightly refuses.
+        "spark.hadoop.fs.s3a.directory.marker.retention": "keep",
     }
     # Before Spark starts, so the driver's JVM (the executors', in local mode) loads the connector.
     if jars := s3a_jars(environ):

@@ -414,7 +414,10 @@ def test_the_pods_env_reaches_the_process_and_mount_paths_are_rewritten(core, em
     assert (scratch / "proof.txt").read_text() == "written"
     image_and_pod = {"PYTHONUNBUFFERED", "HOME", "TMPDIR", "GREETING", "OUTPUT", "POD_NAME", "WHERE"}
     runtime = {"PATH", "JAVA_HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOSTNAME", "PYTHONPATH"}
-    assert set(env_seen) <= image_and_pod | runtime, "the host's environment leaked into the pod"
+    # What the node gives every pod, as EKS does (the region, the role's credentials): the emulator.
+    node = {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
+    assert env_seen["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    assert set(env_seen) <= image_and_pod | runtime | node, "the host's environment leaked into the pod"
 
 
 def test_the_providers_pod_manager_follows_logs_and_awaits_completion(core):
