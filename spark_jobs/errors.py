@@ -14,15 +14,21 @@ def run_cli(action: Callable[[], object], also: tuple[type[Exception], ...] = ()
     except JobError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except PermissionError as exc:  # s3fs's 403, which names no action or object
+        print(
+            f"error: access denied ({exc}): the role this job runs as may not make one of its storage "
+            "requests (CloudTrail names the action and object; offline, the emulator's log)",
+            file=sys.stderr,
+        )
+        return ACCESS_DENIED_EXIT_CODE
     except also as exc:
-        if isinstance(exc, PermissionError):  # s3fs's 403: it names no action or object
-            exc = PermissionError(
-                f"access denied ({exc}): the role this job runs as may not make one of its storage "
-                "requests (CloudTrail names the action and object; offline, the emulator's log)"
-            )
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+# A storage request the job's role may not make: a retry is refused again (IAM must change).
+ACCESS_DENIED_EXIT_CODE = 6
 
 
 class JobError(Exception):

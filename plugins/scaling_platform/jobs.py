@@ -24,12 +24,13 @@ class JobFailed(RuntimeError):
 
 
 class JobRefused(JobFailed, AirflowFailException):
-    """The job refused its input (exit 2 bad spec or location, 3 data contract, 5 invalid records):
-    a retry would be refused again, so the task fails for good."""
+    """The job refused its input (exit 2 bad spec or location, 3 data contract, 5 invalid records)
+    or storage refused the job (6 access denied): a retry would be refused again, so the task
+    fails for good."""
 
 
-# The job package's exit codes for input it refuses (spark_jobs.errors).
-REFUSED_EXIT_CODES = (2, 3, 5)
+# The job package's exit codes for input it refuses and for access denied (spark_jobs.errors).
+REFUSED_EXIT_CODES = (2, 3, 5, 6)
 
 
 def run_job(module: str, *args: str, timeout: float = 600) -> Any:

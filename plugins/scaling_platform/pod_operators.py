@@ -21,6 +21,7 @@ JOB_INPUT_ERRORS = {
     3: "the input breaks the data contract",
     4: "the model registry lacks what the job needs",
     5: "invalid records",
+    6: "access denied: the pod's role may not make one of its storage requests",
 }
 OOM_EXIT_CODE = 137
 

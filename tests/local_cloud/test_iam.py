@@ -132,7 +132,9 @@ def test_without_the_workers_s3_statement_ship_code_fails_with_access_denied(tmp
     with offline_airflow(tmp_path / "home", root, BANK, policies=policies) as (env, _):
         code, output, states = dags_test(env, "nightly_training", {}, "2026-11-20")
     assert code != 0
+    # Access denied is not retried: the policy must change first.
     assert states["validate_input"] == "success" and states["ship_code"] == "failed", states
+    assert "up_for_retry" not in output.lower()
     assert "error: access denied (Forbidden): the role this job runs as" in output
     worker = "assumed-role/ml-scaling-airflow-worker/local s3:GetObject"
     assert (

@@ -110,8 +110,8 @@ def test_the_operators_exit_codes_are_the_jobs():
         for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.JobError)
     }
-    # 1 is any other failure (retried); 2 is also argparse's usage error.
-    assert set(JOB_INPUT_ERRORS) == codes - {1} | {2}
+    # 1 is any other failure (retried); 2 is also argparse's usage error; 6 is storage's 403.
+    assert set(JOB_INPUT_ERRORS) == codes - {1} | {2, errors.ACCESS_DENIED_EXIT_CODE}
 
 
 def _failed_pod(exit_code, reason):
