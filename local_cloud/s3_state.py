@@ -10,7 +10,6 @@ S3 allows (`a` beside `a/b`, `a//b`, a trailing `/`) survives.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import threading
@@ -18,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from local_cloud.state import store_blob
 from local_cloud.validation import credential_service
 
 _CHANGES = {"PUT", "POST", "DELETE"}
@@ -92,13 +92,7 @@ class S3State:
                     if old is not None and old["etag"] == obj.etag:
                         index[name][key] = old
                         continue
-                    body = obj.value
-                    digest = hashlib.sha256(body).hexdigest()
-                    path = self._objects / digest
-                    if not path.exists():
-                        tmp = path.with_suffix(".tmp")
-                        tmp.write_bytes(body)
-                        tmp.replace(path)
+                    digest = store_blob(self._objects, obj.value)
                     content_type = obj.metadata.get("Content-Type") or "binary/octet-stream"
                     index[name][key] = {"sha256": digest, "etag": obj.etag, "content_type": content_type}
             if index != self._index:

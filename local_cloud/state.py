@@ -37,6 +37,17 @@ DURABLE = {
 _KEPT_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_AMZ_DATE", "CONTENT_TYPE", "HTTP_HOST")
 
 
+def store_blob(folder: Path, data: bytes) -> str:
+    """Keep `data` once in `folder`, named by its sha256 (written whole or not at all); the name."""
+    name = hashlib.sha256(data).hexdigest()
+    path = folder / name
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return name
+
+
 class DurableState:
     def __init__(self, folder: Path):
         self._log = folder / "requests.jsonl"
@@ -88,14 +99,7 @@ class DurableState:
         doc = json.loads(body) if body else {}
         code = doc.get("Code", doc)
         if isinstance(code, dict) and isinstance(code.get("ZipFile"), str):
-            data = base64.b64decode(code["ZipFile"])
-            name = hashlib.sha256(data).hexdigest()
-            path = self._blobs / name
-            if not path.exists():
-                tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(data)
-                tmp.replace(path)
-            code["ZipFile"] = {"blob": name}
+            code["ZipFile"] = {"blob": store_blob(self._blobs, base64.b64decode(code["ZipFile"]))}
         return json.dumps(doc)
 
     def _internalise(self, text: str) -> bytes:
