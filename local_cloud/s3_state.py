@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -114,14 +113,3 @@ def _latest(bucket: Any) -> list[tuple[str, Any]]:
         with contextlib.suppress(RuntimeError):
             return [(key, obj) for key, obj in list(bucket.keys.items()) if hasattr(obj, "etag")]
     raise RuntimeError(f"could not read bucket {bucket.name}: it kept changing")
-
-
-def kept_object(folder: Path, uri: str) -> bytes | None:
-    """The body of `s3://bucket/key` as the emulator last kept it in `folder` (None if absent):
-    for showing results after the emulator stopped."""
-    match = re.fullmatch(r"s3a?://([^/]+)/(.+)", uri)
-    index_file = folder / "index.json"
-    if match is None or not index_file.exists():
-        return None
-    entry = json.loads(index_file.read_text()).get(match[1], {}).get(match[2])
-    return None if entry is None else (folder / "objects" / entry["sha256"]).read_bytes()
