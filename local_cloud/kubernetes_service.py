@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote
 
 import kubernetes_validate
 
+from local_cloud.containers import Engine, describe
 from local_cloud.pod_runtime import (
     NODE,
     ImageCatalog,
@@ -155,10 +156,18 @@ class KubernetesApi:
         context: Path,
         journal: Path | None = None,
         node_env: Mapping[str, str] = {},  # noqa: B006 (read only)
+        engine: Engine | None = None,
     ):
+        """With an `engine`, pods run as its containers, labelled with the pods folder; what an
+        earlier emulator with the same folder left (killed before it could clean up) is removed."""
         self._app = app
         self._pods_dir = pods_dir
-        self._catalog = ImageCatalog(images, context, node_env)
+        self._catalog = ImageCatalog(images, context, node_env, engine, str(pods_dir.resolve()))
+        if engine is not None and (left := engine.remove_labelled(self._catalog.label)):
+            logging.getLogger("local_cloud").info(
+                "removed %d container(s) an earlier emulator left", len(left)
+            )
+        logging.getLogger("local_cloud").info(describe(engine))
         self._journal = journal
         self._lock = threading.RLock()
         self._journal_lock = threading.Lock()
@@ -203,6 +212,8 @@ class KubernetesApi:
             pods = list(self._pods.values())
         for pod in pods:
             pod.run.stop(grace=1.0)
+        if self._catalog.engine is not None:
+            self._catalog.engine.remove_labelled(self._catalog.label)
 
     # -- discovery and namespaces --
 

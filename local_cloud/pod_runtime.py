@@ -1,12 +1,13 @@
-"""The emulator's kubelet: each pod's containers run as local processes, with a kubelet's status.
+"""The emulator's kubelet: each pod's containers run as real containers, or as local processes.
 
-An image is known through its Dockerfile (ENTRYPOINT, CMD, WORKDIR, ENV, USER of the last
-stage); the build context stands in for the image's files and this interpreter for its Python,
-so `python -m spark_jobs ...` runs the project's own code. Every container runs in its own
-process group, its stdout and stderr stamped line by line into a CRI-format log file (as the
-container runtime writes them), its process tree's memory watched against the container's limit.
-What a real node enforces and this one cannot: readOnlyRootFilesystem, the image's user (the
-process runs as the emulator's user), CPU limits and emptyDir size limits.
+With a container engine (local_cloud.containers: podman or docker) the image a pod names is built
+from its Dockerfile and each container runs in it, with the securityContext, limits, volumes and env
+a node gives it. Without one, the fallback runs the container as a host process: the image is known
+through its Dockerfile (ENTRYPOINT, CMD, WORKDIR, ENV, USER of the last stage), the build context
+stands in for the image's files and this interpreter for its Python; its process tree's memory is
+watched against the limit, and readOnlyRootFilesystem, the image's user, CPU limits and emptyDir
+size limits are not enforced. Either way the container's stdout and stderr are stamped line by line
+into a CRI-format log file, as the container runtime writes them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
+
+from local_cloud.containers import Engine, EngineError, Images, RunSpec, describe, write_env_file
 
 NODE = "local-cloud"
 HOST_IP = "127.0.0.1"
@@ -99,6 +102,8 @@ class Image:
     workdir: str = "/"
     env: tuple[tuple[str, str], ...] = ()
     user: str = ""
+    tag: str = ""  # the built image, when an engine runs the pods
+    image_id: str = ""
 
     @property
     def uid(self) -> int | None:
@@ -190,14 +195,29 @@ def repository(reference: str) -> str:
     return name
 
 
+class PullError(Exception):
+    """The image cannot be had: unknown to the catalog, or its build failed."""
+
+
 class ImageCatalog:
     """The images the emulator can "pull": repository name -> Dockerfile."""
 
-    def __init__(self, images: Mapping[str, Path], context: Path, node_env: Mapping[str, str] = {}):  # noqa: B006
+    def __init__(
+        self,
+        images: Mapping[str, Path],
+        context: Path,
+        node_env: Mapping[str, str] = {},  # noqa: B006 (read only)
+        engine: Engine | None = None,
+        label: str = "",
+    ):
         """`node_env` is what every container gets from the node, as on EKS (the region and the
-        pod's role credentials): here the emulator's endpoint and credentials. Read at each start."""
+        pod's role credentials): here the emulator's endpoint and credentials. Read at each start.
+        With an `engine` images are built and containers run there, labelled `label`."""
         self.context = context
         self.node_env = node_env
+        self.engine = engine
+        self.label = label
+        self._builds = Images(engine, context) if engine else None
         self._dockerfiles = {name: Path(path) for name, path in images.items()}
 
     @property
@@ -212,6 +232,24 @@ class ImageCatalog:
                 # Parsed on every pull so an edited Dockerfile counts, as a rebuilt image would.
                 return parse_dockerfile(self._dockerfiles[candidate])
         return None
+
+    def pull(self, reference: str) -> Image:
+        """The image, built by the engine if there is one (its layer cache keeps a rebuild short)."""
+        image = self.resolve(reference)
+        if image is None:
+            known = ", ".join(self.names) or "none"
+            raise PullError(
+                f'the local cloud emulator has no Dockerfile for repository "{repository(reference)}" '
+                f"(it knows: {known})"
+            )
+        if self._builds is None:
+            return _replace(image, image_id=f"local-cloud://{image.dockerfile}")
+        try:
+            tag, image_id, user = self._builds.build(repository(reference), image.dockerfile)
+        except (EngineError, subprocess.TimeoutExpired) as exc:
+            raise PullError(f"building {image.dockerfile.name} failed: {exc}") from None
+        # The built image's user is what the node checks (a base image's USER counts too).
+        return _replace(image, tag=tag, image_id=image_id, user=user)
 
 
 # --- logs -----------------------------------------------------------------------------------
@@ -284,7 +322,7 @@ class ContainerStatus:
     state: dict[str, Any] = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
     last_state: dict[str, Any] = field(default_factory=dict)
     restart_count: int = 0
-    pid: int | None = None
+    container_id: str | None = None  # local://<pid> for a host process, <engine>://<id> otherwise
     image_id: str = ""
 
     def render(self) -> dict[str, Any]:
@@ -299,8 +337,8 @@ class ContainerStatus:
             "state": self.state,
             "lastState": self.last_state,
         }
-        if self.pid is not None:
-            status["containerID"] = f"local://{self.pid}"
+        if self.container_id is not None:
+            status["containerID"] = self.container_id
         return status
 
 
@@ -315,6 +353,7 @@ class PodRun:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._containers: dict[str, str] = {}  # container name -> the engine's name for it
         self.phase = "Pending"
         self.reason: str | None = None
         self.message: str | None = None
@@ -372,13 +411,22 @@ class PodRun:
         self._stopping.set()
         with self._lock:
             procs = dict(self._procs)
+            containers = dict(self._containers)
+        engine = self._catalog.engine
         for name in procs:
             self._emit("Normal", "Killing", f"Stopping container {name}", name)
-        _signal_groups(procs.values(), signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        if engine is not None:
+            for engine_name in containers.values():
+                engine.kill(engine_name, "TERM" if grace > 0 else "KILL")
+        else:
+            _signal_groups(procs.values(), signal.SIGTERM if grace > 0 else signal.SIGKILL)
         deadline = time.monotonic() + min(grace, MAX_KILL_GRACE)
         for proc in procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        if engine is not None:
+            for engine_name in containers.values():
+                engine.remove(engine_name)
         _signal_groups(procs.values(), signal.SIGKILL)
         self._thread.join(timeout=5)
 
@@ -464,18 +512,26 @@ class PodRun:
         """Pull, configure, start and supervise one container; its exit code, or None if it never ran."""
         name, reference = container["name"], container["image"]
         self._emit("Normal", "Pulling", f'Pulling image "{reference}"', name)
-        image = self._catalog.resolve(reference)
-        if image is None:
-            self._pull_failed(status, reference)
-            return None
-        status.image_id = f"local-cloud://{image.dockerfile}"
-        self._emit(
-            "Normal", "Pulled", f'Successfully pulled image "{reference}" in 0s (0s including waiting)', name
-        )
+        began = time.monotonic()
         try:
-            launch = _Launch.build(
-                self.pod, container, image, self._catalog.context, self.folder, self._catalog.node_env
-            )
+            image = self._catalog.pull(reference)
+        except PullError as exc:
+            self._pull_failed(status, reference, str(exc))
+            return None
+        status.image_id = image.image_id
+        took = time.monotonic() - began
+        how = f"built from {image.dockerfile.name}; {describe(self._catalog.engine)}"
+        pulled = f'Successfully pulled image "{reference}" in {took:.1f}s ({how})'
+        self._emit("Normal", "Pulled", pulled, name)
+        try:
+            if self._catalog.engine is None:
+                launch = _Launch.build(
+                    self.pod, container, image, self._catalog.context, self.folder, self._catalog.node_env
+                )
+            else:
+                launch = _Launch.container(
+                    self.pod, container, image, self.folder, self._catalog.node_env, self._catalog
+                )
         except ContainerConfigError as exc:
             with self._lock:
                 status.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
@@ -502,12 +558,8 @@ class PodRun:
                 return code
             backoff = min(backoff * 2, 300.0)
 
-    def _pull_failed(self, status: ContainerStatus, reference: str) -> None:
-        known = ", ".join(self._catalog.names) or "none"
-        error = (
-            f'failed to pull image "{reference}": the local cloud emulator has no Dockerfile for '
-            f'repository "{repository(reference)}" (it knows: {known})'
-        )
+    def _pull_failed(self, status: ContainerStatus, reference: str, why: str) -> None:
+        error = f'failed to pull image "{reference}": {why}'
         with self._lock:
             status.state = {"waiting": {"reason": "ErrImagePull", "message": error}}
         self._emit("Warning", "Failed", f'Failed to pull image "{reference}": {error}', status.name)
@@ -536,6 +588,7 @@ class PodRun:
             with self._lock:
                 if self._stopping.is_set():
                     raise InterruptedError
+                launch.prepare()
                 proc = subprocess.Popen(
                     launch.argv,
                     cwd=launch.cwd,
@@ -546,6 +599,8 @@ class PodRun:
                     start_new_session=True,  # its own process group: killed as one, like a cgroup
                 )
                 self._procs[name] = proc
+                if launch.container_name:
+                    self._containers[name] = launch.container_name
         except InterruptedError:
             log.close()
             return 137
@@ -570,8 +625,9 @@ class PodRun:
         ]
         for pump in pumps:
             pump.start()
+        container_id = self._created(proc, launch) if launch.container_name else f"local://{proc.pid}"
         with self._lock:
-            status.pid = proc.pid
+            status.container_id = container_id
             status.state = {"running": {"startedAt": started}}
             if not init and self.phase == "Pending":
                 self.phase = "Running"
@@ -579,10 +635,14 @@ class PodRun:
                 self._condition("ContainersReady", "True")
                 self._condition("Ready", "True")
         self._emit("Normal", "Started", f"Started container {name}", name)
-        oom = self._supervise(proc, container, name)
+        if launch.container_name:
+            oom = self._watch(proc, launch, name)
+        else:
+            oom = self._supervise(proc, container, name)
         for pump in pumps:
             pump.join(timeout=5)
         log.close()
+        launch.clean_up()
         code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
         reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
         terminated: dict[str, Any] = {
@@ -590,16 +650,43 @@ class PodRun:
             "reason": reason,
             "startedAt": started,
             "finishedAt": rfc3339(),
-            "containerID": f"local://{proc.pid}",
         }
+        if status.container_id:
+            terminated["containerID"] = status.container_id
         if code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             terminated["message"] = _log_tail(self.log_path(name))
         with self._lock:
             self._procs.pop(name, None)
+            self._containers.pop(name, None)
             status.state = {"terminated": terminated}
             self._condition("ContainersReady", "False", "ContainersNotReady")
             self._condition("Ready", "False", "ContainersNotReady")
         return int(code)
+
+    def _created(self, proc: subprocess.Popen[bytes], launch: _Launch) -> str | None:
+        """The engine's id of the container once it exists (None if the client ended first)."""
+        assert launch.cidfile is not None and self._catalog.engine is not None
+        while proc.poll() is None:
+            if launch.cidfile.exists() and (container_id := launch.cidfile.read_text().strip()):
+                return f"{self._catalog.engine.name}://{container_id}"
+            time.sleep(0.05)
+        return None
+
+    def _watch(self, proc: subprocess.Popen[bytes], launch: _Launch, name: str) -> bool:
+        """Wait for a container's engine client; True if the container was killed for its memory."""
+        proc.wait()
+        # The engines do not report an OOM kill (podman's OOMKilled stays false): a SIGKILL that
+        # neither the kubelet nor a deadline sent is the memory cgroup's.
+        if proc.returncode != 137 or self._stopping.is_set():
+            return False
+        limit = launch.memory_limit or "none"
+        self._emit(
+            "Warning",
+            "OOMKilling",
+            f"Memory cgroup out of memory: Killed process in container {name} (memory limit {limit})",
+            name,
+        )
+        return True
 
     def _supervise(self, proc: subprocess.Popen[bytes], container: dict[str, Any], name: str) -> bool:
         """Wait for the process; kill its group if its tree outgrows the memory limit (True then)."""
@@ -629,11 +716,106 @@ class ContainerConfigError(Exception):
 
 @dataclass(frozen=True)
 class _Launch:
-    """A container as a host process: argv, environment and working directory."""
+    """How a container starts: a host process, or an engine's `run` (then `container_name` is set)."""
 
     argv: list[str]
     env: dict[str, str]
     cwd: Path
+    container_name: str = ""
+    container_env: Mapping[str, str] = field(default_factory=dict)
+    env_file: Path | None = None
+    cidfile: Path | None = None
+    memory_limit: str | None = None
+
+    def prepare(self) -> None:
+        """Before each start: the env file written, an earlier start's container id file gone."""
+        if self.env_file is not None:
+            write_env_file(self.env_file, self.container_env)
+        if self.cidfile is not None:
+            self.cidfile.unlink(missing_ok=True)
+
+    def clean_up(self) -> None:
+        if self.env_file is not None:
+            self.env_file.unlink(missing_ok=True)
+
+    @classmethod
+    def container(
+        cls,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        image: Image,
+        folder: Path,
+        node_env: Mapping[str, str],
+        catalog: ImageCatalog,
+    ) -> _Launch:
+        """The engine's `run` of a container, with what the pod asks of the node."""
+        engine = catalog.engine
+        assert engine is not None
+        _check_non_root(pod, container, image)
+        pod_sc = pod["spec"].get("securityContext") or {}
+        sc = container.get("securityContext") or {}
+        user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+        group = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+        if user is None and group is not None:
+            user = image.user.split(":")[0] or "0"
+        user_arg = "" if user is None else f"{user}:{group}" if group is not None else str(user)
+        groups = [*pod_sc.get("supplementalGroups", [])]
+        if pod_sc.get("fsGroup") is not None:
+            groups.append(pod_sc["fsGroup"])
+        declared: dict[str, str] = {}
+        for var in container.get("env", []):
+            declared[var["name"]] = _expand(_env_value(pod, var), declared)
+        env = {**node_env, **declared}
+        mounts = []
+        for mount in container.get("volumeMounts", []):
+            local = folder / "volumes" / mount["name"] / mount.get("subPath", "")
+            local.mkdir(parents=True, exist_ok=True)
+            local.chmod(0o1777)  # an emptyDir is writable by whichever user the container runs as
+            mounts.append((str(local), mount["mountPath"], bool(mount.get("readOnly"))))
+        command = container.get("command")
+        args = container.get("args") or []
+        if not command and not args and not image.entrypoint and not image.cmd:
+            raise ContainerConfigError("no command specified")
+        limits = (container.get("resources") or {}).get("limits") or {}
+        memory = limits.get("memory")
+        cpu = limits.get("cpu")
+        capabilities = sc.get("capabilities") or {}
+        meta = pod["metadata"]
+        name = f"k8s_{container['name']}_{meta['name']}_{meta['namespace']}_{meta['uid'][:8]}"
+        files = folder / "engine"
+        files.mkdir(parents=True, exist_ok=True)
+        spec = RunSpec(
+            name=name,
+            label=catalog.label,
+            image=image.tag,
+            hostname=str(pod["metadata"]["name"]),
+            env_file=files / f"{container['name']}.env",
+            cidfile=files / f"{container['name']}.cid",
+            inline_env=[f"{k}={v}" for k, v in env.items() if "\n" in v],
+            entrypoint=[_expand(w, declared) for w in command] if command else None,
+            args=[_expand(w, declared) for w in args],
+            workdir=container.get("workingDir", ""),
+            user=user_arg,
+            groups=groups,
+            read_only=bool(sc.get("readOnlyRootFilesystem")),
+            cap_drop=capabilities.get("drop", []),
+            cap_add=capabilities.get("add", []),
+            no_new_privileges=sc.get("allowPrivilegeEscalation") is False,
+            privileged=bool(sc.get("privileged")),
+            memory=int(parse_quantity(memory)) if memory is not None else None,
+            cpus=str(parse_quantity(cpu)) if cpu is not None else None,
+            mounts=mounts,
+        )
+        return cls(
+            engine.run_command(spec),
+            dict(engine.env),
+            folder,
+            container_name=name,
+            container_env={k: v for k, v in env.items() if "\n" not in v},
+            env_file=spec.env_file,
+            cidfile=spec.cidfile,
+            memory_limit=memory,
+        )
 
     @classmethod
     def build(

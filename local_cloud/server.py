@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 
+from local_cloud.containers import find_engine
 from local_cloud.emr_rules import run_job_flow_error
 from local_cloud.emr_steps import StepRunner
 from local_cloud.iam import (
@@ -104,6 +105,7 @@ def serve(
     host: str = LOOPBACK,
     iam_buckets: tuple[str, str] | None = None,
     policies: Path = POLICIES,
+    pod_runtime: str = "auto",
 ) -> Emulator:
     """Start moto's app behind the Lambda invoker and the request validator on a thread, and the
     Kubernetes API in front of them (its requests never reach botocore's validation).
@@ -113,8 +115,10 @@ def serve(
     Lambda functions, versions and aliases outlive this emulator (local_cloud.state). `images`
     maps image repository names to Dockerfiles (built from the repository root); each pod's logs
     and volumes go under `pods_dir` (a temporary folder if None); Kubernetes requests are
-    journalled to `kube_journal`. With `iam_buckets` (the storage and log buckets the policy files
-    name) every workload's requests are checked against its policies in `policies`.
+    journalled to `kube_journal`; they run as containers of the engine `pod_runtime` names (`auto`:
+    podman or docker if either answers; `process`: host processes). With `iam_buckets` (the
+    storage and log buckets the policy files name) every workload's requests are checked against
+    its policies in `policies`.
     """
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -153,9 +157,8 @@ def serve(
     )
     # Pods reach the emulator's S3 as Lambda functions do (on EKS: the region and the service
     # account's role credentials).
-    kubernetes = KubernetesApi(
-        aws, pods_dir or Path(tempfile.mkdtemp(prefix="pods-")), images, ROOT, kube_journal, node_env
-    )
+    pods = pods_dir or Path(tempfile.mkdtemp(prefix="pods-"))
+    kubernetes = KubernetesApi(aws, pods, images, ROOT, kube_journal, node_env, find_engine(pod_runtime))
     app = kubernetes
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     # What clients on this machine (Lambda sandboxes, pods, steps) use, whatever the bind address.
@@ -217,6 +220,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="check every workload's requests against its IAM policy, naming these buckets",
     )
     parser.add_argument("--iam-policies", type=Path, default=POLICIES, help="the policy files' folder")
+    parser.add_argument(
+        "--pod-runtime",
+        choices=["auto", "podman", "docker", "process"],
+        default=os.environ.get("LOCAL_CLOUD_POD_RUNTIME", "auto"),
+        help="how pods run: containers of an engine (auto: the first that answers) or host processes "
+        "(default: $LOCAL_CLOUD_POD_RUNTIME, else auto)",
+    )
     parser.add_argument("--parent-pid", type=int, help="stop, with all it started, when this process dies")
     args = parser.parse_args(argv)
     args.security_configurations = {}
@@ -250,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         iam_buckets=tuple(args.iam_buckets) if args.iam_buckets else None,
         policies=args.iam_policies,
+        pod_runtime=args.pod_runtime,
     )
     s3 = client(emulator.endpoint, "s3")
     kept = {b["Name"] for b in s3.list_buckets()["Buckets"]}

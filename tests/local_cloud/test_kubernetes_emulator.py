@@ -1,4 +1,5 @@
-"""The emulator's Kubernetes pod API: validated pods run as local processes, with a kubelet's status."""
+"""The emulator's Kubernetes pod API: validated pods run as containers (podman or docker, built from
+their Dockerfiles) or, with no engine, as local processes, with a kubelet's status."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import psutil
 import pytest
 from kubernetes.client import ApiException
 
+from local_cloud.containers import LABEL, find_engine
 from local_cloud.kubernetes_service import kubeconfig, parse_label_selector
 from local_cloud.pod_runtime import parse_dockerfile, parse_quantity, repository
 from local_cloud.process import ROOT
@@ -26,10 +28,37 @@ ROOTED = "local-cloud-test/rooted@sha256:" + "0" * 64
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z ")
 
 
+ENGINE = find_engine()
+NEEDS_ENGINE = pytest.mark.skipif(ENGINE is None, reason="no container engine (podman or docker)")
+
+
 @pytest.fixture(scope="module")
 def core(emulator):
     api = kubernetes.config.new_client_from_config_dict(kubeconfig(emulator, NS))
     return kubernetes.client.CoreV1Api(api)
+
+
+@pytest.fixture(scope="module")
+def process_core(tmp_path_factory, test_images):
+    """An emulator whose pods run as host processes: the fallback when no engine is found."""
+    from local_cloud.server import serve
+
+    folder = tmp_path_factory.mktemp("process-pods")
+    emulator = serve(0, None, folder / "lambda", images=test_images, pods_dir=folder, pod_runtime="process")
+    try:
+        api = kubernetes.config.new_client_from_config_dict(kubeconfig(emulator.endpoint, NS))
+        yield kubernetes.client.CoreV1Api(api), folder
+    finally:
+        emulator.shutdown()
+
+
+def _alive(container_id: str) -> bool:
+    """Whether a container (or, for the fallback, its host process) still exists."""
+    kind, _, ident = container_id.partition("://")
+    if kind == "local":
+        return psutil.pid_exists(int(ident))
+    assert ENGINE is not None and kind == ENGINE.name, container_id
+    return bool(ENGINE("ps", "--all", "--quiet", "--no-trunc", "--filter", f"id={ident}").strip())
 
 
 def _name(prefix: str) -> str:
@@ -219,6 +248,14 @@ def test_a_pod_that_exits_3_fails_with_its_exit_code(core):
 
 
 def test_a_container_over_its_memory_limit_is_oom_killed(core):
+    _assert_oom_killed(core)
+
+
+def test_without_an_engine_a_process_tree_over_the_memory_limit_is_oom_killed(process_core):
+    _assert_oom_killed(process_core[0])
+
+
+def _assert_oom_killed(core):
     hog = (
         "import time\nblocks = []\n"
         "for _ in range(100):\n    blocks.append(b'x' * (8 << 20))\n    time.sleep(0.02)"  # up to 800 MB
@@ -366,22 +403,23 @@ def test_events_are_selected_by_involved_object(core, kubernetes_journal):
     assert {first, second} <= {e["pod"] for e in asked}
 
 
-def test_delete_stops_a_running_process_even_one_that_ignores_sigterm(core):
+def test_delete_stops_a_running_container_even_one_that_ignores_sigterm(core):
     script = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('up')\ntime.sleep(60)"
     name = _create(core, _pod(_name("del"), script))
     pod = _wait(core, name, lambda p: p.status.phase == "Running")
-    pid = int(pod.status.container_statuses[0].container_id.removeprefix("local://"))
-    assert psutil.pid_exists(pid)
+    container_id = pod.status.container_statuses[0].container_id
+    assert _alive(container_id)
     started = time.monotonic()
     core.delete_namespaced_pod(name, NS, grace_period_seconds=1)
-    assert not psutil.pid_exists(pid)
-    assert time.monotonic() - started < 5
+    assert not _alive(container_id)
+    assert time.monotonic() - started < 8
     with pytest.raises(ApiException) as info:
         core.read_namespaced_pod(name, NS)
     assert info.value.status == 404
 
 
-def test_the_pods_env_reaches_the_process_and_mount_paths_are_rewritten(core, emulator_dir):
+def test_without_an_engine_the_pods_env_reaches_a_process_and_mount_paths_are_rewritten(process_core):
+    core, pods = process_core
     script = (
         "import json, os, sys\n"
         "open(os.path.join(os.environ['TMPDIR'], 'proof.txt'), 'w').write('written')\n"
@@ -402,7 +440,7 @@ def test_the_pods_env_reaches_the_process_and_mount_paths_are_rewritten(core, em
     )
     assert _wait(core, name, _done).status.phase == "Succeeded"
     seen = json.loads(_log(core, name))
-    scratch = emulator_dir / "pods" / NS / name / "volumes" / "scratch"
+    scratch = pods / NS / name / "volumes" / "scratch"
     env_seen = seen["env"]
     assert env_seen["HOME"] == env_seen["TMPDIR"] == str(scratch)  # the image's ENV, rewritten
     assert env_seen["OUTPUT"] == f"{scratch}/out"
@@ -418,6 +456,109 @@ def test_the_pods_env_reaches_the_process_and_mount_paths_are_rewritten(core, em
     node = {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
     assert env_seen["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     assert set(env_seen) <= image_and_pod | runtime | node, "the host's environment leaked into the pod"
+    pulled = [m for _, reason, m in _events(core, name) if reason == "Pulled"]
+    assert pulled and "pods run as host processes: no container engine" in pulled[0]
+
+
+SNOOP = (
+    "import json, os, sys\n"
+    "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+    "try:\n    open('/etc/written', 'w')\n    root = 'writable'\n"
+    "except OSError as exc:\n    root = exc.strerror\n"
+    "open('/scratch/proof.txt', 'w').write('written')\n"
+    "print(json.dumps({'env': dict(os.environ), 'argv': sys.argv[1:], 'cwd': os.getcwd(), 'uid': os.getuid(),"
+    " 'caps': status['CapEff'].strip(), 'nnp': status['NoNewPrivs'].strip(), 'root': root}))"
+)
+
+
+@NEEDS_ENGINE
+def test_a_pod_runs_in_a_container_with_its_security_context_env_and_volumes(core, emulator_dir):
+    env = [
+        {"name": "OUTPUT", "value": "/scratch/out"},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "WHERE", "value": "$(POD_NAME) in $(NAMESPACE_UNSET)"},
+    ]
+    restricted = {
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
+    container = {
+        "args": [SNOOP, "/scratch/arg.txt", "--flag"],
+        "env": env,
+        "securityContext": restricted,
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+    }
+    name = _create(
+        core, _pod(_name("ctr"), container=container, volumes=[{"name": "scratch", "emptyDir": {}}])
+    )
+    pod = _wait(core, name, _done, timeout=60)
+    assert pod.status.phase == "Succeeded", _log(core, name)
+    assert pod.status.container_statuses[0].container_id.startswith(f"{ENGINE.name}://")
+    seen = json.loads(_log(core, name))
+    env_seen = seen["env"]
+    # The image's ENV, WORKDIR and USER; the pod's env, not rewritten: the paths are the container's.
+    assert env_seen["HOME"] == env_seen["TMPDIR"] == "/scratch" and seen["cwd"] == "/app"
+    assert env_seen["GREETING"] == "hello from the image" and env_seen["OUTPUT"] == "/scratch/out"
+    assert env_seen["POD_NAME"] == env_seen["HOSTNAME"] == name
+    assert env_seen["WHERE"] == f"{name} in $(NAMESPACE_UNSET)"
+    assert env_seen["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    assert seen["argv"] == ["/scratch/arg.txt", "--flag"]
+    assert (seen["uid"], seen["caps"], seen["nnp"]) == (10001, "0000000000000000", "1")
+    assert seen["root"] == "Read-only file system"
+    scratch = emulator_dir / "pods" / NS / name / "volumes" / "scratch"
+    assert (scratch / "proof.txt").read_text() == "written"
+    assert not any(k.startswith(("PYTEST", "VIRTUAL_ENV", "UV_")) for k in env_seen), "the host's env leaked"
+    pulled = [m for _, reason, m in _events(core, name) if reason == "Pulled"]
+    assert pulled and f"pods run as containers ({ENGINE.name})" in pulled[0]
+
+
+@NEEDS_ENGINE
+def test_an_image_that_does_not_build_cannot_be_pulled(tmp_path):
+    from local_cloud.server import serve
+
+    broken = tmp_path / "broken.Dockerfile"
+    broken.write_text("FROM python:3.11-slim\nRUN exit 7\n")
+    emulator = serve(0, None, tmp_path / "lambda", images={"broken": broken}, pods_dir=tmp_path / "pods")
+    try:
+        core = kubernetes.client.CoreV1Api(
+            kubernetes.config.new_client_from_config_dict(kubeconfig(emulator.endpoint, NS))
+        )
+        name = _create(core, _pod(_name("broken"), image="broken:1"))
+        pod = _wait(core, name, _waiting("ImagePullBackOff"), timeout=60)
+        assert "building broken.Dockerfile failed" in pod.status.container_statuses[0].state.waiting.message
+    finally:
+        emulator.shutdown()
+
+
+@NEEDS_ENGINE
+def test_containers_a_killed_emulator_left_are_removed_by_the_next(tmp_path, test_images):
+    from local_cloud.server import serve
+
+    pods = tmp_path / "pods"
+    pods.mkdir()
+    label = f"{LABEL}={pods.resolve()}"
+    # What a SIGKILLed emulator leaves: a running container carrying its label.
+    ENGINE(
+        "run",
+        "-d",
+        "--rm",
+        "--network",
+        "host",
+        "--label",
+        label,
+        "--name",
+        f"left-{uuid.uuid4().hex[:6]}",
+        "--entrypoint",
+        "sleep",
+        "python:3.11-slim",
+        "300",
+    )
+    assert ENGINE("ps", "--quiet", "--filter", f"label={label}").strip()
+    emulator = serve(0, None, tmp_path / "lambda", images=test_images, pods_dir=pods)
+    emulator.shutdown()
+    assert not ENGINE("ps", "--all", "--quiet", "--filter", f"label={label}").strip()
 
 
 def test_the_providers_pod_manager_follows_logs_and_awaits_completion(core):
@@ -487,11 +628,11 @@ def test_shutdown_stops_every_pod_process(tmp_path, test_images):
         )
         core.create_namespaced_pod("default", _pod("sleeper", "import time; time.sleep(60)"))
         pod = _wait_in(core, "sleeper", "default")
-        pid = int(pod.status.container_statuses[0].container_id.removeprefix("local://"))
-        assert psutil.pid_exists(pid)
+        container_id = pod.status.container_statuses[0].container_id
+        assert _alive(container_id)
     finally:
         emulator.shutdown()
-    assert not psutil.pid_exists(pid)
+    assert not _alive(container_id)
 
 
 def _wait_in(core, name: str, namespace: str, timeout: float = 20):
