@@ -28,7 +28,7 @@ WITH_CLOUD = $(PY) -m local_cloud.with_cloud $(if $(BUCKET),--bucket $(BUCKET)) 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help setup run train show ship test test-fast lint bench lock clean check-java lambda-zip lambda-image predict score job-image airflow airflow-stop
+.PHONY: containers help setup run train show ship test test-fast lint bench lock clean check-java lambda-zip lambda-image predict score job-image airflow airflow-stop
 
 help:
 	@echo "make run     set up, run nightly_training offline (EMR emulator: train, gate, release to Lambda),"
@@ -47,7 +47,7 @@ help:
 	@echo "make bench   benchmarks (JSON on stdout)"
 	@echo "make lambda-zip    the spot-predictions Lambda package (dist/spot-predictions.zip)"
 	@echo "make lambda-image  the same as a Lambda container image (needs Docker)"
-	@echo "make job-image     the batch-scoring job image (docker/jobs.Dockerfile; needs Docker)"
+	@echo "make job-image     the batch-scoring job image (docker/jobs.Dockerfile; podman or docker)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -104,7 +104,30 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
 
-setup: $(VENV)/.synced $(S3A_JARS) check-java
+setup: $(VENV)/.synced $(S3A_JARS) check-java containers
+
+# The job image's build context: its locked requirements and the S3A jars (.tools is not sent).
+JOB_IMAGE_CONTEXT := build/jobs-requirements.txt $(addprefix build/s3a/,$(notdir $(S3A_JARS)))
+
+build/jobs-requirements.txt: $(VENV)/.synced uv.lock
+	$(PY) -m spark_jobs.package --image-requirements $@ >/dev/null
+
+build/s3a/%.jar: $(S3A_JARS_DIR)/%.jar
+	@mkdir -p $(@D)
+	cp $< $@
+
+# Pods run as containers built from their Dockerfiles when podman or docker answers (on Debian as
+# root, podman is installed: runc, since crun fails on a cgroup v1 "hybrid" layout); with neither,
+# the emulator runs them as host processes and says so.
+CONTAINER_PACKAGES := podman runc fuse-overlayfs uidmap slirp4netns debootstrap
+
+containers: $(VENV)/.synced $(JOB_IMAGE_CONTEXT)
+	@if ! command -v podman >/dev/null && ! command -v docker >/dev/null && command -v apt-get >/dev/null \
+		&& [ "$$(id -u)" = 0 ]; then \
+		echo "installing podman (apt) to run the pods as containers"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CONTAINER_PACKAGES) >/dev/null; \
+	fi
+	$(PY) -m local_cloud.containers
 
 check-java:
 	@java -version >/dev/null 2>&1 || { echo "error: Java 17 is needed for Spark (java not found on PATH)" >&2; exit 1; }
@@ -141,10 +164,8 @@ lambda-image: setup
 	$(PY) -m spark_jobs.lambda_package --requirements build/lambda-requirements.txt
 	docker build -f docker/lambda.Dockerfile -t ml-scaling-spot-predictions:latest .
 
-job-image: setup
-	@command -v docker >/dev/null || { echo "error: docker not found; 'make score' runs the same job offline without it" >&2; exit 1; }
-	$(PY) -m spark_jobs.package --image-requirements build/jobs-requirements.txt
-	docker build -f docker/jobs.Dockerfile -t ml-scaling-jobs:latest .
+# The same image the emulator's pods run, localhost/local-cloud/ml-scaling-jobs:latest.
+job-image: containers
 
 RECORDS ?=
 predict: setup

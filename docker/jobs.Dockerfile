@@ -1,4 +1,4 @@
-# The batch-scoring job image: `make job-image` (needs Docker). The pod runs the job package's CLI,
+# The batch-scoring job image: `make job-image` (podman or docker; `make setup` builds it too). The pod runs the job package's CLI,
 # `python -m spark_jobs <job> ...`, as a non-root user on a read-only root filesystem: everything
 # written locally goes to the scratch volume the pod mounts at /scratch.
 FROM python:3.11-slim-bookworm
@@ -8,10 +8,18 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
     && rm -rf /var/lib/apt/lists/*
 
-# The project's locked, hash-checked job dependencies, pyspark included (written by the make target).
+# The project's locked, hash-checked job dependencies (written by `make setup`): wheels only, except
+# pyspark, which PyPI publishes only as a source distribution (hash-checked all the same).
 COPY build/jobs-requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir --no-deps --require-hashes --only-binary=:all: -r /tmp/requirements.txt \
+RUN pip install --no-cache-dir --no-deps --require-hashes --only-binary=:all: --no-binary=pyspark \
+        -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
+
+# The S3A connector beside Spark's own jars, so `s3://` works as everywhere but EMR: hadoop-aws and
+# its AWS SDK bundle, fetched from Maven Central and checksummed by `make setup`.
+COPY build/s3a/ /tmp/s3a/
+RUN cp /tmp/s3a/*.jar "$(python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/" \
+    && rm -rf /tmp/s3a
 
 WORKDIR /app
 COPY spark_jobs/ /app/spark_jobs/

@@ -112,7 +112,12 @@ def offline_airflow(
     """
     root = str(storage_root)
     buckets = [LOG_BUCKET, *([root.removeprefix("s3://").split("/")[0]] if root.startswith("s3://") else [])]
-    with offline_emulator(home, buckets, policies) as endpoint:
+    pod_runtime = None
+    if not root.startswith("s3://"):
+        # A container, like a pod on a cluster, cannot see this machine's folders.
+        print(f"storage root {root} is a local folder: pods run as host processes", flush=True)
+        pod_runtime = "process"
+    with offline_emulator(home, buckets, policies, pod_runtime) as endpoint:
         print(f"local cloud emulator on {endpoint}", flush=True)
         if root.startswith("s3://"):
             s3 = client(endpoint, "s3")
@@ -126,7 +131,7 @@ def offline_airflow(
 
 
 def offline_emulator(
-    home: Path, buckets: list[str], policies: Path | None = None
+    home: Path, buckets: list[str], policies: Path | None = None, pod_runtime: str | None = None
 ) -> contextlib.AbstractContextManager[str]:
     """The emulator every offline command starts, with the state earlier ones kept in
     home/cloud-state (S3 objects, Lambda functions), the roles and buckets they need, and each
@@ -139,6 +144,7 @@ def offline_emulator(
         state_dir=home / "cloud-state",
         iam=(storage, LOG_BUCKET),
         policies=policies,
+        pod_runtime=pod_runtime,
     )
 
 

@@ -15,7 +15,9 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +72,9 @@ class Engine:
         """The `run` command line of one container (the env's values go through spec.env_file)."""
         argv = [self.command, "run", "--rm", "--pull=never", "--network", "host", "--name", spec.name]
         argv += ["--label", f"{LABEL}={spec.label}", "--cidfile", str(spec.cidfile)]
-        argv += ["--hostname", spec.hostname, "--env-file", str(spec.env_file)]
+        # As the kubelet's /etc/hosts does, the pod's name resolves to its IP (Spark looks it up).
+        argv += ["--hostname", spec.hostname, "--add-host", f"{spec.hostname}:{spec.ip}"]
+        argv += ["--env-file", str(spec.env_file)]
         argv += [arg for pair in spec.inline_env for arg in ("--env", pair)]
         if spec.read_only:
             argv.append("--read-only")
@@ -128,6 +132,7 @@ class RunSpec:
     label: str
     image: str
     hostname: str
+    ip: str
     env_file: Path
     cidfile: Path
     inline_env: Sequence[str] = ()  # NAME=VALUE pairs an env file cannot hold
@@ -201,3 +206,31 @@ def describe(engine: Engine | None) -> str:
     if engine is None:
         return "pods run as host processes: no container engine (podman or docker) was found"
     return f"pods run as containers ({engine.name})"
+
+
+def prepare(images: Mapping[str, Path], context: Path = ROOT) -> int:
+    """Make pods ready to run as containers: the base image (a stand-in where no registry answers)
+    and each image built once, so the first pod does not wait minutes for a cold build."""
+    engine = find_engine(os.environ.get("LOCAL_CLOUD_POD_RUNTIME", "auto"))
+    if engine is None:
+        print(f"{describe(None)}: install podman or docker to run them as containers", flush=True)
+        return 0
+    started = time.monotonic()
+    subprocess.run(
+        [str(ROOT / "docker" / "standin" / "build.sh"), engine.command], env=dict(engine.env), check=True
+    )
+    builds = Images(engine, context)
+    for repository, dockerfile in images.items():
+        tag, image_id, _ = builds.build(repository, dockerfile)
+        print(f"{tag} ({image_id[:12]}) from {dockerfile.relative_to(context)}", flush=True)
+    print(f"{describe(engine)}: images ready in {time.monotonic() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    from local_cloud.process import DEFAULT_IMAGES
+
+    try:
+        sys.exit(prepare(DEFAULT_IMAGES))
+    except (EngineError, subprocess.CalledProcessError) as exc:
+        sys.exit(f"error: the pods' images could not be made ready: {exc}")

@@ -789,6 +789,7 @@ class _Launch:
             label=catalog.label,
             image=image.tag,
             hostname=str(pod["metadata"]["name"]),
+            ip=HOST_IP,
             env_file=files / f"{container['name']}.env",
             cidfile=files / f"{container['name']}.cid",
             inline_env=[f"{k}={v}" for k, v in env.items() if "\n" in v],

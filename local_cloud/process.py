@@ -36,6 +36,7 @@ def running_emulator(
     images: Mapping[str, Path] | None = None,
     iam: tuple[str, str] | None = None,
     policies: Path | None = None,
+    pod_runtime: str | None = None,
 ) -> Iterator[str]:
     """Yield the endpoint URL of a fresh emulator; its log is workdir/emulator.log, the AWS
     requests it validated are in workdir/requests.jsonl, its Lambda sandboxes under
@@ -43,7 +44,9 @@ def running_emulator(
     `images` (DEFAULT_IMAGES if None), with their logs and volumes under workdir/pods and their
     Kubernetes requests journalled in workdir/kubernetes.jsonl. With `iam` (the storage and log
     buckets the policies name) each workload's requests are checked against its IAM policy
-    (local_cloud.iam; the files in `policies`, aws/iam by default)."""
+    (local_cloud.iam; the files in `policies`, aws/iam by default). Pods run as containers of the
+    engine `pod_runtime` names, or as host processes (`process`); by default the emulator picks
+    (local_cloud.containers.find_engine)."""
     ready = workdir / "endpoint"
     # An emulator of an earlier run that was killed before it could stop this one (by SIGKILL).
     try:
@@ -70,6 +73,8 @@ def running_emulator(
     if iam is not None:
         command += ["--iam", *iam] + (["--iam-policies", str(policies)] if policies else [])
     command += ["--pods-dir", str(workdir / "pods"), "--kube-journal", str(workdir / "kubernetes.jsonl")]
+    if pod_runtime is not None:
+        command += ["--pod-runtime", pod_runtime]
     for name, dockerfile in (DEFAULT_IMAGES if images is None else images).items():
         command += ["--image", f"{name}={dockerfile}"]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -26,7 +26,8 @@ TASKS = ("plan", "scoring.pod_arguments", "scoring.wait_for_input", "scoring.sco
 def offline(tmp_path_factory, trained_storage, bank_spec):
     work = tmp_path_factory.mktemp("batch")
     root = copy_of(trained_storage, work)
-    with running_emulator(work, buckets=["logs"]) as endpoint:
+    # A local-folder storage root: only host processes see it (a container would not).
+    with running_emulator(work, buckets=["logs"], pod_runtime="process") as endpoint:
         env = airflow_env(work / "home", endpoint, root, BANK, "logs")
         migrate(env)
         yield env, root, work

@@ -29,7 +29,8 @@ def planted(tmp_path_factory, trained_storage):
     token = root / "incoming" / "token.txt"
     token.parent.mkdir(parents=True, exist_ok=True)
     token.write_text(f"ML_PLANTED_SECRET={SECRET}\nsecond line {SECRET}\n")
-    with running_emulator(work, buckets=["logs"], roles=[LAMBDA_ROLE]) as endpoint:
+    # A local-folder storage root: only host processes see it (a container would not).
+    with running_emulator(work, buckets=["logs"], roles=[LAMBDA_ROLE], pod_runtime="process") as endpoint:
         settings = FunctionSettings(name=BANK_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
         release_model(client(endpoint, "lambda"), settings, str(root), "bank-marketing", TRAINED_VERSION)
         env = airflow_env(work / "home", endpoint, root, BANK, "logs") | {"ML_PLANTED_SECRET": SECRET}

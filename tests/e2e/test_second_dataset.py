@@ -37,7 +37,8 @@ def offline(tmp_path_factory, trained_storage):
     """The deployment's dataset is the bank's (its Variables, its champion in the storage root)."""
     work = tmp_path_factory.mktemp("second")
     root = copy_of(trained_storage, work)
-    with running_emulator(work, buckets=["logs"], roles=[LAMBDA_ROLE]) as endpoint:
+    # A local-folder storage root: only host processes see it (a container would not).
+    with running_emulator(work, buckets=["logs"], roles=[LAMBDA_ROLE], pod_runtime="process") as endpoint:
         env = airflow_env(work / "home", endpoint, root, BANK, "logs")
         migrate(env)
         yield env, endpoint, root

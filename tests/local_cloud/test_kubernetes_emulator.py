@@ -461,16 +461,18 @@ def test_without_an_engine_the_pods_env_reaches_a_process_and_mount_paths_are_re
 
 
 SNOOP = (
-    "import json, os, sys\n"
+    "import json, os, socket, sys\n"
     "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
     "try:\n    open('/etc/written', 'w')\n    root = 'writable'\n"
     "except OSError as exc:\n    root = exc.strerror\n"
     "open('/scratch/proof.txt', 'w').write('written')\n"
     "print(json.dumps({'env': dict(os.environ), 'argv': sys.argv[1:], 'cwd': os.getcwd(), 'uid': os.getuid(),"
-    " 'caps': status['CapEff'].strip(), 'nnp': status['NoNewPrivs'].strip(), 'root': root}))"
+    " 'caps': status['CapEff'].strip(), 'nnp': status['NoNewPrivs'].strip(), 'root': root,"
+    " 'ip': socket.gethostbyname(socket.gethostname())}))"
 )
 
 
+@pytest.mark.containers
 @NEEDS_ENGINE
 def test_a_pod_runs_in_a_container_with_its_security_context_env_and_volumes(core, emulator_dir):
     env = [
@@ -506,7 +508,7 @@ def test_a_pod_runs_in_a_container_with_its_security_context_env_and_volumes(cor
     assert env_seen["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     assert seen["argv"] == ["/scratch/arg.txt", "--flag"]
     assert (seen["uid"], seen["caps"], seen["nnp"]) == (10001, "0000000000000000", "1")
-    assert seen["root"] == "Read-only file system"
+    assert seen["root"] == "Read-only file system" and seen["ip"] == "127.0.0.1"  # the pod's IP
     scratch = emulator_dir / "pods" / NS / name / "volumes" / "scratch"
     assert (scratch / "proof.txt").read_text() == "written"
     assert not any(k.startswith(("PYTEST", "VIRTUAL_ENV", "UV_")) for k in env_seen), "the host's env leaked"
@@ -514,6 +516,7 @@ def test_a_pod_runs_in_a_container_with_its_security_context_env_and_volumes(cor
     assert pulled and f"pods run as containers ({ENGINE.name})" in pulled[0]
 
 
+@pytest.mark.containers
 @NEEDS_ENGINE
 def test_an_image_that_does_not_build_cannot_be_pulled(tmp_path):
     from local_cloud.server import serve
@@ -532,6 +535,7 @@ def test_an_image_that_does_not_build_cannot_be_pulled(tmp_path):
         emulator.shutdown()
 
 
+@pytest.mark.containers
 @NEEDS_ENGINE
 def test_containers_a_killed_emulator_left_are_removed_by_the_next(tmp_path, test_images):
     from local_cloud.server import serve

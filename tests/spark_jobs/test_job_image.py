@@ -65,3 +65,26 @@ def test_the_images_name_no_path_of_one_cpu_architecture(dockerfile):
     env = dict(parse_dockerfile(ROOT / "docker" / dockerfile).env)
     assert "PYTHONUNBUFFERED" in env or "PYTHONPATH" in env  # the parser read the ENV lines
     assert not [k for k, v in env.items() if re.search(r"amd64|x86_64|arm64|aarch64", v)], env
+
+
+@pytest.mark.containers
+def test_the_job_image_builds_with_spark_and_the_s3a_connector_and_runs_as_10001():
+    """docker/jobs.Dockerfile builds (pyspark comes only as a source distribution) and carries the
+    S3A jars beside Spark's; the container runs the job CLI as uid 10001 under a read-only root."""
+    from local_cloud.containers import Images, find_engine
+
+    engine = find_engine()
+    if engine is None:
+        pytest.skip("no container engine (podman or docker)")
+    tag, _, user = Images(engine, ROOT).build("ml-scaling-jobs", ROOT / "docker" / "jobs.Dockerfile")
+    assert user == "10001"
+    probe = (
+        "import glob, os, pyspark; jars = os.path.join(os.path.dirname(pyspark.__file__), 'jars'); "
+        "print(pyspark.__version__, os.getuid(), sorted(os.path.basename(j) for j in "
+        "glob.glob(jars + '/hadoop-aws-*') + glob.glob(jars + '/aws-java-sdk-bundle-*')))"
+    )
+    run = ["run", "--rm", "--pull=never", "--network", "none", "--read-only", "--entrypoint", "python"]
+    out = engine(*run, tag, "-c", probe)
+    assert out.split(" ", 2)[:2] == ["3.5.6", "10001"]
+    assert "hadoop-aws-3.3.4.jar" in out and "aws-java-sdk-bundle-1.12.262.jar" in out
+    assert "score" in engine(*run[:-2], tag, "--help")  # the entrypoint: python -m spark_jobs
