@@ -80,12 +80,13 @@ def get_spark(app_name: str) -> Any:
         )
         for key, value in s3a_settings().items():
             builder = builder.config(key, value)
-        if os.environ.get("TMPDIR"):
+        if tmpdir := os.environ.get("TMPDIR"):
             # The JVM ignores TMPDIR: under a read-only root with a writable scratch volume (the
-            # scoring pod) Spark fails at start ("Failed to create a temp directory (under /tmp)").
-            builder = builder.config(
-                "spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={os.environ['TMPDIR']}"
-            )
+            # scoring pod) Spark fails at start ("Failed to create a temp directory (under /tmp)"),
+            # and S3A cannot buffer an upload ("Could not find any valid local directory for
+            # s3ablock"; its buffer is under hadoop.tmp.dir, /tmp/hadoop-<user> by default).
+            builder = builder.config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={tmpdir}")
+            builder = builder.config("spark.hadoop.hadoop.tmp.dir", os.path.join(tmpdir, "hadoop"))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     return spark

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from local_cloud.airflow_offline import DEFAULT_STORAGE_ROOT
+from local_cloud.containers import describe, find_engine
 from tests.conftest import BANK_FULL as BANK
 from tests.conftest import ROOT
 
@@ -39,6 +40,8 @@ def test_make_runs_road_reads_and_writes_the_emulators_s3(tmp_path):
     _run(*cloud, "spark_jobs", "sample_input", "--source", str(BANK), *spec, "--date", date)
     scores = _run("local_cloud.run", "batch_scoring", *where, "--conf", json.dumps({"date": date}))
     assert f"s3://{BUCKET}/{PREFIX}/scores/bank-marketing/ds={date}:" in scores
+    # The pod ran as a container of docker/jobs.Dockerfile where an engine answers (CI: podman).
+    assert describe(find_engine()) in (home / "emulator.log").read_text()
     shown = _run(*cloud, "spark_jobs.registry", "show", *spec, "--report-copy", str(tmp_path / "reports"))
     assert f"report:   s3://{BUCKET}/{PREFIX}/models/bank-marketing/versions/" in shown
     assert "<html" in next((tmp_path / "reports" / "bank-marketing").glob("*/index.html")).read_text().lower()

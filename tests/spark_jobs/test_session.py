@@ -17,6 +17,7 @@ JOB = """
 from spark_jobs.session import get_spark
 spark = get_spark("read-only-tmp")
 print("tmpdir", spark._jvm.System.getProperty("java.io.tmpdir"))
+print("s3a buffer", spark.sparkContext._jsc.hadoopConfiguration().get("fs.s3a.buffer.dir"))
 print("rows", spark.range(1000).selectExpr("id % 7 AS k").groupBy("k").count().count())
 """
 
@@ -43,3 +44,5 @@ def test_spark_starts_and_works_with_tmp_read_only_and_tmpdir_on_scratch(tmp_pat
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"tmpdir {scratch}" in proc.stdout and "rows 7" in proc.stdout
+    # Where S3A buffers an upload before sending it (the scoring pod's writes to s3://).
+    assert f"s3a buffer {scratch}/hadoop/s3a" in proc.stdout
