@@ -293,7 +293,9 @@ class IamEnforcer:
             start_response(
                 "403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(payload)))]
             )
-            return [payload]
+            # As S3 does, no body for HEAD: a client reading one past `Connection: close` fails with
+            # an HTTP error (aiohttp: "Data after Connection: close") that hides the 403.
+            return [] if environ["REQUEST_METHOD"] == "HEAD" else [payload]
 
         return wrapped
 
