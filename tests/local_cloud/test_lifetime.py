@@ -44,6 +44,14 @@ def _wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _cmdline(process: psutil.Process) -> str:
+    """A process's command line, or "" once it has ended (a zombie no longer has one)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def _emulator_pid(workdir: Path) -> int:
     return json.loads((workdir / "emulator.pids").read_text())["groups"][0]["pid"]
 
@@ -74,16 +82,16 @@ def test_a_killed_run_leaves_nothing_running(tmp_path):
 
         def emulator_started() -> psutil.Process | None:
             children = psutil.Process(run.pid).children()
-            return next((p for p in children if "local_cloud.server" in p.cmdline()), None)
+            return next((p for p in children if "local_cloud.server" in _cmdline(p)), None)
 
         emulator = _wait_for(emulator_started, 120, "the emulator")
 
         def step_running() -> bool:
-            return any("spark_jobs" in " ".join(p.cmdline()) for p in emulator.children(recursive=True))
+            return any("spark_jobs" in _cmdline(p) for p in emulator.children(recursive=True))
 
         _wait_for(step_running, 600, "a training step to start")
         family += psutil.Process(run.pid).children(recursive=True)
-        names = {p.pid: " ".join(p.cmdline())[:120] for p in family}
+        names = {p.pid: _cmdline(p)[:120] for p in family}
         port = int((home / "endpoint").read_text().rsplit(":", 1)[1])
         run.send_signal(signal.SIGKILL)
 
