@@ -17,7 +17,8 @@ state (OOMKilled, exit code) and events are in the task log. Bad input, a missin
 OOM kill fail at once; other pod failures are retried.
 
 Offline (the default) the same operator talks to the local cloud emulator's pod API, which
-validates the pod against the Kubernetes schemas and runs its command as a local process.
+validates the pod against the Kubernetes schemas and runs it as a container built from
+docker/jobs.Dockerfile (podman or docker; a host process when there is neither).
 Image and namespace come from Variables `ml_batch_image` and `ml_k8s_namespace`.
 """
 

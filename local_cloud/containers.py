@@ -162,7 +162,9 @@ def find_engine(choice: str = "auto", environ: Mapping[str, str] = os.environ) -
         if command is None:
             continue
         env = dict(environ)
-        if name == "podman" and "CONTAINERS_CONF" not in env and shutil.which("runc", path=env.get("PATH")):
+        # Debian puts runc in /usr/sbin, which a non-login PATH may lack.
+        sbin = os.pathsep.join(filter(None, [env.get("PATH"), "/usr/sbin", "/sbin"]))
+        if name == "podman" and "CONTAINERS_CONF" not in env and shutil.which("runc", path=sbin):
             env["CONTAINERS_CONF"] = str(PODMAN_CONF)
         engine = Engine(command, env)
         try:

@@ -2,7 +2,7 @@
 
 moto's AWS APIs behind botocore request validation, listening on 127.0.0.1 only: EMR steps run
 with local Spark, Lambda functions run in sandboxes through the real runtime client, and pods
-sent to its Kubernetes API run as local processes from the images named by `--image`. Writes its
+sent to its Kubernetes API run as containers (or host processes) of the images named by `--image`. Writes its
 endpoint URL to the ready file once it answers, and runs until SIGTERM or SIGINT.
 """
 
