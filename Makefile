@@ -116,13 +116,13 @@ build/s3a/%.jar: $(S3A_JARS_DIR)/%.jar
 	@mkdir -p $(@D)
 	cp $< $@
 
-# Pods run as containers built from their Dockerfiles when podman or docker answers (on Debian as
-# root, podman is installed: runc, since crun fails on a cgroup v1 "hybrid" layout); with neither,
-# the emulator runs them as host processes and says so.
+# Pods run as containers built from their Dockerfiles when podman or docker answers (a docker CLI
+# with no daemon does not); with neither, on Debian as root podman is installed (with runc: crun
+# fails on a cgroup v1 "hybrid" layout), else the emulator runs pods as host processes and says so.
 CONTAINER_PACKAGES := podman runc fuse-overlayfs uidmap slirp4netns debootstrap
 
 containers: $(VENV)/.synced $(JOB_IMAGE_CONTEXT)
-	@if ! command -v podman >/dev/null && ! command -v docker >/dev/null && command -v apt-get >/dev/null \
+	@if ! command -v podman >/dev/null && ! docker info >/dev/null 2>&1 && command -v apt-get >/dev/null \
 		&& [ "$$(id -u)" = 0 ]; then \
 		echo "installing podman (apt) to run the pods as containers"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CONTAINER_PACKAGES) >/dev/null; \
