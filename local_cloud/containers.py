@@ -59,14 +59,15 @@ class Engine:
             raise EngineError("\n".join(lines[-15:]) or f"{self.name} {args[0]} exited {proc.returncode}")
         return proc.stdout
 
-    def build(self, dockerfile: Path, context: Path, tag: str) -> str:
-        """Build `tag` from a Dockerfile (the base image from the local store or a registry); its id."""
+    def build(self, dockerfile: Path, context: Path, tag: str) -> tuple[str, str]:
+        """Build `tag` from a Dockerfile (the base image from the local store or a registry); its
+        id and the user it runs as (a base image's USER counts too)."""
         build = ["build", "--network", "host", "-q", "-f", str(dockerfile), "-t", tag, str(context)]
         self(*build, timeout=BUILD_TIMEOUT)
-        return self("image", "inspect", "--format", "{{.Id}}", tag).strip()
-
-    def image_user(self, tag: str) -> str:
-        return self("image", "inspect", "--format", "{{.Config.User}}", tag).strip()
+        image_id, _, user = (
+            self("image", "inspect", "--format", "{{.Id}} {{.Config.User}}", tag).strip().partition(" ")
+        )
+        return image_id, user
 
     def run_command(self, spec: RunSpec) -> list[str]:
         """The `run` command line of one container (the env's values go through spec.env_file)."""
@@ -192,8 +193,7 @@ class Images:
             lock = self._locks.setdefault(dockerfile, threading.Lock())
         tag = f"localhost/local-cloud/{repository.replace('/', '-')}:latest"
         with lock:
-            image_id = self.engine.build(dockerfile, self.context, tag)
-            return tag, image_id, self.engine.image_user(tag)
+            return (tag, *self.engine.build(dockerfile, self.context, tag))
 
 
 def write_env_file(path: Path, env: Mapping[str, str]) -> None:

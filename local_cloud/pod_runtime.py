@@ -248,7 +248,7 @@ class ImageCatalog:
             tag, image_id, user = self._builds.build(repository(reference), image.dockerfile)
         except (EngineError, subprocess.TimeoutExpired) as exc:
             raise PullError(f"building {image.dockerfile.name} failed: {exc}") from None
-        # The built image's user is what the node checks (a base image's USER counts too).
+        # The built image's user is what the node checks.
         return _replace(image, tag=tag, image_id=image_id, user=user)
 
 
@@ -529,9 +529,7 @@ class PodRun:
                     self.pod, container, image, self._catalog.context, self.folder, self._catalog.node_env
                 )
             else:
-                launch = _Launch.container(
-                    self.pod, container, image, self.folder, self._catalog.node_env, self._catalog
-                )
+                launch = _Launch.container(self.pod, container, image, self.folder, self._catalog)
         except ContainerConfigError as exc:
             with self._lock:
                 status.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
@@ -745,7 +743,6 @@ class _Launch:
         container: dict[str, Any],
         image: Image,
         folder: Path,
-        node_env: Mapping[str, str],
         catalog: ImageCatalog,
     ) -> _Launch:
         """The engine's `run` of a container, with what the pod asks of the node."""
@@ -765,13 +762,8 @@ class _Launch:
         declared: dict[str, str] = {}
         for var in container.get("env", []):
             declared[var["name"]] = _expand(_env_value(pod, var), declared)
-        env = {**node_env, **declared}
-        mounts = []
-        for mount in container.get("volumeMounts", []):
-            local = folder / "volumes" / mount["name"] / mount.get("subPath", "")
-            local.mkdir(parents=True, exist_ok=True)
-            local.chmod(0o1777)  # an emptyDir is writable by whichever user the container runs as
-            mounts.append((str(local), mount["mountPath"], bool(mount.get("readOnly"))))
+        env = {**catalog.node_env, **declared}
+        mounts = [(local, path, read_only) for path, local, read_only in _mounts(pod, container, folder)]
         command = container.get("command")
         args = container.get("args") or []
         if not command and not args and not image.entrypoint and not image.cmd:
@@ -788,7 +780,7 @@ class _Launch:
             name=name,
             label=catalog.label,
             image=image.tag,
-            hostname=str(pod["metadata"]["name"]),
+            hostname=str(meta["name"]),
             ip=HOST_IP,
             env_file=files / f"{container['name']}.env",
             cidfile=files / f"{container['name']}.cid",
@@ -829,7 +821,7 @@ class _Launch:
         node_env: Mapping[str, str] = {},  # noqa: B006 (read only)
     ) -> _Launch:
         _check_non_root(pod, container, image)
-        paths = _mounts(pod, container, folder)
+        paths = [(path, local) for path, local, _ in _mounts(pod, container, folder)]
         if image.workdir not in ("", "/"):
             paths.append((image.workdir, str(context)))  # the build context holds the image's files
         paths.sort(key=lambda p: len(p[0]), reverse=True)
@@ -891,13 +883,14 @@ def _check_non_root(pod: dict[str, Any], container: dict[str, Any], image: Image
         raise ContainerConfigError(f"container has runAsNonRoot and image will run as root {where}")
 
 
-def _mounts(pod: dict[str, Any], container: dict[str, Any], folder: Path) -> list[tuple[str, str]]:
-    """Each mountPath of the container and the local folder that stands in for it."""
+def _mounts(pod: dict[str, Any], container: dict[str, Any], folder: Path) -> list[tuple[str, str, bool]]:
+    """Each mountPath of the container, the local folder that stands in for it, and readOnly."""
     paths = []
     for mount in container.get("volumeMounts", []):
         local = folder / "volumes" / mount["name"] / mount.get("subPath", "")
         local.mkdir(parents=True, exist_ok=True)
-        paths.append((mount["mountPath"], str(local)))
+        local.chmod(0o1777)  # an emptyDir is writable by whichever user the container runs as
+        paths.append((mount["mountPath"], str(local), bool(mount.get("readOnly"))))
     return paths
 
 
