@@ -151,10 +151,12 @@ score: setup
 train: setup
 	$(WITH_CLOUD) $(PY) -m spark_jobs.train --input $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --promote
 
-# From CI, for a real deployment: the nightly DAG then finds both already shipped.
+# From CI, for a real deployment: the nightly DAG then finds the job code, its environment and
+# the Lambda package already shipped (a release never builds the Lambda package on the worker).
 ship: setup
 	$(if $(filter command line environment,$(origin STORAGE_ROOT)),,$(error make ship uploads to a real account: give STORAGE_ROOT=s3://BUCKET/PREFIX))
 	$(PY) -m spark_jobs.package --storage-root $(STORAGE_ROOT)
+	$(PY) -m spark_jobs.lambda_package --storage-root $(STORAGE_ROOT)
 
 lambda-zip: setup
 	$(PY) -m spark_jobs.lambda_package --out dist/spot-predictions.zip

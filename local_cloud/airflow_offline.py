@@ -125,6 +125,7 @@ def offline_airflow(
                 input_uri = stage(s3, Path(input_uri), buckets[1], "data")
             if "://" not in str(spec):
                 spec = stage(s3, Path(spec), buckets[1], "specs")
+        ship_lambda(root, endpoint)
         env = airflow_env(home, endpoint, root, input_uri, LOG_BUCKET, database_url, spec)
         migrate(env)
         yield env, endpoint
@@ -146,6 +147,17 @@ def offline_emulator(
         policies=policies,
         pod_runtime=pod_runtime,
     )
+
+
+def ship_lambda(storage_root: str | Path, endpoint: str) -> None:
+    """What `make ship` does from CI before a deployment's first night: upload the Lambda package
+    for this code (once per digest), so a release finds it and never builds on the worker. With
+    the emulator's own credentials, as CI's deploy role has its own."""
+    env = os.environ | CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
+    command = [sys.executable, "-m", "spark_jobs.lambda_package", "--storage-root", str(storage_root)]
+    proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise StartupError(f"shipping the Lambda package failed: {proc.stderr.strip()[-2000:]}")
 
 
 def stage(s3: Any, local: Path, bucket: str, prefix: str) -> str:

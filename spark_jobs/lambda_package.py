@@ -1,4 +1,4 @@
-"""The Lambda deployment package: `python -m spark_jobs.lambda_package [--out FILE | --storage-root URI]`.
+"""The Lambda deployment package: `python -m spark_jobs.lambda_package [--out FILE | --storage-root URI [--find]]`.
 
 A zip of the job package plus the `lambda` dependency group (pydantic, PyYAML, fsspec) at the
 lock's versions and hashes, as wheels for Lambda's platform (Amazon Linux 2, x86_64, Python 3.11),
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spark_jobs import environment, package, storage
-from spark_jobs.errors import run_cli
+from spark_jobs.errors import JobError, run_cli
 from spark_jobs.locations import argument
 
 HANDLER = "spark_jobs.lambda_handler.handler"
@@ -62,16 +62,36 @@ def code_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
+class NotShippedError(JobError):
+    """The package of this code and lock was never uploaded (`make ship` does it)."""
+
+
+def _record(storage_root: str) -> str:
+    return storage.join(storage.normalize(storage_root), "lambda", digest(), "package.json")
+
+
+def find(storage_root: str) -> dict[str, str]:
+    """The package shipped for this code and lock, never built here: a release on the Airflow
+    worker must not need uv, PyPI or the build's time."""
+    record = _record(storage_root)
+    if not storage.exists(record):
+        raise NotShippedError(
+            f"no Lambda package for this code under {storage.join(storage.normalize(storage_root), 'lambda')}/ "
+            f"(digest {digest()}): ship it from CI with `make ship STORAGE_ROOT={storage_root}`"
+        )
+    return dict(json.loads(storage.read_bytes(record)))
+
+
 def ship(storage_root: str) -> dict[str, str]:
     """Build and upload the zip once per digest; return its URI and Lambda-style checksum.
 
     package.json, written after the zip, records the checksum: its presence means complete, and
     a release learns the checksum without downloading the zip.
     """
-    folder = storage.join(storage.normalize(storage_root), "lambda", digest())
-    record = storage.join(folder, "package.json")
+    record = _record(storage_root)
     if storage.exists(record):
         return dict(json.loads(storage.read_bytes(record)))
+    folder = record.rsplit("/", 1)[0]
     data = build()
     shipped = {
         "zip_uri": storage.join(folder, "spot-predictions.zip"),
@@ -95,10 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=argument("storage root"),
         help="upload under <root>/lambda/<digest>/ and print its URI",
     )
+    parser.add_argument(
+        "--find", action="store_true", help="with --storage-root: print the shipped package, never build"
+    )
     where.add_argument(
         "--requirements", type=Path, help="write the locked requirements (for docker/lambda.Dockerfile)"
     )
     args = parser.parse_args(argv)
+    if args.find and not args.storage_root:
+        parser.error("--find needs --storage-root")
 
     def command() -> None:
         if args.requirements:
@@ -111,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out.write_bytes(data)
             print(json.dumps({"zip": str(args.out), "bytes": len(data), "code_sha256": code_sha256(data)}))
         else:
-            print(json.dumps(ship(args.storage_root)))
+            print(json.dumps((find if args.find else ship)(args.storage_root)))
 
     return run_cli(command, also=(OSError,))
 

@@ -225,7 +225,8 @@ TRAINED_VERSION = "e2e-trained-1"
 
 @pytest.fixture(scope="session")
 def trained_storage(tmp_path_factory):
-    """A storage root whose champion is TRAINED_VERSION, trained by the job on bank.csv."""
+    """A storage root whose champion is TRAINED_VERSION, trained by the job on bank.csv, with the
+    Lambda package shipped."""
     import subprocess
 
     root = tmp_path_factory.mktemp("trained") / "storage"
@@ -239,6 +240,9 @@ def trained_storage(tmp_path_factory):
         env=os.environ | {"SPARK_LOCAL_MASTER": "local[2]"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    from spark_jobs import lambda_package
+
+    lambda_package.ship(str(root))  # as `make ship` does before a deployment's first night
     return root
 
 

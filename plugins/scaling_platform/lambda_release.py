@@ -80,9 +80,10 @@ def code_location(zip_uri: str) -> dict[str, Any]:
 def release_model(
     client: Any, settings: FunctionSettings, storage_root: str, model: str, version: str
 ) -> dict:
-    """Release a registry version: ship the Lambda package, work out the check request and its
-    answer from the registry (both job CLIs), then `release`."""
-    package = run_job("lambda_package", "--storage-root", storage_root)
+    """Release a registry version: find the Lambda package `make ship` uploaded (never built on
+    the worker), work out the check request and its answer from the registry (both job CLIs),
+    then `release`."""
+    package = run_job("lambda_package", "--storage-root", storage_root, "--find")
     smoke = run_job(
         "serving", "smoke", "--storage-root", storage_root, "--model", model, "--version", version
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scaling_platform.emr import ClusterSettings, job_flow_overrides
 
-from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
+from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate, ship_lambda
 from local_cloud.process import running_emulator
 from local_cloud.server import client
 from local_cloud.validation import read_journal
@@ -35,6 +35,7 @@ ALL_TASKS = {
 def offline(tmp_path_factory):
     work = tmp_path_factory.mktemp("airflow")
     with running_emulator(work, buckets=["logs"], roles=[LAMBDA_ROLE]) as endpoint:
+        ship_lambda(work / "storage", endpoint)
         env = airflow_env(work / "home", endpoint, work / "storage", BANK, "logs")
         migrate(env)
         yield env, endpoint, work

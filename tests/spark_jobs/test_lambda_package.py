@@ -8,6 +8,8 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from spark_jobs import lambda_package
 from tests.conftest import ROOT
 
@@ -48,3 +50,27 @@ def test_the_container_image_uses_lambdas_base_and_the_same_handler(tmp_path):
     assert re.search(r"^pydantic==", reqs.read_text(), re.M) and "--hash=sha256:" in reqs.read_text()
     assert "pyspark" not in reqs.read_text()
     assert list((ROOT / "spark_jobs").glob("*.py"))
+
+
+def test_a_release_finds_the_shipped_package_and_never_builds_it(tmp_path):
+    from scaling_platform.jobs import JobFailed
+    from scaling_platform.lambda_release import FunctionSettings, release_model
+
+    settings = FunctionSettings(name="f", role_arn="arn:aws:iam::123456789012:role/r")
+    # Nothing shipped: the release says how to ship, and writes nothing (no build on the worker).
+    with pytest.raises(JobFailed, match=r"make ship STORAGE_ROOT="):
+        release_model(None, settings, str(tmp_path), "bank-marketing", "v1")
+    assert not (tmp_path / "lambda").exists()
+    shipped = lambda_package.ship(str(tmp_path))
+    assert lambda_package.find(str(tmp_path)) == shipped
+
+
+def test_make_ship_uploads_the_lambda_package_with_the_job_code():
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", "ship", "STORAGE_ROOT=s3://bucket/prefix"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    commands = [line for line in out.stdout.splitlines() if "--storage-root s3://bucket/prefix" in line]
+    assert any("-m spark_jobs.package " in c for c in commands), out.stdout
+    assert any("-m spark_jobs.lambda_package " in c and "--find" not in c for c in commands), out.stdout
