@@ -1,4 +1,4 @@
-"""The Lambda deployment package: `python -m spark_jobs.lambda_package [--out FILE | --storage-root URI [--find]]`.
+"""The Lambda deployment package: `python -m spark_jobs.lambda_package --out FILE | --storage-root URI`.
 
 A zip of the job package plus the `lambda` dependency group (pydantic, PyYAML, fsspec) at the
 lock's versions and hashes, as wheels for Lambda's platform (Amazon Linux 2, x86_64, Python 3.11),
@@ -76,8 +76,8 @@ def find(storage_root: str) -> dict[str, str]:
     record = _record(storage_root)
     if not storage.exists(record):
         raise NotShippedError(
-            f"no Lambda package for this code under {storage.join(storage.normalize(storage_root), 'lambda')}/ "
-            f"(digest {digest()}): ship it from CI with `make ship STORAGE_ROOT={storage_root}`"
+            f"no Lambda package for this code at {record.rsplit('/', 1)[0]}/: "
+            f"ship it from CI with `make ship STORAGE_ROOT={storage_root}`"
         )
     return dict(json.loads(storage.read_bytes(record)))
 
