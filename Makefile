@@ -1,9 +1,9 @@
 # Two commands for a fresh clone: `make run` (train offline) and `make test` (every test).
-# Needs only Python 3.11 and Java 17; everything else is installed here from the lock file.
+# Needs Python 3.11 (3.12 too, for the offline Lambda runtime) and Java 17; the rest comes from the lock.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+PYTHON ?= python3.11
 UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
@@ -104,7 +104,14 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
 
-setup: $(VENV)/.synced $(S3A_JARS) check-java containers
+# The emulator runs the function's handler on its runtime's Python (python3.12), with the runtime
+# client installed from the lock for that interpreter (local_cloud/lambda_runtimes.py).
+LAMBDA_RUNTIME := build/lambda-runtimes/.prepared
+$(LAMBDA_RUNTIME): $(VENV)/.synced uv.lock spark_jobs/lambda_package.py
+	$(PY) -m local_cloud.lambda_runtimes
+	@touch $@
+
+setup: $(VENV)/.synced $(S3A_JARS) check-java containers $(LAMBDA_RUNTIME)
 
 # The job image's build context: its locked requirements and the S3A jars (.tools is not sent).
 JOB_IMAGE_CONTEXT := build/jobs-requirements.txt $(addprefix build/s3a/,$(notdir $(S3A_JARS)))

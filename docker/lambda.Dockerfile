@@ -1,6 +1,6 @@
 # The spot-predictions function as a Lambda container image: `make lambda-image` (needs Docker).
 # The same locked, hash-checked requirements as the zip (`make lambda-zip`), on AWS's own base.
-FROM public.ecr.aws/lambda/python:3.11
+FROM public.ecr.aws/lambda/python:3.12
 
 COPY build/lambda-requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir --no-deps --require-hashes --only-binary=:all: \

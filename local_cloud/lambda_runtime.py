@@ -2,18 +2,18 @@
 
 Each sandbox is one "container": a process running `awslambdaric` with the function's handler,
 its unpacked code as the task root and its environment, talking to a small Runtime API served
-here over HTTP/1.1 (the client hangs on HTTP/1.0). Its import path is what Lambda's is: the task
-root, then the runtime (awslambdaric and the boto3 that Lambda provides) and the standard
-library, not this project's virtualenv; a handler that imports something its zip lacks fails as
-it would on AWS. A sandbox serves one invocation at a time and is kept warm for the next, so
-what a handler loads once per container is loaded once here too.
+here over HTTP/1.1 (the client hangs on HTTP/1.0). It runs on the interpreter of the function's
+runtime (local_cloud.lambda_runtimes), and its import path is what Lambda's is: the task root,
+then the runtime (awslambdaric and the boto3 that Lambda provides) and the standard library, not
+this project's virtualenv; a handler that imports something its zip lacks, or a zip built for
+another Python, fails as it would on AWS. A sandbox serves one invocation at a time and is kept
+warm for the next, so what a handler loads once per container is loaded once here too.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -30,23 +30,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from local_cloud.lambda_runtimes import RUNTIMES, Runtime, runtime
+
 API = "/2018-06-01/runtime"
 LOG_TAIL_BYTES = 4096
 INIT_TIMEOUT = 10.0
-# What Lambda's Python runtime puts on the path besides the function's code.
-RUNTIME_MODULES = (
-    "awslambdaric",
-    "runtime_client",
-    "simplejson",
-    "snapshot_restore_py",
-    "boto3",
-    "botocore",
-    "s3transfer",
-    "jmespath",
-    "dateutil",
-    "urllib3",
-    "six",
-)
 
 
 @dataclass
@@ -55,6 +43,7 @@ class FunctionVersion:
 
     arn: str
     version: str
+    runtime: str
     handler: str
     code: bytes
     code_sha256: str
@@ -64,7 +53,8 @@ class FunctionVersion:
 
     @property
     def key(self) -> str:
-        config = [self.arn, self.version, self.handler, self.code_sha256, self.environment, self.timeout]
+        config = [self.arn, self.version, self.runtime, self.handler, self.code_sha256, self.environment]
+        config.append(self.timeout)
         return json.dumps(config, sort_keys=True)
 
 
@@ -94,7 +84,7 @@ class _Invocation:
 class Sandbox:
     """One warm process running one function version."""
 
-    def __init__(self, fn: FunctionVersion, workdir: Path, runtime_dir: Path, extra_env: dict[str, str]):
+    def __init__(self, fn: FunctionVersion, workdir: Path, runtime: Runtime, extra_env: dict[str, str]):
         self.fn = fn
         self._events: queue.Queue[_Invocation] = queue.Queue()
         self._current: _Invocation | None = None
@@ -108,13 +98,13 @@ class Sandbox:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         env = extra_env | fn.environment | _reserved_env(fn, task_root, self._api.address)
         boot = (
-            f"import sys; sys.path[:0] = [{str(task_root)!r}, {str(runtime_dir)!r}]; "
+            f"import sys; sys.path[:0] = [{str(task_root)!r}, {str(runtime.modules)!r}]; "
             "from awslambdaric.__main__ import main; main(sys.argv)"
         )
         with self._log_path.open("wb") as log:
             # -I -S: none of this project's paths or site-packages, only what Lambda would have.
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", boot, fn.handler],
+                [runtime.interpreter, "-I", "-S", "-c", boot, fn.handler],
                 cwd=task_root,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -259,20 +249,20 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
 class SandboxPool:
     """Warm sandboxes by function version; a new one when all of a version's are busy."""
 
-    def __init__(self, workdir: Path, extra_env: dict[str, str]):
+    def __init__(self, workdir: Path, extra_env: dict[str, str], runtimes: Path = RUNTIMES):
         self._workdir = workdir
         self._extra_env = extra_env
         self._idle: dict[str, list[Sandbox]] = {}
         self._all: list[Sandbox] = []
         self._lock = threading.Lock()
-        self._runtime_dir = runtime_path(workdir / "runtime")
+        self._runtimes = runtimes
 
     def invoke(self, fn: FunctionVersion, event: bytes) -> Outcome:
         with self._lock:
             idle = self._idle.setdefault(fn.key, [])
             sandbox = idle.pop() if idle else None
         if sandbox is None:
-            sandbox = Sandbox(fn, self._workdir, self._runtime_dir, self._extra_env)
+            sandbox = Sandbox(fn, self._workdir, runtime(fn.runtime, self._runtimes), self._extra_env)
             with self._lock:
                 self._all.append(sandbox)
         outcome = sandbox.invoke(event)
@@ -289,21 +279,6 @@ class SandboxPool:
         for sandbox in sandboxes:
             with contextlib.suppress(OSError):
                 sandbox.stop()
-
-
-def runtime_path(folder: Path) -> Path:
-    """A folder holding only the runtime's modules (links into this environment)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in RUNTIME_MODULES:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise RuntimeError(f"the Lambda runtime needs {name}; install the project's airflow group")
-        origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        link = folder / source.name
-        if not link.exists():
-            link.symlink_to(source)
-    return folder
 
 
 def _unpack(code: bytes, sha: str, root: Path) -> Path:
@@ -330,7 +305,7 @@ def _reserved_env(fn: FunctionVersion, task_root: Path, api: str) -> dict[str, s
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{uuid.uuid4().hex}",
-        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.runtime}",
         "LAMBDA_TASK_ROOT": str(task_root),
         "LAMBDA_RUNTIME_DIR": str(task_root),
         "_HANDLER": fn.handler,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs, unquote
 
 from local_cloud.lambda_runtime import FunctionVersion, Outcome, SandboxPool
+from local_cloud.lambda_runtimes import RuntimeMissing
 
 # Lambda's limit for synchronous request and response payloads.
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
@@ -55,7 +56,10 @@ class LambdaInvocations:
             threading.Thread(target=self._pool.invoke, args=(fn, body), daemon=True).start()
             start_response("202 Accepted", headers + [("Content-Length", "0")])
             return [b""]
-        outcome = self._pool.invoke(fn, body)
+        try:
+            outcome = self._pool.invoke(fn, body)
+        except RuntimeMissing as exc:  # the emulator's own setup, not the function's fault
+            return _error(start_response, "500 Internal Server Error", "ServiceException", str(exc))
         log.info(
             "invoked %s:%s in %.1f ms (%s)",
             fn.arn,
@@ -102,6 +106,7 @@ class LambdaInvocations:
         return FunctionVersion(
             arn=fn.function_arn,
             version=str(fn.version),
+            runtime=str(fn.run_time),
             handler=str(fn.handler),
             code=fn.code_bytes,
             code_sha256=fn.code_sha_256,

@@ -70,18 +70,21 @@ def build(reqs: str, target: Target, out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="job-env-") as tmp:
         venv = Path(tmp) / "env"
         _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
-        install(reqs, target.platform, ["--python", str(venv / "bin" / "python")])
+        install(reqs, ["--python", str(venv / "bin" / "python")], target.platform)
         pack(venv, target.python_prefix, out)
 
 
-def install(reqs: str, platform: str, where: list[str]) -> None:
-    """Install exactly the hashed wheels in `reqs` for another platform (`where`: uv's --python
-    or --target option)."""
+def install(
+    reqs: str, where: list[str], platform: str | None = None, python_version: str = PYTHON_VERSION
+) -> None:
+    """Install exactly the hashed wheels in `reqs` (`where`: uv's --python or --target option):
+    for another `platform` and Python version, or without one for the interpreter `where` names."""
     with tempfile.TemporaryDirectory(prefix="reqs-") as tmp:
         path = Path(tmp) / "requirements.txt"
         path.write_text(reqs)
         command = [_uv(), "pip", "install", "--quiet", *where]
-        command += ["--python-platform", platform, "--python-version", PYTHON_VERSION]
+        if platform:
+            command += ["--python-platform", platform, "--python-version", python_version]
         command += ["--only-binary", ":all:", "--no-deps", "--require-hashes", "-r", str(path)]
         _run(command)
 

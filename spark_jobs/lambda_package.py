@@ -1,8 +1,8 @@
 """The Lambda deployment package: `python -m spark_jobs.lambda_package --out FILE | --storage-root URI`.
 
 A zip of the job package plus the `lambda` dependency group (pydantic, PyYAML, fsspec) at the
-lock's versions and hashes, as wheels for Lambda's platform (Amazon Linux 2, x86_64, Python 3.11),
-whatever machine builds it. The same lock and sources give the same bytes, so Lambda's
+lock's versions and hashes, as wheels for Lambda's platform (the python3.12 runtime: Amazon Linux
+2023, x86_64), whatever machine builds it. The same lock and sources give the same bytes, so Lambda's
 CodeSha256 tells whether a function already runs this code. The container image
 (docker/lambda.Dockerfile) installs the same requirements (`--requirements FILE` writes them).
 """
@@ -23,10 +23,12 @@ from spark_jobs.errors import JobError, run_cli
 from spark_jobs.locations import argument
 
 HANDLER = "spark_jobs.lambda_handler.handler"
-RUNTIME = "python3.11"
+# The handler is pure Python: nothing ties it to EMR's 3.11, and python3.11 (Amazon Linux 2) is
+# on Lambda's deprecation path; python3.12 runs on Amazon Linux 2023 (glibc 2.34) until 2028.
+RUNTIME = "python3.12"
+PYTHON_VERSION = RUNTIME.removeprefix("python")
 GROUP = "lambda"
-# Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26): manylinux2014 wheels run there.
-PLATFORM = "x86_64-manylinux2014"
+PLATFORM = "x86_64-manylinux_2_34"
 
 
 def digest() -> str:
@@ -35,6 +37,7 @@ def digest() -> str:
         (environment.PROJECT / "uv.lock").read_bytes(),
         package.source_digest(package.source_files()).encode(),
         PLATFORM.encode(),
+        RUNTIME.encode(),
     ]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
@@ -43,7 +46,8 @@ def build() -> bytes:
     """The zip's bytes: dependencies for Lambda's platform, then the job sources."""
     with tempfile.TemporaryDirectory(prefix="lambda-") as tmp:
         target = Path(tmp) / "package"
-        environment.install(environment.requirements(group=GROUP), PLATFORM, ["--target", str(target)])
+        reqs = environment.requirements(group=GROUP)
+        environment.install(reqs, ["--target", str(target)], PLATFORM, PYTHON_VERSION)
         files = {
             path.relative_to(target).as_posix(): path.read_bytes()
             for path in sorted(target.rglob("*"))

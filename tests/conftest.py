@@ -122,7 +122,7 @@ def train_args(input_path: object, root: object, *extra: str, spec: object = SPE
 
 def function_request(code: bytes, env: dict | None = None, **settings) -> dict:
     """CreateFunction parameters for a zip, shaped as a release shapes them (unique name by
-    default); `settings` override FunctionSettings (timeout, memory_size) or the handler."""
+    default); `settings` override FunctionSettings (timeout, memory_size), the handler or runtime."""
     import uuid
 
     from scaling_platform.lambda_release import FunctionSettings, function_config
@@ -132,9 +132,10 @@ def function_request(code: bytes, env: dict | None = None, **settings) -> dict:
     from spark_jobs.lambda_package import HANDLER, RUNTIME
 
     handler = settings.pop("handler", HANDLER)
+    runtime = settings.pop("runtime", RUNTIME)
     name = settings.pop("name", f"fn-{uuid.uuid4().hex[:8]}")
     fn = FunctionSettings(name=name, role_arn=role_arn(LAMBDA_ROLE), **settings)
-    return function_config(fn, {"runtime": RUNTIME, "handler": handler}, env or {}) | {
+    return function_config(fn, {"runtime": runtime, "handler": handler}, env or {}) | {
         "Code": {"ZipFile": code}
     }
 

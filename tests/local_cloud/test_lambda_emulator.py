@@ -116,6 +116,20 @@ def test_a_function_only_sees_its_own_code_and_the_runtime(emulator):
     assert "No module named 'pyspark'" in body["errorMessage"]
 
 
+def test_a_function_runs_on_its_runtimes_python(emulator):
+    lam = _lambda(emulator)
+    source = (
+        "import os, sys\n\ndef handler(event, context):\n"
+        "    return ['%d.%d' % sys.version_info[:2], os.environ['AWS_EXECUTION_ENV']]\n"
+    )
+    name = _create(lam, _zip(source), handler="app.handler", runtime="python3.12")
+    assert _invoke(lam, name, {})[1] == ["3.12", "AWS_Lambda_python3.12"]
+    # A runtime the emulator was not set up for is its own failure, with the fix, not the function's.
+    name = _create(lam, _zip(source), handler="app.handler", runtime="python3.13")
+    with pytest.raises(ClientError, match="no Lambda runtime 'python3.13'.*make setup"):
+        lam.invoke(FunctionName=name, Payload=b"{}")
+
+
 def test_a_function_past_its_timeout_is_stopped(emulator):
     lam = _lambda(emulator)
     source = "import time\n\ndef handler(event, context):\n    time.sleep(30)\n"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import re
 import subprocess
-import sys
 import zipfile
 
 import pytest
 
+from local_cloud.lambda_runtimes import find_interpreter
 from spark_jobs import lambda_package
 from tests.conftest import ROOT
 
@@ -20,9 +20,11 @@ def test_the_zip_holds_the_handler_and_its_locked_dependencies_for_lambdas_platf
     tops = {n.split("/")[0] for n in names}
     assert {"pydantic", "pydantic_core", "yaml", "fsspec"} <= tops
     assert not tops & {"pyspark", "pandas", "numpy", "sklearn", "pyarrow", "s3fs", "bin"}
-    # Compiled modules for x86_64 Linux, CPython 3.11 (what the python3.11 runtime runs).
+    # A supported runtime, python3.12 on Amazon Linux 2023 (python3.11 on Amazon Linux 2 is on the
+    # deprecation path), and compiled modules for it: x86_64 Linux, CPython 3.12.
+    assert lambda_package.RUNTIME == "python3.12"
     compiled = [n for n in names if n.endswith(".so")]
-    assert compiled and all("cpython-311-x86_64-linux-gnu" in n for n in compiled)
+    assert compiled and all("cpython-312-x86_64-linux-gnu" in n for n in compiled)
     assert len(spot_zip) < 10 * 1024 * 1024  # Lambda takes 50 MB zipped, 250 MB unzipped
 
 
@@ -35,13 +37,16 @@ def test_the_handler_imports_from_the_zip_alone(spot_zip, tmp_path):
     zipfile.ZipFile(io.BytesIO(spot_zip)).extractall(tmp_path)
     # -I -S: no site-packages, no project folder; only the zip's contents and the standard library.
     code = f"import sys; sys.path[:0] = [{str(tmp_path)!r}]; import spark_jobs.lambda_handler; print('ok')"
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    python = find_interpreter(lambda_package.PYTHON_VERSION)  # the runtime's, not this project's
+    out = subprocess.run([python, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
 
 
 def test_the_container_image_uses_lambdas_base_and_the_same_handler(tmp_path):
     dockerfile = (ROOT / "docker" / "lambda.Dockerfile").read_text()
-    assert re.search(r"^FROM public\.ecr\.aws/lambda/python:3\.11$", dockerfile, re.M)
+    assert re.search(
+        rf"^FROM public\.ecr\.aws/lambda/python:{re.escape(lambda_package.PYTHON_VERSION)}$", dockerfile, re.M
+    )
     assert f'CMD ["{lambda_package.HANDLER}"]' in dockerfile
     assert "--require-hashes" in dockerfile
     # What the image copies exists, once `make lambda-image` has written the requirements.
