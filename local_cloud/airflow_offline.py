@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from local_cloud import emr_network
 from local_cloud.iam import WORKER_KEY, credentials
 from local_cloud.kubernetes_service import kubeconfig
 from local_cloud.lifetime import die_with_parent
@@ -73,6 +74,8 @@ def airflow_env(
         "AIRFLOW_VAR_ML_SPEC_URI": str(spec),
         "AIRFLOW_VAR_EMR_LOG_URI": f"s3://{log_bucket}/emr/",
         "AIRFLOW_VAR_ML_EMR_SECURITY_CONFIGURATION": SECURITY_CONFIGURATION,
+        # The subnet and security groups every emulator creates, tagged for EMR's managed role.
+        **emr_network.variables(),
         "AIRFLOW_VAR_ML_LAMBDA_ROLE_ARN": role_arn(LAMBDA_ROLE),
         # The emulator answers at once: poll it every few seconds, not as a real cluster.
         "AIRFLOW_VAR_ML_EMR_POLL_SECONDS": POLL_SECONDS,

@@ -3,8 +3,9 @@
 botocore's model says a request is well formed; EMR then refuses a cluster that names a security
 configuration that does not exist, or that uses the managed service role `EMR_DefaultRole_V2`
 without the tag its policy requires on the cluster, its subnet and its security groups
-(docs: "Service role for Amazon EMR (EMR role)", managed policy AmazonEMRServicePolicy_v2). Moto
-accepts both; these checks run before moto sees the request.
+(docs: "Service role for Amazon EMR (EMR role)", managed policy AmazonEMRServicePolicy_v2),
+including the default VPC's subnet that a request without a subnet would use. Moto accepts all;
+these checks run before moto sees the request.
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ def run_job_flow_error(params: dict[str, Any], account: str, region: str) -> str
         )
     ec2 = ec2_backends[account][region]
     instances = params.get("Instances", {})
-    subnet = instances.get("Ec2SubnetId")
-    if subnet:
+    subnets = (
+        [instances["Ec2SubnetId"]] if instances.get("Ec2SubnetId") else instances.get("Ec2SubnetIds", [])
+    )
+    if not subnets:
+        # EMR then launches into the default VPC's subnet, which the role may use only if tagged.
+        if not any(_tagged(_ec2_tags(ec2, s.id)) for s in ec2.describe_subnets() if s.default_for_az):
+            return (
+                f"The service role {MANAGED_ROLE} needs a subnet tagged {MANAGED_POLICY_TAG}=true "
+                "(Instances.Ec2SubnetId): without one EMR uses the default VPC's subnet, which lacks the tag."
+            )
+    for subnet in subnets:
         try:
             ec2.get_subnet(subnet)
         except Exception:  # moto's InvalidSubnetIdError

@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 
+from local_cloud import emr_network
 from local_cloud.containers import find_engine
 from local_cloud.emr_rules import run_job_flow_error
 from local_cloud.emr_steps import StepRunner
@@ -270,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     emr = client(emulator.endpoint, "emr")
     for name, path in args.security_configurations.items():
         emr.create_security_configuration(Name=name, SecurityConfiguration=path.read_text())
+    emr_network.create(client(emulator.endpoint, "ec2"))
 
     def put_log(uri: str, data: bytes) -> None:
         bucket, _, key = uri.removeprefix("s3://").partition("/")

@@ -220,6 +220,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Where a test's clusters start: the tagged network every emulator creates (local_cloud.emr_network).
+def in_network() -> dict:
+    from local_cloud import emr_network
+
+    return {"subnet_id": emr_network.SUBNET, "security_groups": emr_network.SECURITY_GROUPS}
+
+
 # A real trained champion, trained once per test session and copied by the tests that serve it.
 TRAINED_VERSION = "e2e-trained-1"
 

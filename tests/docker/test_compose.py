@@ -102,6 +102,8 @@ def test_airflow_gets_the_same_connections_and_variables_as_offline_runs(compose
     # (make airflow drops it too; apache/airflow#71172).
     assert wanted - {"AIRFLOW_VAR_ML_EMR_POLL_SECONDS"} <= set(env)
     assert "AIRFLOW_VAR_ML_EMR_POLL_SECONDS" not in env
+    for key in ("AIRFLOW_VAR_ML_EMR_SUBNET_ID", "AIRFLOW_VAR_ML_EMR_SECURITY_GROUPS"):
+        assert env[key] == offline[key], key  # the network every emulator creates
     for key in ("AIRFLOW_VAR_ML_STORAGE_ROOT", "AIRFLOW_VAR_ML_INPUT_URI", "AIRFLOW_VAR_ML_SPEC_URI"):
         path = env[key].removeprefix(IN_IMAGE + "/")
         assert key.endswith("STORAGE_ROOT") or (ROOT / path).is_file(), key

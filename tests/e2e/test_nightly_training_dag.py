@@ -10,7 +10,7 @@ from local_cloud.process import running_emulator
 from local_cloud.server import client
 from local_cloud.validation import read_journal
 from spark_jobs.registry import Registry
-from tests.conftest import BANK, BANK_FUNCTION
+from tests.conftest import BANK, BANK_FUNCTION, in_network
 
 pytestmark = pytest.mark.slow
 DAG_ID = "nightly_training"
@@ -130,7 +130,9 @@ def test_an_existing_cluster_is_used_and_left_running(offline):
     env, endpoint, work = offline
     emr = _emr(endpoint)
     cluster_id = emr.run_job_flow(
-        **job_flow_overrides(ClusterSettings(name="shared", log_uri="s3://logs/emr/"), dag_id="x", run_id="y")
+        **job_flow_overrides(
+            ClusterSettings(name="shared", log_uri="s3://logs/emr/", **in_network()), dag_id="x", run_id="y"
+        )
     )["JobFlowId"]
     before = len(_clusters(endpoint))
 

@@ -14,7 +14,7 @@ from local_cloud.emr_steps import local_spark_submit
 from local_cloud.server import client
 from spark_jobs.package import ship
 from spark_jobs.session import s3a_settings
-from tests.conftest import BANK, train_args
+from tests.conftest import BANK, in_network, train_args
 
 
 def test_cluster_only_options_are_dropped_for_local_runs():
@@ -80,7 +80,9 @@ def test_steps_run_with_local_spark_and_leave_their_logs_where_log_uri_says(emul
     emr = _emr(emulator)
     code = ship(str(tmp_path / "root"))
     cluster_id = emr.run_job_flow(
-        **job_flow_overrides(ClusterSettings(name="test", log_uri="s3://logs/emr/"), dag_id="t", run_id="r")
+        **job_flow_overrides(
+            ClusterSettings(name="test", log_uri="s3://logs/emr/", **in_network()), dag_id="t", run_id="r"
+        )
     )["JobFlowId"]
 
     def train_step(input_path):
@@ -112,7 +114,9 @@ def test_steps_run_with_local_spark_and_leave_their_logs_where_log_uri_says(emul
 def test_a_retry_finds_the_steps_it_already_added(emulator):
     emr = _emr(emulator)
     cluster_id = emr.run_job_flow(
-        **job_flow_overrides(ClusterSettings(name="retry", log_uri="s3://logs/emr/"), dag_id="t", run_id="r")
+        **job_flow_overrides(
+            ClusterSettings(name="retry", log_uri="s3://logs/emr/", **in_network()), dag_id="t", run_id="r"
+        )
     )["JobFlowId"]
     assert existing_step_ids(emr, cluster_id, ["train v1"]) is None
     step = {
@@ -144,7 +148,9 @@ def test_the_add_steps_operator_retried_adds_nothing_the_second_time(emulator, m
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     emr = _emr(emulator)
     cluster_id = emr.run_job_flow(
-        **job_flow_overrides(ClusterSettings(name="op", log_uri="s3://logs/emr/"), dag_id="t", run_id="r")
+        **job_flow_overrides(
+            ClusterSettings(name="op", log_uri="s3://logs/emr/", **in_network()), dag_id="t", run_id="r"
+        )
     )["JobFlowId"]
     step = {
         "Name": "train v2",

@@ -10,6 +10,7 @@ from scaling_platform.emr import MANAGED_POLICY_TAG, ClusterSettings, job_flow_o
 from local_cloud.process import SECURITY_CONFIGURATION
 from local_cloud.server import client
 from local_cloud.validation import read_journal
+from tests.conftest import in_network
 
 
 def _unchecked_emr(endpoint):
@@ -41,7 +42,9 @@ def test_an_invalid_request_is_refused_and_never_reaches_the_backend(emulator, e
 
 def test_valid_requests_pass_and_are_journaled(emulator, emulator_journal):
     emr = _unchecked_emr(emulator)
-    request = job_flow_overrides(ClusterSettings(name="ok", log_uri="s3://logs/emr/"), dag_id="d", run_id="r")
+    request = job_flow_overrides(
+        ClusterSettings(name="ok", log_uri="s3://logs/emr/", **in_network()), dag_id="d", run_id="r"
+    )
     cluster_id = emr.run_job_flow(**request)["JobFlowId"]
     emr.terminate_job_flows(JobFlowIds=[cluster_id])
     entries = read_journal(emulator_journal)[-2:]
@@ -90,6 +93,7 @@ def _network(endpoint, tag=True):
         ("no managed-policy tag", f"requires the cluster tag {MANAGED_POLICY_TAG}=true"),
         ("untagged subnet", f"lacks the tag {MANAGED_POLICY_TAG}=true"),
         ("unknown subnet", "The subnet ID 'subnet-0000000000' does not exist"),
+        ("no subnet", "without one EMR uses the default VPC's subnet, which lacks the tag"),
     ],
 )
 def test_emr_refuses_what_the_managed_role_and_security_configurations_need(emulator, change, refusal):
@@ -105,6 +109,8 @@ def test_emr_refuses_what_the_managed_role_and_security_configurations_need(emul
         settings["security_configuration"] = "no-such-config"
     if change == "unknown subnet":
         settings["subnet_id"] = "subnet-0000000000"
+    if change == "no subnet":
+        settings["subnet_id"], settings["security_groups"] = None, ()
     request = job_flow_overrides(
         ClusterSettings(name="net", log_uri="s3://logs/emr/", **settings), dag_id="d", run_id="r"
     )
