@@ -11,11 +11,12 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=uv /uv /usr/local/bin/uv
+RUN install -d -o airflow -g root /opt/ml-scaling /opt/ml-scaling/build
 USER airflow
 
 WORKDIR /opt/ml-scaling
-# The project's locked dependencies and the airflow group (providers, moto, awslambdaric), hashes
-# checked; the image's own Airflow is the same 3.3.2.
+# The project's locked dependencies and the airflow group (providers, moto, uv), hashes checked;
+# the image's own Airflow is the same 3.3.2.
 COPY pyproject.toml uv.lock ./
 RUN uv export --frozen --no-emit-project --no-default-groups --group airflow --no-header --no-annotate \
         -o /tmp/requirements.txt \
@@ -27,6 +28,9 @@ COPY --chown=airflow:root local_cloud/ local_cloud/
 COPY --chown=airflow:root specs/ specs/
 COPY --chown=airflow:root aws/ aws/
 COPY --chown=airflow:root data/ data/
+# The spot-predictions function runs on Lambda's python3.12: the emulator runs its handler on a
+# Python 3.12 with the runtime client installed from the lock (local_cloud/lambda_runtimes.py).
+RUN uv python install 3.12 && python -m local_cloud.lambda_runtimes
 # The emulator knows the batch-scoring image by its Dockerfile.
 COPY --chown=airflow:root docker/jobs.Dockerfile docker/jobs.Dockerfile
 

@@ -83,7 +83,8 @@ def prepare(name: str, root: Path = RUNTIMES) -> Runtime:
 
 
 def find_interpreter(version: str) -> str:
-    """An interpreter of `version` (3.12): this one, python3.12 on PATH, pyenv's, or /usr's."""
+    """An interpreter of `version` (3.12): this one, python3.12 on PATH, pyenv's, /usr's, or one
+    that uv installed (`uv python install 3.12`, as docker/airflow.Dockerfile does)."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
         return sys.executable
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
@@ -92,14 +93,36 @@ def find_interpreter(version: str) -> str:
         key=lambda p: [int(n) for n in re.findall(r"\d+", p.parts[-3])],
         reverse=True,
     )
-    candidates = [shutil.which(f"python{version}"), *installed, f"/usr/bin/python{version}"]
+    candidates = [
+        shutil.which(f"python{version}"),
+        *installed,
+        f"/usr/bin/python{version}",
+        _uv_python(version),
+    ]
     for candidate in filter(None, candidates):
         if _is_version(str(candidate), version):
             return str(candidate)
     raise RuntimeMissing(
         f"Lambda's python{version} runtime runs handlers on Python {version}, and none was found "
-        f"(python{version} on PATH, pyenv, /usr/bin): install Python {version} (apt, pyenv or uv)"
+        f"(python{version} on PATH, pyenv, /usr/bin, uv): install Python {version} (apt, pyenv or "
+        f"`uv python install {version}`)"
     )
+
+
+def _uv_python(version: str) -> str | None:
+    from spark_jobs.environment import uv
+
+    try:
+        out = subprocess.run(
+            [uv(), "python", "find", "--managed-python", version],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=os.environ | {"UV_PYTHON_DOWNLOADS": "never"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _is_version(interpreter: str, version: str) -> bool:

@@ -43,7 +43,7 @@ def requirements(project: Path = PROJECT, group: str | None = None, with_spark: 
     """Locked dependencies as requirements.txt with the lock's hashes (the install refuses any
     other file): the job package's runtime dependencies without Spark's own (with them for the
     job image, which brings its own Spark), or one dependency group's."""
-    command = [_uv(), "export", "--project", str(project), "--locked", "--no-emit-project"]
+    command = [uv(), "export", "--project", str(project), "--locked", "--no-emit-project"]
     command += ["--no-header", "--no-annotate", "--quiet"]
     if group:
         command += ["--only-group", group]
@@ -82,7 +82,7 @@ def install(
     with tempfile.TemporaryDirectory(prefix="reqs-") as tmp:
         path = Path(tmp) / "requirements.txt"
         path.write_text(reqs)
-        command = [_uv(), "pip", "install", "--quiet", *where]
+        command = [uv(), "pip", "install", "--quiet", *where]
         if platform:
             command += ["--python-platform", platform, "--python-version", python_version]
         command += ["--only-binary", ":all:", "--no-deps", "--require-hashes", "-r", str(path)]
@@ -143,7 +143,7 @@ def _entry(
     return info
 
 
-def _uv() -> str:
+def uv() -> str:
     """The uv pinned in the lock file (a dependency of the orchestration group)."""
     try:
         from uv import find_uv_bin

@@ -39,7 +39,13 @@ def test_the_file_follows_the_compose_specification(compose):
 
 def test_one_service_per_airflow_component_with_postgres_and_the_emulator(compose):
     services = compose["services"]
-    assert AIRFLOW_COMPONENTS | {"airflow-init", "storage-init", "postgres", "local-cloud"} == set(services)
+    assert AIRFLOW_COMPONENTS | {
+        "airflow-init",
+        "storage-init",
+        "lambda-ship",
+        "postgres",
+        "local-cloud",
+    } == set(services)
     for name in AIRFLOW_COMPONENTS | {"postgres", "local-cloud"}:
         assert services[name]["healthcheck"]["test"], name
     for name in AIRFLOW_COMPONENTS:
@@ -134,3 +140,15 @@ def test_the_storage_volume_is_handed_to_the_services_user_before_anything_write
     assert services["local-cloud"]["depends_on"]["storage-init"] == {
         "condition": "service_completed_successfully"
     }
+
+
+def test_the_lambda_package_is_shipped_before_any_airflow_service_starts(compose):
+    """A release only finds the package (make ship); here a one-shot service ships it first."""
+    services = compose["services"]
+    ship = services["lambda-ship"]
+    root = compose["x-airflow-common"]["environment"]["AIRFLOW_VAR_ML_STORAGE_ROOT"]
+    assert ship["entrypoint"] == ["python", "-m", "spark_jobs.lambda_package", "--storage-root", root]
+    assert services["airflow-init"]["depends_on"]["lambda-ship"] == {
+        "condition": "service_completed_successfully"
+    }
+    assert ship["depends_on"]["storage-init"] == {"condition": "service_completed_successfully"}
