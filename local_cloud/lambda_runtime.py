@@ -53,8 +53,8 @@ class FunctionVersion:
 
     @property
     def key(self) -> str:
-        config = [self.arn, self.version, self.runtime, self.handler, self.code_sha256, self.environment]
-        config.append(self.timeout)
+        config: list[Any] = [self.arn, self.version, self.runtime, self.handler, self.code_sha256]
+        config += [self.environment, self.timeout]
         return json.dumps(config, sort_keys=True)
 
 
