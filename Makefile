@@ -43,7 +43,7 @@ help:
 	@echo "                   triggerer) offline on 127.0.0.1"
 	@echo "make airflow-stop  stop it (Ctrl-C in its terminal does the same)"
 	@echo "make show    list the registry: versions, metrics, champion"
-	@echo "make ship    build and upload the job code and its Python environment (STORAGE_ROOT=s3://...)"
+	@echo "make ship    build and upload the job code, its Python environment and the Lambda package (STORAGE_ROOT=s3://...)"
 	@echo "make bench   benchmarks (JSON on stdout)"
 	@echo "make lambda-zip    the spot-predictions Lambda package (dist/spot-predictions.zip)"
 	@echo "make lambda-image  the same as a Lambda container image (needs Docker)"
@@ -105,13 +105,14 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	@touch $@
 
 # The emulator runs the function's handler on its runtime's Python (python3.12), with the runtime
-# client installed from the lock for that interpreter (local_cloud/lambda_runtimes.py).
+# client installed from the lock for that interpreter (local_cloud/lambda_runtimes.py). Only the
+# targets that invoke the function need it: shipping or building the zip needs no Python 3.12.
 LAMBDA_RUNTIME := build/lambda-runtimes/.prepared
-$(LAMBDA_RUNTIME): $(VENV)/.synced uv.lock spark_jobs/lambda_package.py
+$(LAMBDA_RUNTIME): $(VENV)/.synced uv.lock spark_jobs/lambda_package.py local_cloud/lambda_runtimes.py
 	$(PY) -m local_cloud.lambda_runtimes
 	@touch $@
 
-setup: $(VENV)/.synced $(S3A_JARS) check-java containers $(LAMBDA_RUNTIME)
+setup: $(VENV)/.synced $(S3A_JARS) check-java containers
 
 # The job image's build context: its locked requirements and the S3A jars (.tools is not sent).
 JOB_IMAGE_CONTEXT := build/jobs-requirements.txt $(addprefix build/s3a/,$(notdir $(S3A_JARS)))
@@ -139,7 +140,7 @@ containers: $(VENV)/.synced $(JOB_IMAGE_CONTEXT)
 check-java:
 	@java -version >/dev/null 2>&1 || { echo "error: Java 17 is needed for Spark (java not found on PATH)" >&2; exit 1; }
 
-run: setup
+run: setup $(LAMBDA_RUNTIME)
 	$(PY) -m local_cloud.run nightly_training --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC)
 	@echo
 	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC)
@@ -177,11 +178,11 @@ lambda-image: setup
 job-image: containers
 
 RECORDS ?=
-predict: setup
+predict: setup $(LAMBDA_RUNTIME)
 	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC) $(if $(RECORDS),--conf '{"records": $(RECORDS)}')
 
 # The UI and the scheduler, offline, until Ctrl-C: the same DAGs, connections and emulator as `make run`.
-airflow: setup
+airflow: setup $(LAMBDA_RUNTIME)
 	$(PY) -m local_cloud.standalone --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC) --port $(PORT)
 
 airflow-stop:
@@ -196,13 +197,13 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint $(COMPOSE_SCHEMA) $(CHROMIUM)
+test: lint $(COMPOSE_SCHEMA) $(CHROMIUM) $(LAMBDA_RUNTIME)
 	$(PY) -m pytest
 
-test-fast: setup
+test-fast: setup $(LAMBDA_RUNTIME)
 	$(PY) -m pytest -m "not slow"
 
-bench: setup
+bench: setup $(LAMBDA_RUNTIME)
 	$(PY) bench/bench_training.py
 	$(PY) bench/bench_dag_parse.py
 	$(PY) bench/bench_nightly_dag.py

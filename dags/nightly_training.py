@@ -149,7 +149,11 @@ with DAG(
         return run_job("contract", "--input", cfg["input_uri"], "--spec", cfg["spec_uri"])
 
     @task
-    def ship_code(cfg: dict) -> dict:
+    def ship_code(cfg: dict, var: dict) -> dict:
+        """The job code and its environment for the step; and, before any cluster costs money, the
+        Lambda package a promotion will release (CI ships it: `make ship`; never built here)."""
+        if var["value"].get("ml_lambda_role_arn", None):
+            run_job("lambda_package", "--storage-root", cfg["storage_root"], "--find")
         return run_job("package", "--storage-root", cfg["storage_root"])
 
     @task

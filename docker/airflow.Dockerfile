@@ -18,6 +18,7 @@ WORKDIR /opt/ml-scaling
 # The project's locked dependencies and the airflow group (providers, moto, uv), hashes checked;
 # the image's own Airflow is the same 3.3.2.
 COPY pyproject.toml uv.lock ./
+RUN uv python install 3.12.16
 RUN uv export --frozen --no-emit-project --no-default-groups --group airflow --no-header --no-annotate \
         -o /tmp/requirements.txt \
     && pip install --no-cache-dir --require-hashes -r /tmp/requirements.txt \
@@ -29,8 +30,8 @@ COPY --chown=airflow:root specs/ specs/
 COPY --chown=airflow:root aws/ aws/
 COPY --chown=airflow:root data/ data/
 # The spot-predictions function runs on Lambda's python3.12: the emulator runs its handler on a
-# Python 3.12 with the runtime client installed from the lock (local_cloud/lambda_runtimes.py).
-RUN uv python install 3.12 && python -m local_cloud.lambda_runtimes
+# Python 3.12 (uv's build, checksum-checked) with the runtime client from the lock.
+RUN python -m local_cloud.lambda_runtimes
 # The emulator knows the batch-scoring image by its Dockerfile.
 COPY --chown=airflow:root docker/jobs.Dockerfile docker/jobs.Dockerfile
 

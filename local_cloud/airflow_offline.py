@@ -158,7 +158,10 @@ def ship_lambda(storage_root: str | Path, endpoint: str) -> None:
     the emulator's own credentials, as CI's deploy role has its own."""
     env = os.environ | CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
     command = [sys.executable, "-m", "spark_jobs.lambda_package", "--storage-root", str(storage_root)]
-    proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    try:
+        proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise StartupError("shipping the Lambda package took over 300 s (uv, PyPI?)") from None
     if proc.returncode != 0:
         raise StartupError(f"shipping the Lambda package failed: {proc.stderr.strip()[-2000:]}")
 

@@ -51,12 +51,16 @@ def run_job_flow_error(params: dict[str, Any], account: str, region: str) -> str
             return f"The subnet ID '{subnet}' does not exist."
         if not _tagged(_ec2_tags(ec2, subnet)):
             return f"Subnet {subnet} lacks the tag {MANAGED_POLICY_TAG}=true ({MANAGED_ROLE})."
+    vpcs = {ec2.get_subnet(s).vpc_id for s in subnets}
     for key in _GROUPS:
         group = instances.get(key)
         if not group:
             continue
-        if ec2.get_security_group_from_id(group) is None:
+        found = ec2.get_security_group_from_id(group)
+        if found is None:
             return f"The security group '{group}' does not exist."
+        if vpcs and found.vpc_id not in vpcs:
+            return f"The security group {group} is not in the VPC of the cluster's subnet."
         if not _tagged(_ec2_tags(ec2, group)):
             return f"Security group {group} lacks the tag {MANAGED_POLICY_TAG}=true ({MANAGED_ROLE})."
     return None

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from local_cloud.lambda_runtimes import RUNTIMES, Runtime, runtime
+from local_cloud.lambda_runtimes import RUNTIMES, Runtime, RuntimeMissing, prepare, runtime
 
 API = "/2018-06-01/runtime"
 LOG_TAIL_BYTES = 4096
@@ -256,13 +256,14 @@ class SandboxPool:
         self._all: list[Sandbox] = []
         self._lock = threading.Lock()
         self._runtimes = runtimes
+        self._preparing = threading.Lock()
 
     def invoke(self, fn: FunctionVersion, event: bytes) -> Outcome:
         with self._lock:
             idle = self._idle.setdefault(fn.key, [])
             sandbox = idle.pop() if idle else None
         if sandbox is None:
-            sandbox = Sandbox(fn, self._workdir, runtime(fn.runtime, self._runtimes), self._extra_env)
+            sandbox = Sandbox(fn, self._workdir, self._runtime(fn.runtime), self._extra_env)
             with self._lock:
                 self._all.append(sandbox)
         outcome = sandbox.invoke(event)
@@ -272,6 +273,13 @@ class SandboxPool:
         else:
             sandbox.stop()
         return outcome
+
+    def _runtime(self, name: str) -> Runtime:
+        with self._preparing:
+            try:
+                return runtime(name, self._runtimes)
+            except RuntimeMissing:
+                return prepare(name, self._runtimes)
 
     def stop(self) -> None:
         with self._lock:

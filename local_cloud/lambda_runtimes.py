@@ -5,8 +5,9 @@ zip built for another Python fails to import its compiled modules. Each runtime 
 build/lambda-runtimes/: the path of an interpreter of that version found on this machine, and what
 Lambda's runtime puts beside the function's code (the real runtime interface client, boto3),
 installed from the lock for that interpreter. `make setup` prepares the runtime the project's
-function uses (spark_jobs.lambda_package.RUNTIME); without Python of that version it says which
-to install.
+function uses (spark_jobs.lambda_package.RUNTIME); the emulator prepares any other on its first
+invocation (a function kept from before an upgrade, say), as AWS runs every supported runtime.
+Without Python of that version, or wheels for it in the lock, it says so.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def runtime(name: str, root: Path = RUNTIMES) -> Runtime:
 def prepare(name: str, root: Path = RUNTIMES) -> Runtime:
     """Prepare a runtime once per lock file (written aside, then moved into place)."""
     from spark_jobs import environment
+    from spark_jobs.errors import JobError
 
     match = _NAME.match(name)
     if not match:
@@ -72,7 +74,10 @@ def prepare(name: str, root: Path = RUNTIMES) -> Runtime:
     partial = root / f".{name}.{uuid.uuid4().hex}"
     try:
         reqs = environment.requirements(group=GROUP)
-        environment.install(reqs, ["--python", interpreter, "--target", str(partial / "modules")])
+        try:
+            environment.install(reqs, ["--python", interpreter, "--target", str(partial / "modules")])
+        except JobError as exc:  # the lock has no wheels for that Python, or uv found no index
+            raise RuntimeMissing(f"preparing Lambda runtime {name} failed: {exc}") from None
         (partial / "interpreter").write_text(interpreter + "\n")
         (partial / "lock.sha256").write_text(stamp)
         shutil.rmtree(folder, ignore_errors=True)
@@ -100,8 +105,9 @@ def find_interpreter(version: str) -> str:
         _uv_python(version),
     ]
     for candidate in filter(None, candidates):
-        if _is_version(str(candidate), version):
-            return str(candidate)
+        found = _real_interpreter(str(candidate), version)
+        if found:
+            return found
     raise RuntimeMissing(
         f"Lambda's python{version} runtime runs handlers on Python {version}, and none was found "
         f"(python{version} on PATH, pyenv, /usr/bin, uv): install Python {version} (apt, pyenv or "
@@ -125,21 +131,19 @@ def _uv_python(version: str) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _is_version(interpreter: str, version: str) -> bool:
+def _real_interpreter(candidate: str, version: str) -> str | None:
+    """The interpreter's own path if `candidate` runs Python `version` (a pyenv shim answers only
+    in a shell that selects that version: the sandbox needs the binary behind it)."""
+    probe = "import sys; print('%d.%d' % sys.version_info[:2], sys.executable)"
     try:
-        out = subprocess.run(
-            [interpreter, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        out = subprocess.run([candidate, "-I", "-c", probe], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return False
-    return out.returncode == 0 and out.stdout.strip() == version
+        return None
+    answer = out.stdout.split(maxsplit=1) if out.returncode == 0 else []
+    return answer[1].strip() if len(answer) == 2 and answer[0] == version else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from spark_jobs.errors import JobError
     from spark_jobs.lambda_package import RUNTIME
 
     parser = argparse.ArgumentParser(
@@ -151,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.runtimes:
             found = prepare(name)
             print(f"Lambda runtime {found.name}: {found.interpreter}")
-    except (RuntimeMissing, JobError) as exc:
+    except RuntimeMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

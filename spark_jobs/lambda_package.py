@@ -1,5 +1,8 @@
 """The Lambda deployment package: `python -m spark_jobs.lambda_package --out FILE | --storage-root URI`.
 
+`--storage-root URI` builds and uploads it (`make ship`); with `--find` it only prints the
+package shipped for this code and lock; `--requirements FILE` writes the locked requirements.
+
 A zip of the job package plus the `lambda` dependency group (pydantic, PyYAML, fsspec) at the
 lock's versions and hashes, as wheels for Lambda's platform (the python3.12 runtime: Amazon Linux
 2023, x86_64), whatever machine builds it. The same lock and sources give the same bytes, so Lambda's

@@ -126,3 +126,15 @@ def test_the_model_params_rule_is_the_jobs_rule():
     from spark_jobs.locations import MODEL_NAME
 
     assert MODEL_NAME_PATTERN == MODEL_NAME.pattern
+
+
+def test_a_run_whose_lambda_package_was_not_shipped_fails_before_any_cluster(dag, tmp_path):
+    """A missing package found only at release time would come after the promotion: the new
+    champion would be promoted and never served. ship_code asks first (the real job CLI)."""
+    from scaling_platform.jobs import JobFailed
+
+    ship_code = dag.get_task("ship_code").python_callable
+    cfg = {"storage_root": str(tmp_path)}
+    with pytest.raises(JobFailed, match="make ship STORAGE_ROOT="):
+        ship_code(cfg=cfg, var=variables(ml_lambda_role_arn="arn:aws:iam::123456789012:role/r"))
+    assert not (tmp_path / "code").exists()  # nothing shipped before the check

@@ -122,11 +122,14 @@ def test_a_function_runs_on_its_runtimes_python(emulator):
         "import os, sys\n\ndef handler(event, context):\n"
         "    return ['%d.%d' % sys.version_info[:2], os.environ['AWS_EXECUTION_ENV']]\n"
     )
-    name = _create(lam, _zip(source), handler="app.handler", runtime="python3.12")
-    assert _invoke(lam, name, {})[1] == ["3.12", "AWS_Lambda_python3.12"]
-    # A runtime the emulator was not set up for is its own failure, with the fix, not the function's.
-    name = _create(lam, _zip(source), handler="app.handler", runtime="python3.13")
-    with pytest.raises(ClientError, match="no Lambda runtime 'python3.13'.*make setup"):
+    for runtime, version in (("python3.12", "3.12"), ("python3.11", "3.11")):  # 3.11: prepared now
+        name = _create(lam, _zip(source), handler="app.handler", runtime=runtime)
+        assert _invoke(lam, name, {})[1] == [version, f"AWS_Lambda_{runtime}"]
+    # A runtime this machine cannot run is the emulator's failure, saying why, not the function's.
+    name = _create(lam, _zip(source), handler="app.handler", runtime="python3.15")
+    with pytest.raises(
+        ClientError, match=r"python3\.15 runtime runs handlers on Python 3\.15, and none was found"
+    ):
         lam.invoke(FunctionName=name, Payload=b"{}")
 
 

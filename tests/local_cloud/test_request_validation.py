@@ -94,6 +94,7 @@ def _network(endpoint, tag=True):
         ("untagged subnet", f"lacks the tag {MANAGED_POLICY_TAG}=true"),
         ("unknown subnet", "The subnet ID 'subnet-0000000000' does not exist"),
         ("no subnet", "without one EMR uses the default VPC's subnet, which lacks the tag"),
+        ("groups of another VPC", "is not in the VPC of the cluster's subnet"),
     ],
 )
 def test_emr_refuses_what_the_managed_role_and_security_configurations_need(emulator, change, refusal):
@@ -109,6 +110,8 @@ def test_emr_refuses_what_the_managed_role_and_security_configurations_need(emul
         settings["security_configuration"] = "no-such-config"
     if change == "unknown subnet":
         settings["subnet_id"] = "subnet-0000000000"
+    if change == "groups of another VPC":
+        settings["security_groups"] = _network(emulator)[1]
     if change == "no subnet":
         settings["subnet_id"], settings["security_groups"] = None, ()
     request = job_flow_overrides(
