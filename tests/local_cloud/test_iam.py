@@ -138,6 +138,7 @@ def test_without_the_workers_s3_statement_ship_code_fails_with_access_denied(tmp
     assert "error: access denied (Forbidden): the role this job runs as" in output
     worker = "assumed-role/ml-scaling-airflow-worker/local s3:GetObject"
     assert (
-        f"AccessDenied: arn:aws:sts::{ACCOUNT}:{worker} arn:aws:s3:::{BUCKET}/ml-scaling/code/"
+        # ship_code's first read: the Lambda package CI shipped, looked up before any cluster.
+        f"AccessDenied: arn:aws:sts::{ACCOUNT}:{worker} arn:aws:s3:::{BUCKET}/ml-scaling/lambda/"
         in (tmp_path / "home" / "emulator.log").read_text()
     )
