@@ -51,8 +51,8 @@ def runtime(name: str, root: Path = RUNTIMES) -> Runtime:
         interpreter = (folder / "interpreter").read_text().strip()
     except FileNotFoundError:
         raise RuntimeMissing(
-            f"the emulator has no Lambda runtime {name!r}: `make setup` prepares the project's "
-            f"(python -m local_cloud.lambda_runtimes {name})"
+            f"the emulator has no Lambda runtime {name!r} yet: "
+            f"`python -m local_cloud.lambda_runtimes {name}` prepares it"
         ) from None
     return Runtime(name, interpreter, folder / "modules")
 
@@ -73,8 +73,8 @@ def prepare(name: str, root: Path = RUNTIMES) -> Runtime:
     interpreter = find_interpreter(match[1])
     partial = root / f".{name}.{uuid.uuid4().hex}"
     try:
-        reqs = environment.requirements(group=GROUP)
         try:
+            reqs = environment.requirements(group=GROUP)
             environment.install(reqs, ["--python", interpreter, "--target", str(partial / "modules")])
         except JobError as exc:  # the lock has no wheels for that Python, or uv found no index
             raise RuntimeMissing(f"preparing Lambda runtime {name} failed: {exc}") from None
