@@ -4,7 +4,7 @@ A function's runtime (`python3.12`) decides the interpreter its handler runs on,
 zip built for another Python fails to import its compiled modules. Each runtime is a folder under
 build/lambda-runtimes/: the path of an interpreter of that version found on this machine, and what
 Lambda's runtime puts beside the function's code (the real runtime interface client, boto3),
-installed from the lock for that interpreter. `make setup` prepares the runtime the project's
+installed from the lock for that interpreter. `make run` and `make test` prepare the runtime the project's
 function uses (spark_jobs.lambda_package.RUNTIME); the emulator prepares any other on its first
 invocation (a function kept from before an upgrade, say), as AWS runs every supported runtime.
 Without Python of that version, or wheels for it in the lock, it says so.
