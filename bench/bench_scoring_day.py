@@ -37,7 +37,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BANK = ROOT / "data" / "bank" / "bank.csv"
-BANK_FULL = ROOT / "data" / "bank" / "bank-full.csv"
 SPEC = ROOT / "specs" / "bank_marketing.yaml"
 MODEL, VERSION = "bank-marketing", "bench"
 GOALS = {"job_vs_arrow_numpy": 1.5, "job_small_seconds": 3.0, "peak_mb": 1024}
@@ -112,18 +111,12 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def write_day(path: Path, rows: int) -> None:
-    """bank-full's feature columns repeated to `rows` rows, typed as the spec says, one file."""
-    import pandas as pd
+    """bench_scoring's rows (bank-full's features repeated, typed as the spec says), one file."""
+    from bench_scoring import pandas_frame
 
     from spark_jobs.spec import load_spec
 
-    spec = load_spec(str(SPEC))
-    dtypes = {"integer": "int32", "long": "int64", "double": "float64", "string": "object"}
-    base = pd.read_csv(BANK_FULL, sep=";", usecols=spec.features)[spec.features]
-    base = base.astype({name: dtypes[spec.columns[name].type] for name in spec.features})
-    copies = -(-rows // len(base))
-    day = pd.concat([base] * copies, ignore_index=True).iloc[:rows]
-    day.to_parquet(path, index=False, row_group_size=500_000)
+    pandas_frame(load_spec(str(SPEC)), rows).to_parquet(path, index=False, row_group_size=500_000)
 
 
 def commands(day: Path, root: Path, out: Path) -> dict[str, list[str]]:
