@@ -31,7 +31,7 @@ log = logging.getLogger("spark_jobs.contract")
 
 CORRUPT = "_corrupt_record"
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
-_INTEGER_PATTERN = r"^\s*[+-]?[0-9]+(\.0*)?\s*$"  # "41" and "41.0": whole numbers
+INTEGER_PATTERN = r"^\s*[+-]?[0-9]+(\.0*)?\s*$"  # "41" and "41.0": whole numbers
 _EXAMPLES = 3
 _REPLACEMENT = "\ufffd"
 
@@ -339,13 +339,13 @@ def _spark_type(type_name: str) -> str:
 
 
 # The spec's integer types as Spark holds them (int, bigint): their range and name.
-_INTEGER_RANGES = {
+INTEGER_RANGES = {
     "integer": (-(2**31), 2**31 - 1, "a 32-bit integer"),
     "long": (-(2**63), 2**63 - 1, "a 64-bit integer"),
 }
 # Integers a double holds exactly: beyond 2^53 a double rounds.
-_EXACT_IN_DOUBLE = 2**53
-_TARGET_WORDS = {"string": "text", "integer": "an integer", "long": "an integer", "double": "a number"}
+EXACT_IN_DOUBLE = 2**53
+TARGET_WORDS = {"string": "text", "integer": "an integer", "long": "an integer", "double": "a number"}
 # The most of a value a message shows: a sample, never the file's content.
 SAMPLE_CHARS = 80
 
@@ -379,7 +379,7 @@ def typed_column(raw: Any, name: str, type_name: str) -> Typed:
     if isinstance(source, T.StringType):
         return _typed_from_text(column, type_name)
     if not isinstance(source, T.NumericType):  # boolean, timestamp, date, binary, array, struct, map
-        what = f"of type {source.simpleString()}, not {_TARGET_WORDS[type_name]}"
+        what = f"of type {source.simpleString()}, not {TARGET_WORDS[type_name]}"
         return _typed(F.lit(None).cast(_spark_type(type_name)), [(what, column.isNotNull())])
     rules: list[tuple[str, Any]] = []
     floating = isinstance(source, (T.FloatType, T.DoubleType))
@@ -387,13 +387,14 @@ def typed_column(raw: Any, name: str, type_name: str) -> Typed:
         rules.append(("not a finite number", _not_finite(column)))
     if type_name == "double":
         if not isinstance(source, T.FractionalType):
-            beyond = F.abs(column.cast("decimal(38,0)")) > _EXACT_IN_DOUBLE
+            beyond = F.abs(column.cast("decimal(38,0)")) > EXACT_IN_DOUBLE
             rules.append(("outside the integers a double holds exactly", beyond))
         return _typed(column.cast("double"), rules)
-    low, high, words = _INTEGER_RANGES[type_name]
+    low, high, words = INTEGER_RANGES[type_name]
     if isinstance(source, T.FractionalType):  # float, double, decimal: whole numbers only
         finite = ~_not_finite(column) if floating else F.lit(True)
-        rules.append(("not a whole number", finite & (column != F.floor(column))))
+        # Not `column != floor(column)`: Spark's floor of a double is a bigint, which 1e19 overflows.
+        rules.append(("not a whole number", finite & (column % 1 != 0)))
         wide = column.cast("double") if floating else column
         out = (wide < float(low)) | (wide >= float(high) + 1.0)
         rules.append((f"outside the range of {words}", finite & out))
@@ -414,8 +415,8 @@ def _typed_from_text(column: Any, type_name: str) -> Typed:
                 ("not a finite number", _not_finite(cast)),
             ],
         )
-    _, _, words = _INTEGER_RANGES[type_name]
-    whole = column.rlike(_INTEGER_PATTERN)
+    _, _, words = INTEGER_RANGES[type_name]
+    whole = column.rlike(INTEGER_PATTERN)
     # Spark's cast gives null for digits beyond the type's range.
     cast = F.trim(column).cast(_spark_type(type_name))
     return _typed(

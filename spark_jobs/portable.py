@@ -215,13 +215,42 @@ class Scorer:
         arithmetic, vectorised, for batch scoring (this method alone needs numpy and pandas)."""
         import numpy as np
 
-        margin = np.full(len(frame), self._intercept)
-        for name, impute, mean, std, weight in self._numeric:
-            if std > 0:
-                x = frame[name].to_numpy(dtype="float64", na_value=np.nan)
-                margin += weight * ((np.where(np.isnan(x), impute, x) - mean) / std)
+        numeric = [frame[c[0]].to_numpy(dtype="float64", na_value=np.nan) for c in self._numeric]
+        categorical = [
+            frame[name].map(weights).to_numpy(dtype="float64", na_value=0.0)
+            for name, weights in self._categorical
+        ]
+        return self._vector_probabilities(len(frame), numeric, categorical)
+
+    def arrow_probabilities(self, columns: Mapping[str, Any]) -> Any:
+        """`probabilities` for typed Arrow arrays by feature name (numbers, and text for the
+        categories), as a numpy array: what `probabilities` gives for the same values."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        numeric = [
+            np.asarray(pc.cast(columns[c[0]], pa.float64()).to_numpy(zero_copy_only=False))
+            for c in self._numeric
+        ]
+        categorical = []
         for name, weights in self._categorical:
-            margin += frame[name].map(weights).to_numpy(dtype="float64", na_value=0.0)
+            # An unknown or missing category: the extra last weight, 0.
+            table = np.array([*weights.values(), 0.0])
+            found = pc.index_in(columns[name], value_set=pa.array(list(weights), pa.string()))
+            categorical.append(table[pc.fill_null(found, len(weights)).to_numpy()])
+        size = len(next(iter(columns.values()))) if columns else 0
+        return self._vector_probabilities(size, numeric, categorical)
+
+    def _vector_probabilities(self, size: int, numeric: list[Any], categorical: list[Any]) -> Any:
+        import numpy as np
+
+        margin = np.full(size, self._intercept)
+        for (_, impute, mean, std, weight), x in zip(self._numeric, numeric, strict=True):
+            if std > 0:
+                margin += weight * ((np.where(np.isnan(x), impute, x) - mean) / std)
+        for weights in categorical:
+            margin += weights
         with np.errstate(over="ignore"):  # exp overflows to inf for margins below about -709: p = 0
             return 1.0 / (1.0 + np.exp(-margin))
 

@@ -1,4 +1,4 @@
-"""Batch scoring: one day's partition of new records, scored by a registered model in a pandas UDF.
+"""Batch scoring: one day's partition of new records, scored by a registered model.
 
 Reads `<root>/incoming/<model>/ds=<date>/` (CSV or Parquet; `--input` for another place), checks
 every row against the spec the model was trained on, scores the rows that pass with the champion
@@ -10,6 +10,11 @@ every row against the spec the model was trained on, scores the rows that pass w
 
 The partition is written under `_staging/` and moved into place whole, replacing an earlier run's
 for the same date, so a retry or re-run never leaves a half-written partition visible.
+
+Two engines, one result (tests/spark_jobs/test_engine_parity.py): `--engine arrow` (the default,
+the scoring pod's) streams the day through Arrow record batches and numpy with no JVM
+(spark_jobs.score_arrow); `--engine spark` (an EMR cluster's, for days larger than a pod) checks
+rows with Spark Columns and scores them in a pandas UDF.
 
 Usage: python -m spark_jobs.score --storage-root URI --model NAME --date YYYY-MM-DD [options]
 """
@@ -28,7 +33,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Module level because pandas_udf reads the UDF's type hints from this module's globals.
 import pandas as pd
@@ -36,6 +41,7 @@ import pandas as pd
 from spark_jobs import configure_logging, storage
 from spark_jobs.contract import (
     CORRUPT,
+    InputFiles,
     cast_column,
     inspect_input,
     quoted,
@@ -51,6 +57,9 @@ from spark_jobs.partitions import MARKER, input_uri, iso_date, output_uri
 from spark_jobs.portable import Scorer
 from spark_jobs.registry import PORTABLE, SPEC, Registry, utc_now
 from spark_jobs.spec import DatasetSpec
+
+if TYPE_CHECKING:
+    from spark_jobs.score_arrow import Tally
 
 log = logging.getLogger("spark_jobs.score")
 
@@ -80,13 +89,14 @@ def row_checks(raw: Any, spec: DatasetSpec) -> list[tuple[str, Any, Any]]:
         for rule, bad in read_as.rules:
             what = f"{name}: {rule}"
             checks.append((what, bad, F.concat(F.lit(f"{what}: "), sample(value))))
+        # Out of range: the value as read, as the rules above show it (what the file holds).
         typed = read_as.value
         if col.min is not None:
             what = f"{name}: below the minimum {col.min:g}"
-            checks.append((what, typed < col.min, F.concat(F.lit(f"{what}: "), typed.cast("string"))))
+            checks.append((what, typed < col.min, F.concat(F.lit(f"{what}: "), sample(value))))
         if col.max is not None:
             what = f"{name}: above the maximum {col.max:g}"
-            checks.append((what, typed > col.max, F.concat(F.lit(f"{what}: "), typed.cast("string"))))
+            checks.append((what, typed > col.max, F.concat(F.lit(f"{what}: "), sample(value))))
     return checks
 
 
@@ -175,66 +185,83 @@ def score_partition(args: argparse.Namespace) -> dict[str, Any]:
     manifest = registry.manifest(version)
     spec = DatasetSpec.model_validate(json.loads(registry.read_verified(version, SPEC, manifest)))
     doc = registry.read_verified(version, PORTABLE, manifest)
-    scorer = Scorer(json.loads(doc))
     source = args.input or input_uri(args.storage_root, args.model, args.date)
     inp = inspect_input(source, spec, columns=spec.features, fmt=args.format)
     final = output_uri(args.storage_root, args.model, args.date)
-    log.info("scoring %s (%d file(s)) with %s version %s", inp.uri, len(inp.files), args.model, version)
+    log.info(
+        "scoring %s (%d file(s)) with %s version %s, engine %s",
+        inp.uri, len(inp.files), args.model, version, args.engine,
+    )  # fmt: skip
+    with staged_partition(args.storage_root, args.model, args.date) as staging:
+        if args.engine == "spark":
+            tally, extra = spark_scores(inp, spec, doc, version, staging)
+        else:
+            from spark_jobs import score_arrow
 
+            tally = score_arrow.write_scores(inp, spec, Scorer(json.loads(doc)), version, staging)
+            extra = {"model_loads": 1, "arrow_batches": tally.batches}
+        rows_in, rejected = tally.rows, tally.rejected
+        ratio = rejected / rows_in if rows_in else 0.0
+        reasons = dict(sorted(((k, v) for k, v in tally.reasons.items() if v), key=lambda kv: -kv[1]))
+        # Checked once the scores are staged (one pass over the day); a failing day commits nothing.
+        if ratio > args.max_rejected_ratio:
+            raise DataContractError(
+                f"{rejected} of {rows_in} row(s) in {inp.uri} ({ratio:.2%}) break the spec of "
+                f"{args.model} version {version}, "
+                f"more than --max-rejected-ratio {args.max_rejected_ratio:.2%}; "
+                f"nothing was written. Most common: {_top(reasons)}"
+            )
+        summary = {
+            "model": args.model,
+            "model_version": version,
+            "date": args.date,
+            "run_id": args.run_id,
+            "engine": args.engine,
+            "input": inp.uri,
+            "input_format": inp.format,
+            "input_fingerprint": inp.fingerprint,
+            "output": final,
+            "rows_in": rows_in,
+            "rows_scored": rows_in - rejected,
+            "rows_rejected": rejected,
+            "rejected_ratio": round(ratio, 6),
+            "rejected_reasons": reasons,
+            "rejected_output": storage.join(final, REJECTED) if rejected else None,
+            # How often the model was built, and on how many Arrow batches it ran.
+            **extra,
+            "scored_at": utc_now(),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        storage.write_bytes(storage.join(staging, SUMMARY), storage.dump_json(summary))
+        storage.replace_tree(staging, final, last=MARKER)
+    return summary
+
+
+def spark_scores(
+    inp: InputFiles, spec: DatasetSpec, doc: bytes, version: str, staging: str
+) -> tuple[Tally, dict[str, int]]:
+    """The Spark engine: score the input into `staging`; the counts, and the model loads and
+    Arrow batches its Python workers saw."""
+    from spark_jobs.score_arrow import Tally
     from spark_jobs.session import get_spark
 
-    spark = get_spark(f"score-{args.model}")
+    spark = get_spark(f"score-{spec.name}")
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     with readable(inp):
         # Read once: the counts, the scored rows and the rejected rows all come from this cache.
         raw = read_raw(spark, inp, spec, spec.features).cache()
         counts = rejection_counts(raw, spec)
         checked = check_rows(raw, spec)
-    rows_in, rejected = counts.pop("rows"), counts.pop("rejected")
-    ratio = rejected / rows_in if rows_in else 0.0
-    reasons = dict(sorted(((k, v) for k, v in counts.items() if v), key=lambda kv: -kv[1]))
-    if ratio > args.max_rejected_ratio:
-        raw.unpersist()
-        raise DataContractError(
-            f"{rejected} of {rows_in} row(s) in {inp.uri} ({ratio:.2%}) break the spec of "
-            f"{args.model} version {version}, more than --max-rejected-ratio {args.max_rejected_ratio:.2%}; "
-            f"nothing was written. Most common: {_top(reasons)}"
-        )
-
+    tally = Tally(rows=counts.pop("rows"), rejected=counts.pop("rejected"), reasons=counts)
     loads, batches = spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0)
+    scorer = Scorer(json.loads(doc))
     scored = score_rows(checked, spec.features, scorer, probability_udf(doc, loads, batches), version)
-    summary = {
-        "model": args.model,
-        "model_version": version,
-        "date": args.date,
-        "run_id": args.run_id,
-        "input": inp.uri,
-        "input_format": inp.format,
-        "input_fingerprint": inp.fingerprint,
-        "output": final,
-        "rows_in": rows_in,
-        "rows_scored": rows_in - rejected,
-        "rows_rejected": rejected,
-        "rejected_ratio": round(ratio, 6),
-        "rejected_reasons": reasons,
-    }
-    with staged_partition(args.storage_root, args.model, args.date) as staging:
-        scored.write.parquet(storage.spark_uri(staging))
-        if rejected:
-            rejects = rejected_rows(raw, spec)
-            rejects.write.parquet(storage.spark_uri(storage.join(staging, REJECTED)))
-        summary |= {
-            "rejected_output": storage.join(final, REJECTED) if rejected else None,
-            # Accumulators, read after the write: how often the model was built, and on how many batches.
-            "model_loads": loads.value,
-            "arrow_batches": batches.value,
-            "scored_at": utc_now(),
-            "seconds": round(time.monotonic() - started, 1),
-        }
-        storage.write_bytes(storage.join(staging, SUMMARY), storage.dump_json(summary))
-        storage.replace_tree(staging, final, last=MARKER)
+    scored.write.parquet(storage.spark_uri(staging))
+    if tally.rejected:
+        rejected_rows(raw, spec).write.parquet(storage.spark_uri(storage.join(staging, REJECTED)))
     raw.unpersist()
-    return summary
+    # Accumulators, read after the write.
+    return tally, {"model_loads": loads.value, "arrow_batches": batches.value}
 
 
 def rejection_counts(raw: Any, spec: DatasetSpec) -> dict[str, int]:
@@ -356,6 +383,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=_ratio,
         default=0.05,
         help="fail, writing nothing, when more rows than this break the spec (default: 0.05)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("arrow", "spark"),
+        default="arrow",
+        help="arrow: stream the day through Arrow and numpy, no JVM (a pod); "
+        "spark: the same checks and scores with Spark (an EMR cluster) (default: arrow)",
     )
     parser.add_argument("--run-id", help="recorded in the summary (the Airflow run id)")
     return parser.parse_args(argv)

@@ -186,7 +186,9 @@ def test_a_job_killed_mid_write_leaves_the_old_partition_and_a_rerun_succeeds(sc
     sample_input.cut(str(BANK), _spec(), str(scoring_root), DATE, 100, "csv")
     env = os.environ | {"SPARK_LOCAL_MASTER": "local[2]"}
     command = [sys.executable, "-m", "spark_jobs", "score", "--storage-root", str(scoring_root)]
-    command += ["--model", MODEL, "--date", DATE]
+    # The Spark engine: it takes seconds to write this day, long enough to be killed in the middle;
+    # the commit (staging, claim, replace) is the same code for both engines.
+    command += ["--model", MODEL, "--date", DATE, "--engine", "spark"]
     subprocess.run([*command, "--run-id", "old"], cwd=ROOT, env=env, check=True, capture_output=True)
 
     # A big day: enough rows that writing them takes seconds.

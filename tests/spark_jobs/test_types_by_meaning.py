@@ -86,7 +86,7 @@ CASES = {
 ROLE = {"integer": "numeric", "long": "numeric", "double": "numeric", "string": "categorical"}
 
 
-def _write(tmp_path, fmt, value_type, text):
+def write_case(tmp_path, fmt, value_type, text):
     if fmt == "csv":
         path = tmp_path / "day.csv"
         path.write_text(f"v,y\n{text},yes\n")
@@ -112,7 +112,7 @@ def test_a_value_is_taken_exactly_or_refused_with_its_reason(
     spark, tmp_path, type_name, value_type, text, fmt, expected
 ):
     spec = parse_spec(SPEC.format(fmt=fmt, type=type_name, role=ROLE[type_name]))
-    inp = inspect_input(str(_write(tmp_path, fmt, value_type, text)), spec)
+    inp = inspect_input(str(write_case(tmp_path, fmt, value_type, text)), spec)
     raw = read_raw(spark, inp, spec, list(spec.columns))
     [row] = score.check_rows(raw, spec).collect()
     refused = (

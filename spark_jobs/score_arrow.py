@@ -1,0 +1,436 @@
+"""Batch scoring without a JVM: a day's files read, checked, scored and written as a stream of
+Arrow record batches, with numpy doing the arithmetic (the portable `Scorer`).
+
+The engine of the scoring pod (spark_jobs.score --engine arrow). It checks every row by the
+rules of the Spark engine (score.row_checks, contract.typed_column) and gives the same reasons
+in the same words, scores with the same model and writes the same layout: one `part-*.parquet`
+and one `_rejected/part-*.parquet` per input file, so files of different schemas never meet.
+Memory is bounded by one batch, whatever the size of the day. Nothing here imports pyspark.
+"""
+
+from __future__ import annotations
+
+import csv
+import decimal
+import io
+import logging
+import posixpath
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from spark_jobs import storage
+from spark_jobs.contract import CORRUPT, EXACT_IN_DOUBLE, INTEGER_RANGES, TARGET_WORDS, InputFiles
+from spark_jobs.errors import DataContractError
+from spark_jobs.partitions import MARKER
+from spark_jobs.portable import Scorer
+from spark_jobs.spark_values import (
+    sample,
+    simple_string,
+    text_to_double,
+    text_to_integer,
+)
+from spark_jobs.spec import DatasetSpec
+
+log = logging.getLogger("spark_jobs.score_arrow")
+
+BATCH_ROWS = 65_536
+REASON = "reject_reason"  # score.REASON
+MALFORMED = "does not split into the header's fields"
+# (what is wrong, a numpy mask of the rows breaking it, the value row i shows in the message)
+Check = tuple[str, np.ndarray, Callable[[int], str] | None]
+ARROW_TYPES = {"integer": pa.int32(), "long": pa.int64(), "double": pa.float64(), "string": pa.string()}
+
+
+@dataclass
+class Tally:
+    """What one run read and wrote: rows, rejected rows, rows breaking each rule, batches."""
+
+    rows: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+
+    def add(self, what: str, count: int) -> None:
+        self.reasons[what] = self.reasons.get(what, 0) + count
+
+
+Rules = list[tuple[str, np.ndarray]]
+
+
+# -- checks (a batch in, masks and messages out, no I/O) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A raw column read as its spec type (null where the raw value is null or breaks a rule) and
+    the rules it breaks: (what is wrong, a numpy mask of the rows breaking it)."""
+
+    value: pa.Array
+    rules: Rules
+
+
+def typed_column(array: pa.Array, type_name: str) -> Typed:
+    """`contract.typed_column` for one Arrow column: the same rules, by the same meaning."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    source, target = array.type, ARROW_TYPES[type_name]
+    present = _mask(array.is_valid())
+    text = pa.types.is_string(source) or pa.types.is_large_string(source)
+    if type_name == "string":
+        if text:
+            return Typed(array.cast(pa.string()), [])
+        what = f"of type {simple_string(source)}, not text"
+        return Typed(pa.nulls(len(array), pa.string()), [(what, present)])
+    if text:
+        return _from_text(array, type_name)
+    numeric = pa.types.is_integer(source) or pa.types.is_floating(source) or pa.types.is_decimal(source)
+    if not numeric:  # boolean, timestamp, date, binary, nested
+        what = f"of type {simple_string(source)}, not {TARGET_WORDS[type_name]}"
+        return Typed(pa.nulls(len(array), target), [(what, present)])
+    if pa.types.is_decimal(source) or pa.types.is_uint64(source):  # Spark reads uint64 as decimal(20,0)
+        rules = _decimal_rules(type_name)
+        return _by_value(array, rules, lambda d: _from_decimal(decimal.Decimal(d), type_name), target)
+    floating = pa.types.is_floating(source)
+    x = pc.fill_null(array, 0).to_numpy(zero_copy_only=False)
+    rules: Rules = []
+    finite = np.isfinite(x) if floating else np.ones(len(x), bool)
+    if floating:
+        rules.append(("not a finite number", present & ~finite))
+    if type_name == "double":
+        if not floating:
+            signed = pa.types.is_signed_integer(source)
+            beyond = (x > EXACT_IN_DOUBLE) | ((x < -EXACT_IN_DOUBLE) if signed else False)
+            rules.append(("outside the integers a double holds exactly", present & beyond))
+        return _typed(x.astype("float64"), present, rules, target)
+    low, high, words = INTEGER_RANGES[type_name]
+    if floating:
+        with np.errstate(invalid="ignore"):
+            rules.append(("not a whole number", present & finite & (x != np.floor(x))))
+            out = (x < float(low)) | (x >= float(high) + 1.0)
+        rules.append((f"outside the range of {words}", present & finite & out))
+    else:  # an unsigned column is never below the range, and comparing it with a negative bound fails
+        below = (x < low) if pa.types.is_signed_integer(source) else np.zeros(len(x), bool)
+        rules.append((f"outside the range of {words}", present & (below | (x > high))))
+    ok = present & ~_any([m for _, m in rules], len(x))
+    return _typed(np.where(ok, x, 0).astype("int64"), present, rules, target)
+
+
+def _typed(values: np.ndarray, present: np.ndarray, rules: Rules, target: Any) -> Typed:
+    ok = present & ~_any([m for _, m in rules], len(values))
+    return Typed(pa.array(values, mask=~ok).cast(target), rules)
+
+
+def _from_text(array: pa.Array, type_name: str) -> Typed:
+    target = ARROW_TYPES[type_name]
+    if type_name == "double":
+
+        def parse(text: str) -> tuple[Any, str | None]:
+            value = text_to_double(text)
+            if value is None:
+                return None, "not a number"
+            return (value, None) if np.isfinite(value) else (None, "not a finite number")
+
+        return _by_value(array, ["not a number", "not a finite number"], parse, target)
+    words = INTEGER_RANGES[type_name][2]
+    rules = ["not an integer", f"outside the range of {words}"]
+    return _by_value(array, rules, lambda text: text_to_integer(text, type_name), target)
+
+
+def _decimal_rules(type_name: str) -> list[str]:
+    if type_name == "double":
+        return []
+    return ["not a whole number", f"outside the range of {INTEGER_RANGES[type_name][2]}"]
+
+
+def _from_decimal(value: Any, type_name: str) -> tuple[Any, str | None]:
+    if type_name == "double":
+        return float(value), None
+    low, high, words = INTEGER_RANGES[type_name]
+    if value != value.to_integral_value(rounding="ROUND_FLOOR"):
+        return None, "not a whole number"
+    # Spark compares a decimal with the bounds as doubles.
+    if float(value) < float(low) or float(value) >= float(high) + 1.0:
+        return None, f"outside the range of {words}"
+    return int(value), None
+
+
+def _by_value(
+    array: pa.Array, rules: list[str], parse: Callable[[Any], tuple[Any, str | None]], target: Any
+) -> Typed:
+    """A column typed value by value in Python, once per distinct value (a day has few)."""
+    encoded = pc.dictionary_encode(array)
+    parsed = [parse(v) for v in encoded.dictionary.to_pylist()]
+    present = _mask(array.is_valid())
+    index = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)
+    typed = pa.array([value for value, _ in parsed], target).take(encoded.indices)
+    masks = []
+    for rule in rules:
+        # One more entry for a null's index (0, filled): masked by `present`, and never empty.
+        broken = np.array([why == rule for _, why in parsed] + [False], bool)
+        masks.append((rule, present & broken[index]))
+    return Typed(typed, masks)
+
+
+def row_checks(batch: pa.RecordBatch, spec: DatasetSpec) -> tuple[dict[str, Typed], list[Check]]:
+    """The typed features of a raw batch, and (what is wrong, mask, the value row i shows) for every
+    rule a row can break, in the order of score.row_checks."""
+    checks: list[Check] = []
+    if CORRUPT in batch.schema.names:
+        checks.append(("malformed row", _mask(batch.column(CORRUPT).is_valid()), _constant(MALFORMED)))
+    typed: dict[str, Typed] = {}
+    for name in spec.features:
+        col, raw = spec.columns[name], batch.column(name)
+        typed[name] = read_as = typed_column(raw, col.type)
+        if spec.max_null_ratio(name) == 0:
+            checks.append((f"{name}: missing", ~_mask(raw.is_valid()), None))
+        for rule, bad in read_as.rules:
+            checks.append((f"{name}: {rule}", bad, _raw_text(raw)))
+        if col.type == "string":
+            continue
+        value = read_as.value
+        valid = _mask(value.is_valid())
+        numbers = pc.fill_null(value, 0).to_numpy(zero_copy_only=False)
+        if col.min is not None:
+            checks.append(
+                (f"{name}: below the minimum {col.min:g}", valid & (numbers < col.min), _raw_text(raw))
+            )
+        if col.max is not None:
+            checks.append(
+                (f"{name}: above the maximum {col.max:g}", valid & (numbers > col.max), _raw_text(raw))
+            )
+    return typed, checks
+
+
+def _constant(text: str) -> Callable[[int], str]:
+    return lambda i: text
+
+
+def _raw_text(raw: pa.Array) -> Callable[[int], str]:
+    """Row i's value as read, as Spark prints it, cut to a sample."""
+    return lambda i: sample(raw[i].as_py(), raw.type)
+
+
+def reasons(size: int, checks: list[Check]) -> tuple[np.ndarray, pa.Array]:
+    """Which rows are rejected, and why (every rule each breaks, joined by "; "; null for the rest)."""
+    rejected = _any([mask for _, mask, _ in checks], size)
+    why: list[str | None] = [None] * size
+    for i in np.flatnonzero(rejected):
+        why[i] = "; ".join(
+            what if shown is None else f"{what}: {shown(i)}" for what, mask, shown in checks if mask[i]
+        )
+    return rejected, pa.array(why, pa.string())
+
+
+def score_batch(
+    batch: pa.RecordBatch, spec: DatasetSpec, scorer: Scorer, version: str, tally: Tally
+) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """(the rows that pass, typed and scored; the rows that break the spec, as read, with why)."""
+    typed, checks = row_checks(batch, spec)
+    rejected, why = reasons(batch.num_rows, checks)
+    tally.rows += batch.num_rows
+    tally.rejected += int(rejected.sum())
+    tally.batches += 1
+    for what, mask, _ in checks:
+        tally.add(what, int(mask.sum()))
+    keep = pa.array(~rejected)
+    features = {name: typed[name].value.filter(keep) for name in spec.features}
+    probability = scorer.arrow_probabilities(features)
+    passthrough = [n for n in batch.schema.names if n not in spec.features and n != CORRUPT]
+    scored = pa.RecordBatch.from_arrays(
+        [batch.column(n).filter(keep) for n in passthrough]
+        + list(features.values())
+        + [
+            pa.array(probability, pa.float64()),
+            pa.array(scorer.labels(probability), pa.string()),
+            pa.array(np.full(len(probability), version, object), pa.string()),
+        ],
+        names=[*passthrough, *spec.features, "probability", "prediction", "model_version"],
+    )
+    bad = batch.filter(pa.array(rejected)).append_column(REASON, why.filter(pa.array(rejected)))
+    return scored, bad
+
+
+def _mask(values: Any) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), bool)
+
+
+def _any(masks: list[np.ndarray], size: int) -> np.ndarray:
+    out = np.zeros(size, bool)
+    for mask in masks:
+        out |= mask
+    return out
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def raw_batches(inp: InputFiles, uri: str, spec: DatasetSpec) -> Iterator[pa.RecordBatch]:
+    """One input file as raw batches named as the spec (contract.read_raw without Spark): CSV
+    values all text, with the corrupt-record column set on rows that do not split into the
+    header's fields; Parquet values with their own types."""
+    names = {spec.source(name): name for name in spec.columns}
+    with _readable(inp, uri, spec.csv.encoding):
+        batches = _parquet_batches if inp.format == "parquet" else _csv_batches
+        for batch in batches(inp, uri, spec):
+            yield batch.rename_columns([names.get(n, n) for n in batch.schema.names])
+
+
+def _parquet_batches(inp: InputFiles, uri: str, spec: DatasetSpec) -> Iterator[pa.RecordBatch]:
+    with fsspec.open(uri, "rb") as fh:
+        source = pq.ParquetFile(fh)
+        schema = source.schema_arrow
+        missing = [spec.source(c) for c in spec.features if spec.source(c) not in schema.names]
+        if missing:
+            raise DataContractError(
+                f"input {inp.uri} is missing column(s) {', '.join(repr(c) for c in missing)} "
+                f"required by spec {spec.name!r}"
+            )
+        empty = True
+        for batch in source.iter_batches(batch_size=BATCH_ROWS):
+            empty = False
+            yield batch
+        if empty:
+            yield pa.RecordBatch.from_pylist([], schema=schema)
+
+
+def _csv_batches(inp: InputFiles, uri: str, spec: DatasetSpec) -> Iterator[pa.RecordBatch]:
+    header = list(inp.header or ())
+    schema = pa.schema([(n, pa.string()) for n in [*header, CORRUPT]])
+    malformed: list[str] = []
+
+    def skip(row: Any) -> str:
+        malformed.append(row.text)
+        return "skip"
+
+    encoding = spec.csv.encoding.lower().replace("_", "-")
+    read = pa_csv.ReadOptions(
+        encoding="utf8" if encoding in ("utf-8", "utf8", "utf-8-sig", "utf8-sig") else spec.csv.encoding,
+        block_size=8 << 20,
+    )
+    parse = pa_csv.ParseOptions(
+        delimiter=spec.csv.delimiter,
+        quote_char=spec.csv.quote,
+        double_quote=True,
+        invalid_row_handler=skip,
+    )
+    # Every value as text, and an empty field as null (Spark's nullValue), quoted or not.
+    convert = pa_csv.ConvertOptions(
+        column_types={n: pa.string() for n in header}, strings_can_be_null=True, null_values=[""]
+    )
+    with fsspec.open(uri, "rb", compression="infer") as fh:
+        reader = pa_csv.open_csv(fh, read_options=read, parse_options=parse, convert_options=convert)
+        if reader.schema.names != header:
+            raise DataContractError(
+                f"input {inp.uri} cannot be read as csv: the header of {posixpath.basename(uri)} "
+                f"differs from that of {posixpath.basename(inp.files[0])}"
+            )
+        nothing = pa.nulls(0, pa.string())
+        for batch in reader:
+            corrupt = pa.nulls(batch.num_rows, pa.string())
+            yield pa.RecordBatch.from_arrays([*batch.columns, corrupt], schema=schema)
+            if malformed:
+                yield _malformed_batch(malformed, header, spec, schema)
+                malformed.clear()
+        if malformed:
+            yield _malformed_batch(malformed, header, spec, schema)
+        yield pa.RecordBatch.from_arrays([nothing] * len(schema), schema=schema)
+
+
+def _malformed_batch(
+    lines: list[str], header: list[str], spec: DatasetSpec, schema: pa.Schema
+) -> pa.RecordBatch:
+    """Rows that do not split into the header's fields as Spark keeps them: the fields there are,
+    padded with nulls or cut to the header's, and the line itself as the corrupt record."""
+    rows = []
+    for line in lines:
+        split = csv.reader(io.StringIO(line), delimiter=spec.csv.delimiter, quotechar=spec.csv.quote)
+        fields = next(split, [])
+        fields = (fields + [""] * len(header))[: len(header)]
+        rows.append([f if f != "" else None for f in fields] + [line])
+    columns = [pa.array(list(col), pa.string()) for col in zip(*rows, strict=True)]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+@contextmanager
+def _readable(inp: InputFiles, uri: str, encoding: str) -> Iterator[None]:
+    """Arrow's failure to read a file as its format as a DataContractError naming the file; never
+    Arrow's message for CSV, which may quote the file's content."""
+    try:
+        yield
+    except pa.ArrowInvalid as exc:
+        name = posixpath.basename(uri)
+        if inp.format == "parquet":
+            reason = f"{name} is not a readable Parquet file ({str(exc).splitlines()[0][:200]})"
+        elif "UTF8" in str(exc) or "UTF-8" in str(exc):
+            reason = f"{name} is not {encoding} text"
+        else:
+            reason = f"{name} does not parse as CSV"
+        raise DataContractError(f"input {inp.uri} cannot be read as {inp.format}: {reason}") from None
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+
+def write_scores(inp: InputFiles, spec: DatasetSpec, scorer: Scorer, version: str, staging: str) -> Tally:
+    """Score every file of the input into `staging` (part files, and `_rejected/` part files when
+    rows break the spec); the counts come back, the caller commits or discards."""
+    tally = Tally()
+    run = secrets.token_hex(4)
+    for n, uri in enumerate(inp.files):
+        before = (tally.rows, tally.rejected)
+        with (
+            _PartWriter(storage.join(staging, f"part-{n:05d}-{run}.parquet")) as scored_out,
+            _PartWriter(storage.join(staging, "_rejected", f"part-{n:05d}-{run}.parquet")) as rejected_out,
+        ):
+            for batch in raw_batches(inp, uri, spec):
+                scored, rejected = score_batch(batch, spec, scorer, version, tally)
+                scored_out.write(scored, always=True)
+                rejected_out.write(rejected)
+        log.info(
+            "%s: %d row(s) read, %d rejected, %d scored",
+            posixpath.basename(uri),
+            tally.rows - before[0],
+            tally.rejected - before[1],
+            (tally.rows - before[0]) - (tally.rejected - before[1]),
+        )
+    # Spark's marker of a complete output: what readers of the partition (and the commit) look for.
+    storage.write_bytes(storage.join(staging, MARKER), b"")
+    return tally
+
+
+class _PartWriter:
+    """One Parquet part file, opened on the first batch worth writing (an empty batch opens it
+    only when `always`, so that every input file has a scored part even if no row passed)."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._sink: Any = None
+        self._writer: Any = None
+
+    def write(self, batch: pa.RecordBatch, always: bool = False) -> None:
+        if batch.num_rows == 0 and (self._writer is not None or not always):
+            return
+        if self._writer is None:
+            fs, path = storage.filesystem(self.uri)
+            fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            self._sink = fs.open(path, "wb")
+            self._writer = pq.ParquetWriter(self._sink, batch.schema, compression="snappy")
+        self._writer.write_batch(batch)
+
+    def __enter__(self) -> _PartWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
