@@ -8,7 +8,9 @@ memory of its whole process tree (sampled from /proc every 20 ms: a JVM started 
 counts, which `/usr/bin/time -v` misses), best and median of --repeat rounds, methods
 interleaved within each round so a busy moment hits them all.
 
-- job: the project's `python -m spark_jobs.score` (row checks, pandas UDF, staged commit);
+- job: the project's `python -m spark_jobs.score` as the scoring pod runs it: the Arrow engine
+  (row checks in pyarrow.compute, the numpy `Scorer`, staged commit, no JVM);
+- job_spark: the same job with `--engine spark` (EMR's: row checks as Spark Columns, pandas UDF);
 - spark_pipeline: Spark's `PipelineModel.transform` in the JVM, read -> score -> write;
 - pandas_sklearn: what a data scientist writes: pandas, the portable model in scikit-learn;
 - arrow_numpy: Arrow record batches streamed through the portable numpy `Scorer`, one process.
@@ -126,6 +128,7 @@ def commands(day: Path, root: Path, out: Path) -> dict[str, list[str]]:
     job += ["--date", "2026-01-01", "--input", str(day), "--model-version", VERSION]
     return {
         "job": job,
+        "job_spark": [*job, "--engine", "spark"],
         "spark_pipeline": [py, "-c", _SPARK_PIPELINE, str(day), str(model), str(out / "spark")],
         "pandas_sklearn": [py, "-c", _PANDAS_SKLEARN, str(day), str(model), str(out)],
         "arrow_numpy": [py, "-c", _ARROW_NUMPY, str(day), str(model), str(out)],
@@ -163,7 +166,7 @@ def main() -> None:
         for rows in (args.rows, args.small_rows):
             day = work / f"day-{rows}.parquet"
             write_day(day, rows)
-            progress(f"{rows:,} rows: {args.repeat} interleaved round(s) of 4 methods")
+            progress(f"{rows:,} rows: {args.repeat} interleaved round(s) of 5 methods")
             runs: dict[str, list[tuple[float, float]]] = {}
             for _ in range(args.repeat):
                 for name, command in commands(day, root, work / "out").items():

@@ -50,7 +50,7 @@ from spark_jobs.contract import (
     sample,
     typed_column,
 )
-from spark_jobs.errors import DataContractError, run_cli
+from spark_jobs.errors import DataContractError, JobError, run_cli
 from spark_jobs.leases import Lease, holder_id, is_free
 from spark_jobs.locations import argument, name_argument, optional_version
 from spark_jobs.partitions import MARKER, input_uri, iso_date, output_uri
@@ -173,13 +173,15 @@ def score_rows(checked: Any, features: Sequence[str], scorer: Scorer, udf: Any, 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Score one date's partition, holding its claim from before the first read to the commit."""
+    """Score one date's partition, holding its claim from before the first read to the commit;
+    or, with --shard, one shard of it into the run's shard folder (the commit publishes it)."""
+    if args.shard:
+        return score_shard(args)
     with claimed_partition(args.storage_root, args.model, args.date, args.run_id):
         return score_partition(args)
 
 
-def score_partition(args: argparse.Namespace) -> dict[str, Any]:
-    started = time.monotonic()
+def _model_and_input(args: argparse.Namespace) -> tuple[str, DatasetSpec, bytes, InputFiles]:
     registry = Registry(args.storage_root, args.model)
     version = args.model_version or registry.champion_version()
     manifest = registry.manifest(version)
@@ -187,6 +189,12 @@ def score_partition(args: argparse.Namespace) -> dict[str, Any]:
     doc = registry.read_verified(version, PORTABLE, manifest)
     source = args.input or input_uri(args.storage_root, args.model, args.date)
     inp = inspect_input(source, spec, columns=spec.features, fmt=args.format)
+    return version, spec, doc, inp
+
+
+def score_partition(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    version, spec, doc, inp = _model_and_input(args)
     final = output_uri(args.storage_root, args.model, args.date)
     log.info(
         "scoring %s (%d file(s)) with %s version %s, engine %s",
@@ -200,41 +208,82 @@ def score_partition(args: argparse.Namespace) -> dict[str, Any]:
 
             tally = score_arrow.write_scores(inp, spec, Scorer(json.loads(doc)), version, staging)
             extra = {"model_loads": 1, "arrow_batches": tally.batches}
-        rows_in, rejected = tally.rows, tally.rejected
-        ratio = rejected / rows_in if rows_in else 0.0
-        reasons = dict(sorted(((k, v) for k, v in tally.reasons.items() if v), key=lambda kv: -kv[1]))
+        summary = _summary(args, version, inp, tally, extra, final, started)
         # Checked once the scores are staged (one pass over the day); a failing day commits nothing.
-        if ratio > args.max_rejected_ratio:
+        if summary["rejected_ratio"] > args.max_rejected_ratio:
             raise DataContractError(
-                f"{rejected} of {rows_in} row(s) in {inp.uri} ({ratio:.2%}) break the spec of "
-                f"{args.model} version {version}, "
+                f"{tally.rejected} of {tally.rows} row(s) in {inp.uri} ({tally.rejected / tally.rows:.2%}) "
+                f"break the spec of {args.model} version {version}, "
                 f"more than --max-rejected-ratio {args.max_rejected_ratio:.2%}; "
-                f"nothing was written. Most common: {_top(reasons)}"
+                f"nothing was written. Most common: {_top(summary['rejected_reasons'])}"
             )
-        summary = {
-            "model": args.model,
-            "model_version": version,
-            "date": args.date,
-            "run_id": args.run_id,
-            "engine": args.engine,
-            "input": inp.uri,
-            "input_format": inp.format,
-            "input_fingerprint": inp.fingerprint,
-            "output": final,
-            "rows_in": rows_in,
-            "rows_scored": rows_in - rejected,
-            "rows_rejected": rejected,
-            "rejected_ratio": round(ratio, 6),
-            "rejected_reasons": reasons,
-            "rejected_output": storage.join(final, REJECTED) if rejected else None,
-            # How often the model was built, and on how many Arrow batches it ran.
-            **extra,
-            "scored_at": utc_now(),
-            "seconds": round(time.monotonic() - started, 1),
-        }
         storage.write_bytes(storage.join(staging, SUMMARY), storage.dump_json(summary))
         storage.replace_tree(staging, final, last=MARKER)
     return summary
+
+
+def score_shard(args: argparse.Namespace) -> dict[str, Any]:
+    """One shard of the day (shards.plan) into its folder of the run, its summary last. No claim
+    and no gate: the commit takes the partition's claim and judges the whole day."""
+    from spark_jobs import score_arrow, shards
+
+    if args.engine != "arrow":
+        raise JobError("--shard is the pods' way to split a day: it needs --engine arrow")
+    started = time.monotonic()
+    version, spec, doc, inp = _model_and_input(args)
+    shard = args.shard
+    parts = [(p["file"], p.get("row_groups")) for p in shard["parts"]]
+    strange = [f for f, _ in parts if f not in inp.files]
+    if strange:
+        raise DataContractError(f"shard {shard['index']}: {strange[0]} is not a file of the input {inp.uri}")
+    if inp.format != "parquet" and any(groups is not None for _, groups in parts):
+        raise DataContractError(f"shard {shard['index']}: row groups are for Parquet input, not {inp.format}")
+    out = shards.shard_uri(args.storage_root, args.model, args.date, args.run_id, shard["index"])
+    storage.remove_tree(out)  # an earlier attempt's, if any: this one writes the shard whole
+    log.info("scoring shard %d of %d (%d part(s)) of %s", shard["index"], shard["count"], len(parts), inp.uri)
+    tally = score_arrow.write_scores(
+        inp, spec, Scorer(json.loads(doc)), version, out, parts=parts, shard=shard["index"]
+    )
+    extra = {"model_loads": 1, "arrow_batches": tally.batches}
+    summary = _summary(args, version, inp, tally, extra, out, started)
+    summary["shard"] = {"index": shard["index"], "count": shard["count"]}
+    storage.write_bytes(storage.join(out, SUMMARY), storage.dump_json(summary))
+    return summary
+
+
+def _summary(
+    args: argparse.Namespace,
+    version: str,
+    inp: InputFiles,
+    tally: Tally,
+    extra: dict[str, int],
+    output: str,
+    started: float,
+) -> dict[str, Any]:
+    ratio = tally.rejected / tally.rows if tally.rows else 0.0
+    return {
+        "model": args.model,
+        "model_version": version,
+        "date": args.date,
+        "run_id": args.run_id,
+        "engine": args.engine,
+        "input": inp.uri,
+        "input_format": inp.format,
+        "input_fingerprint": inp.fingerprint,
+        "output": output,
+        "rows_in": tally.rows,
+        "rows_scored": tally.rows - tally.rejected,
+        "rows_rejected": tally.rejected,
+        "rejected_ratio": round(ratio, 6),
+        "rejected_reasons": dict(
+            sorted(((k, v) for k, v in tally.reasons.items() if v), key=lambda kv: -kv[1])
+        ),
+        "rejected_output": storage.join(output, REJECTED) if tally.rejected else None,
+        # How often the model was built, and on how many Arrow batches it ran.
+        **extra,
+        "scored_at": utc_now(),
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 def spark_scores(
@@ -351,6 +400,12 @@ def _ratio(text: str) -> float:
     return value
 
 
+def _shard(text: str) -> dict[str, Any]:
+    from spark_jobs.shards import parse_shard
+
+    return parse_shard(text)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m spark_jobs.score",
@@ -390,6 +445,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="arrow",
         help="arrow: stream the day through Arrow and numpy, no JVM (a pod); "
         "spark: the same checks and scores with Spark (an EMR cluster) (default: arrow)",
+    )
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        help="score one shard of spark_jobs.shards.plan (JSON) into the run's shard folder; "
+        "the commit publishes the day and applies --max-rejected-ratio",
     )
     parser.add_argument("--run-id", help="recorded in the summary (the Airflow run id)")
     return parser.parse_args(argv)

@@ -98,8 +98,8 @@ def typed_column(array: pa.Array, type_name: str) -> Typed:
         what = f"of type {simple_string(source)}, not {TARGET_WORDS[type_name]}"
         return Typed(pa.nulls(len(array), target), [(what, present)])
     if pa.types.is_decimal(source) or pa.types.is_uint64(source):  # Spark reads uint64 as decimal(20,0)
-        rules = _decimal_rules(type_name)
-        return _by_value(array, rules, lambda d: _from_decimal(decimal.Decimal(d), type_name), target)
+        names = _decimal_rules(type_name)
+        return _by_value(array, names, lambda d: _from_decimal(decimal.Decimal(d), type_name), target)
     floating = pa.types.is_floating(source)
     x = pc.fill_null(array, 0).to_numpy(zero_copy_only=False)
     rules: Rules = []
@@ -274,18 +274,26 @@ def _any(masks: list[np.ndarray], size: int) -> np.ndarray:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def raw_batches(inp: InputFiles, uri: str, spec: DatasetSpec) -> Iterator[pa.RecordBatch]:
+def raw_batches(
+    inp: InputFiles, uri: str, spec: DatasetSpec, row_groups: list[int] | None = None
+) -> Iterator[pa.RecordBatch]:
     """One input file as raw batches named as the spec (contract.read_raw without Spark): CSV
     values all text, with the corrupt-record column set on rows that do not split into the
     header's fields; Parquet values with their own types."""
     names = {spec.source(name): name for name in spec.columns}
     with _readable(inp, uri, spec.csv.encoding):
-        batches = _parquet_batches if inp.format == "parquet" else _csv_batches
-        for batch in batches(inp, uri, spec):
+        batches = (
+            _parquet_batches(inp, uri, spec, row_groups)
+            if inp.format == "parquet"
+            else _csv_batches(inp, uri, spec)
+        )
+        for batch in batches:
             yield batch.rename_columns([names.get(n, n) for n in batch.schema.names])
 
 
-def _parquet_batches(inp: InputFiles, uri: str, spec: DatasetSpec) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(
+    inp: InputFiles, uri: str, spec: DatasetSpec, row_groups: list[int] | None
+) -> Iterator[pa.RecordBatch]:
     with fsspec.open(uri, "rb") as fh:
         source = pq.ParquetFile(fh)
         schema = source.schema_arrow
@@ -296,7 +304,12 @@ def _parquet_batches(inp: InputFiles, uri: str, spec: DatasetSpec) -> Iterator[p
                 f"required by spec {spec.name!r}"
             )
         empty = True
-        for batch in source.iter_batches(batch_size=BATCH_ROWS):
+        if row_groups is not None and any(g >= source.num_row_groups for g in row_groups):
+            raise DataContractError(
+                f"input {inp.uri}: {posixpath.basename(uri)} has {source.num_row_groups} row group(s), "
+                f"not the {row_groups} planned"
+            )
+        for batch in source.iter_batches(batch_size=BATCH_ROWS, row_groups=row_groups):
             empty = False
             yield batch
         if empty:
@@ -381,30 +394,42 @@ def _readable(inp: InputFiles, uri: str, encoding: str) -> Iterator[None]:
 # -- the engine ---------------------------------------------------------------------------------
 
 
-def write_scores(inp: InputFiles, spec: DatasetSpec, scorer: Scorer, version: str, staging: str) -> Tally:
-    """Score every file of the input into `staging` (part files, and `_rejected/` part files when
-    rows break the spec); the counts come back, the caller commits or discards."""
+def write_scores(
+    inp: InputFiles,
+    spec: DatasetSpec,
+    scorer: Scorer,
+    version: str,
+    out: str,
+    parts: list[tuple[str, list[int] | None]] | None = None,
+    shard: int = 0,
+) -> Tally:
+    """Score the input's files (or `parts`: files and, of Parquet files, row groups) into `out`:
+    part files, and `_rejected/` part files when rows break the spec, then Spark's `_SUCCESS`.
+    The counts come back; the caller commits or discards."""
     tally = Tally()
     run = secrets.token_hex(4)
-    for n, uri in enumerate(inp.files):
+    for n, (uri, row_groups) in enumerate(parts or [(f, None) for f in inp.files]):
         before = (tally.rows, tally.rejected)
+        name = f"part-{shard:05d}-{n:05d}-{run}.parquet"
         with (
-            _PartWriter(storage.join(staging, f"part-{n:05d}-{run}.parquet")) as scored_out,
-            _PartWriter(storage.join(staging, "_rejected", f"part-{n:05d}-{run}.parquet")) as rejected_out,
+            _PartWriter(storage.join(out, name)) as scored_out,
+            _PartWriter(storage.join(out, "_rejected", name)) as rejected_out,
         ):
-            for batch in raw_batches(inp, uri, spec):
+            for batch in raw_batches(inp, uri, spec, row_groups):
                 scored, rejected = score_batch(batch, spec, scorer, version, tally)
                 scored_out.write(scored, always=True)
                 rejected_out.write(rejected)
+        rows, rejected_rows = tally.rows - before[0], tally.rejected - before[1]
         log.info(
-            "%s: %d row(s) read, %d rejected, %d scored",
+            "%s%s: %d row(s) read, %d rejected, %d scored",
             posixpath.basename(uri),
-            tally.rows - before[0],
-            tally.rejected - before[1],
-            (tally.rows - before[0]) - (tally.rejected - before[1]),
+            f" (row groups {row_groups})" if row_groups is not None else "",
+            rows,
+            rejected_rows,
+            rows - rejected_rows,
         )
     # Spark's marker of a complete output: what readers of the partition (and the commit) look for.
-    storage.write_bytes(storage.join(staging, MARKER), b"")
+    storage.write_bytes(storage.join(out, MARKER), b"")
     return tally
 
 

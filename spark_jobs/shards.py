@@ -1,0 +1,253 @@
+"""A day split into shards that pods score side by side, and their commit as one partition.
+
+- `plan`: the day's files, whole or (large Parquet files) by row groups, in their order, grouped
+  into shards of about `target_rows` rows each, at most `max_shards`.
+- `python -m spark_jobs score --shard JSON`: one pod scores one shard into
+  `<root>/scores/<model>/_shards/ds=<date>/<run>/shard-<i>/`, its `_summary.json` written last.
+- `commit`: under the partition's claim, checks every shard's summary (there, of the planned
+  input and model version, rows in = scored + rejected), applies the day's rejected-ratio gate,
+  and moves the shards' parts into place as one partition with one summary; the partition is
+  never visible half-written, and a failing day commits nothing.
+
+Nothing here imports pyspark: the plan and the commit run on the Airflow worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import posixpath
+import re
+import time
+from typing import Any
+
+import fsspec
+
+from spark_jobs import storage
+from spark_jobs.contract import InputFiles
+from spark_jobs.errors import DataContractError, JobError
+from spark_jobs.partitions import MARKER, output_uri
+
+log = logging.getLogger("spark_jobs.shards")
+
+SUMMARY = "_summary.json"
+REJECTED = "_rejected"
+_HEAD_BYTES = 1 << 16  # what a CSV file's rows are estimated from
+
+
+# -- the plan -------------------------------------------------------------------------------------
+
+
+def units(inp: InputFiles, target_rows: int) -> list[dict[str, Any]]:
+    """The day in pieces a shard may take: {file, row_groups (None: the whole file), rows}.
+
+    A Parquet file larger than `target_rows` with several row groups is split by row group (its
+    footer says how many rows each holds); other files are whole. A CSV file's rows are estimated
+    from its size and the lines of its first 64 KB."""
+    pieces: list[dict[str, Any]] = []
+    for uri in inp.files:
+        if inp.format == "parquet":
+            import pyarrow.parquet as pq
+
+            with fsspec.open(uri, "rb") as fh:
+                meta = pq.ParquetFile(fh).metadata
+            groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            if meta.num_rows > target_rows and len(groups) > 1:
+                pieces += [{"file": uri, "row_groups": [i], "rows": n} for i, n in enumerate(groups)]
+            else:
+                pieces.append({"file": uri, "row_groups": None, "rows": meta.num_rows})
+        else:
+            pieces.append({"file": uri, "row_groups": None, "rows": _estimated_rows(uri)})
+    return pieces
+
+
+def _estimated_rows(uri: str) -> int:
+    fs, path = storage.filesystem(uri)
+    size = int(fs.size(path))
+    with fsspec.open(uri, "rb") as fh:
+        head = fh.read(_HEAD_BYTES)
+    lines = head.count(b"\n")
+    if uri.endswith(".gz") or not lines:
+        return max(1, size // 100)  # compressed or one line: about 100 bytes a row
+    return max(1, round(size / (len(head) / lines)))
+
+
+def plan(inp: InputFiles, target_rows: int, max_shards: int) -> list[dict[str, Any]]:
+    """Shards of the day, each {index, count, parts: [{file, row_groups}], rows (estimated)}:
+    contiguous runs of `units` with about equal rows, as many as `target_rows` asks for, at most
+    `max_shards` and never more than there are pieces."""
+    if target_rows < 1 or max_shards < 1:
+        raise ValueError("target rows per shard and the number of shards must be at least 1")
+    pieces = units(inp, target_rows)
+    total = sum(p["rows"] for p in pieces)
+    count = max(1, min(max_shards, len(pieces), math.ceil(total / target_rows)))
+    groups: list[list[dict[str, Any]]] = [[] for _ in range(count)]
+    done = 0
+    for piece in pieces:
+        # The shard whose share of the rows this piece's middle falls in.
+        at = min(count - 1, int((done + piece["rows"] / 2) * count / max(total, 1)))
+        groups[at].append(piece)
+        done += piece["rows"]
+    groups = [g for g in groups if g]
+    return [
+        {
+            "index": i,
+            "count": len(groups),
+            "parts": [{"file": p["file"], "row_groups": p["row_groups"]} for p in group],
+            "rows": sum(p["rows"] for p in group),
+        }
+        for i, group in enumerate(groups)
+    ]
+
+
+def parse_shard(text: str) -> dict[str, Any]:
+    """An argparse type: a shard of `plan` as JSON."""
+    import argparse
+
+    try:
+        shard = json.loads(text)
+        assert isinstance(shard, dict)
+        index, count, parts = int(shard["index"]), int(shard["count"]), shard["parts"]
+        assert 0 <= index < count and isinstance(parts, list) and parts
+        for part in parts:
+            assert isinstance(part["file"], str)
+            groups = part.get("row_groups")
+            assert groups is None or all(isinstance(g, int) and g >= 0 for g in groups)
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise argparse.ArgumentTypeError(
+            'expected a shard as JSON: {"index": i, "count": n, '
+            '"parts": [{"file": uri, "row_groups": [..] or null}]}'
+        ) from None
+    return {"index": index, "count": count, "parts": parts}
+
+
+# -- where shards are written ----------------------------------------------------------------------
+
+
+def run_key(run_id: str | None) -> str:
+    """A run id as a folder name: readable where it can be, unique always."""
+    text = run_id or "manual"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:80]
+    return f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def shards_uri(root: str, model: str, date: str, run_id: str | None) -> str:
+    base = storage.join(storage.normalize(root), "scores", model, "_shards", f"ds={date}")
+    return storage.join(base, run_key(run_id))
+
+
+def shard_uri(root: str, model: str, date: str, run_id: str | None, index: int) -> str:
+    return storage.join(shards_uri(root, model, date, run_id), f"shard-{index:05d}")
+
+
+# -- the commit -----------------------------------------------------------------------------------
+
+
+def commit(
+    root: str,
+    model: str,
+    date: str,
+    run_id: str,
+    count: int,
+    fingerprint: str,
+    max_rejected_ratio: float,
+) -> dict[str, Any]:
+    """Publish the `count` shards a run scored as the day's partition, whole; its summary back."""
+    from spark_jobs.registry import utc_now
+    from spark_jobs.score import _top, claimed_partition, staged_partition
+
+    started = time.monotonic()
+    where = shards_uri(root, model, date, run_id)
+    with claimed_partition(root, model, date, run_id):
+        summaries = [_shard_summary(where, i, count, fingerprint) for i in range(count)]
+        versions = {s["model_version"] for s in summaries}
+        if len(versions) != 1:
+            raise JobError(
+                f"the shards of {model} for {date} were scored by different versions: {sorted(versions)}"
+            )
+        rows_in = sum(s["rows_in"] for s in summaries)
+        rejected = sum(s["rows_rejected"] for s in summaries)
+        reasons: dict[str, int] = {}
+        for s in summaries:
+            for what, n in s["rejected_reasons"].items():
+                reasons[what] = reasons.get(what, 0) + n
+        reasons = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+        ratio = rejected / rows_in if rows_in else 0.0
+        first = summaries[0]
+        if ratio > max_rejected_ratio:
+            storage.remove_tree(where)
+            raise DataContractError(
+                f"{rejected} of {rows_in} row(s) in {first['input']} ({ratio:.2%}) break the spec of "
+                f"{model} version {first['model_version']}, more than the most allowed "
+                f"{max_rejected_ratio:.2%}; nothing was written. Most common: {_top(reasons)}"
+            )
+        final = output_uri(root, model, date)
+        with staged_partition(root, model, date) as staging:
+            for i in range(count):
+                _move_parts(storage.join(where, f"shard-{i:05d}"), staging)
+            summary = {
+                key: first[key]
+                for key in (
+                    "model",
+                    "model_version",
+                    "date",
+                    "engine",
+                    "input",
+                    "input_format",
+                    "input_fingerprint",
+                )
+            } | {
+                "run_id": run_id,
+                "output": final,
+                "rows_in": rows_in,
+                "rows_scored": rows_in - rejected,
+                "rows_rejected": rejected,
+                "rejected_ratio": round(ratio, 6),
+                "rejected_reasons": reasons,
+                "rejected_output": storage.join(final, REJECTED) if rejected else None,
+                "shards": count,
+                "shard_seconds": [s["seconds"] for s in summaries],
+                "model_loads": sum(s["model_loads"] for s in summaries),
+                "arrow_batches": sum(s["arrow_batches"] for s in summaries),
+                "scored_at": utc_now(),
+                "seconds": round(time.monotonic() - started, 1),
+            }
+            storage.write_bytes(storage.join(staging, MARKER), b"")
+            storage.write_bytes(storage.join(staging, SUMMARY), storage.dump_json(summary))
+            storage.replace_tree(staging, final, last=MARKER)
+        storage.remove_tree(where)
+    log.info(
+        "committed %d shard(s) of %s for %s: %d row(s), %d rejected", count, model, date, rows_in, rejected
+    )
+    return summary
+
+
+def _shard_summary(where: str, index: int, count: int, fingerprint: str) -> dict[str, Any]:
+    uri = storage.join(where, f"shard-{index:05d}", SUMMARY)
+    if not storage.exists(uri):
+        raise JobError(
+            f"shard {index} of {count} has no summary at {uri}: it was not scored (or not to the end)"
+        )
+    summary: dict[str, Any] = json.loads(storage.read_bytes(uri))
+    problems = []
+    if summary.get("shard") != {"index": index, "count": count}:
+        problems.append(f"it is shard {summary.get('shard')}, not {index} of {count}")
+    if summary.get("input_fingerprint") != fingerprint:
+        problems.append("its input is not the planned one (the day's files changed after the plan)")
+    if summary.get("rows_in") != summary.get("rows_scored", 0) + summary.get("rows_rejected", 0):
+        problems.append("its rows in are not its rows scored plus rejected")
+    if problems:
+        raise JobError(f"shard {index} of {count} ({uri}): " + "; ".join(problems))
+    return summary
+
+
+def _move_parts(shard: str, staging: str) -> None:
+    """A shard's part files (and rejected part files) into the staging folder."""
+    fs, _ = storage.filesystem(shard)
+    for rel, path in sorted(storage.list_files(shard).items()):
+        if posixpath.basename(rel).startswith("part-"):
+            target = storage.filesystem(storage.join(staging, rel))[1]
+            fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            fs.mv(path, target)

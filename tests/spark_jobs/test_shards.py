@@ -1,0 +1,138 @@
+"""A day split into shards: the plan, one pod's shard, and the commit that publishes the day whole."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from spark_jobs import sample_input, score, shards, storage
+from spark_jobs.contract import inspect_input
+from spark_jobs.errors import DataContractError, JobError
+from spark_jobs.partitions import input_uri, output_uri
+from spark_jobs.spec import load_spec
+from tests.conftest import BANK, SPEC, handmade_version
+
+DATE, MODEL, RUN = "2026-11-20", "bank-marketing", "scheduled__2026-11-20T00:00:00+00:00"
+
+
+@pytest.fixture
+def day(tmp_path):
+    """A registry version and a Parquet day of two files: 1,500 rows in row groups of 400, and 200."""
+    handmade_version(tmp_path)
+    spec = load_spec(str(SPEC))
+    sample_input.cut(str(BANK), spec, str(tmp_path), DATE, 1700, "parquet")
+    part = input_uri(str(tmp_path), MODEL, DATE)
+    table = pq.read_table(f"{part}/records.parquet")
+    storage.remove_tree(f"{part}/records.parquet")
+    pq.write_table(table.slice(0, 1500), f"{part}/a.parquet", row_group_size=400)
+    pq.write_table(table.slice(1500), f"{part}/b.parquet")
+    return tmp_path, spec
+
+
+def planned(root, spec, target, most):
+    inp = inspect_input(input_uri(str(root), MODEL, DATE), spec, columns=spec.features, fmt="auto")
+    return inp, shards.plan(inp, target, most)
+
+
+def test_the_plan_splits_large_parquet_files_by_row_group_in_order(day):
+    root, spec = day
+    inp, plan = planned(root, spec, 600, 8)
+    pieces = [(p["file"].rsplit("/", 1)[-1], p["row_groups"]) for s in plan for p in s["parts"]]
+    assert pieces == [
+        ("a.parquet", [0]),
+        ("a.parquet", [1]),
+        ("a.parquet", [2]),
+        ("a.parquet", [3]),
+        ("b.parquet", None),
+    ]
+    assert len(plan) == 3 and all(s["count"] == 3 for s in plan) and [s["index"] for s in plan] == [0, 1, 2]
+    assert sum(s["rows"] for s in plan) == 1700 and max(s["rows"] for s in plan) <= 800
+    # At most max_shards; one shard when the day fits one.
+    assert len(shards.plan(inp, 100, 2)) == 2
+    assert [len(s["parts"]) for s in shards.plan(inp, 10_000, 8)] == [2]
+    with pytest.raises(ValueError, match="at least 1"):
+        shards.plan(inp, 0, 8)
+
+
+def score_shard(root, shard, *extra):
+    args = ["--storage-root", str(root), "--model", MODEL, "--date", DATE, "--run-id", RUN]
+    return score.main([*args, "--shard", json.dumps(shard), *extra])
+
+
+def test_shards_scored_apart_commit_as_the_day_a_single_pod_would_write(day, tmp_path_factory, capsys):
+    root, spec = day
+    inp, plan = planned(root, spec, 600, 8)
+    for shard in plan:
+        assert score_shard(root, shard) == 0
+    out = output_uri(str(root), MODEL, DATE)
+    assert not storage.exists(out)  # nothing visible before the commit
+    summary = shards.commit(str(root), MODEL, DATE, RUN, len(plan), inp.fingerprint, 0.05)
+    assert summary["shards"] == 3 and summary["rows_in"] == summary["rows_scored"] == 1700
+    assert json.loads(storage.read_bytes(f"{out}/_summary.json")) == summary
+    assert not storage.exists(shards.shards_uri(str(root), MODEL, DATE, RUN))  # shard folders gone
+    sharded = pq.read_table(out).to_pylist()
+
+    # The same day in one pod, without shards: the same rows, the same scores.
+    capsys.readouterr()
+    assert (
+        score.main(["--storage-root", str(root), "--model", MODEL, "--date", DATE, "--run-id", "whole"]) == 0
+    )
+    whole = pq.read_table(out).to_pylist()
+    assert sorted(sharded, key=lambda r: r["record_id"]) == sorted(whole, key=lambda r: r["record_id"])
+
+
+def test_a_failed_shard_is_scored_again_alone_and_only_a_complete_day_commits(day):
+    root, spec = day
+    inp, plan = planned(root, spec, 600, 8)
+    assert score_shard(root, plan[0]) == 0
+    assert score_shard(root, plan[2]) == 0
+    with pytest.raises(JobError, match="shard 1 of 3 has no summary"):
+        shards.commit(str(root), MODEL, DATE, RUN, 3, inp.fingerprint, 0.05)
+    assert not storage.exists(output_uri(str(root), MODEL, DATE))
+    first = storage.list_files(shards.shard_uri(str(root), MODEL, DATE, RUN, 0))
+    assert score_shard(root, plan[1]) == 0  # the retry of the failed one: the others stay as they are
+    assert storage.list_files(shards.shard_uri(str(root), MODEL, DATE, RUN, 0)) == first
+    assert shards.commit(str(root), MODEL, DATE, RUN, 3, inp.fingerprint, 0.05)["rows_in"] == 1700
+
+
+def test_the_commit_judges_the_whole_day_and_refuses_a_changed_input(day):
+    root, spec = day
+    inp, plan = planned(root, spec, 600, 8)
+    # Shard 2 (b.parquet) is all bad rows: 200 of 1,700 rejected, 11.8% of the day.
+    part = input_uri(str(root), MODEL, DATE)
+    table = pq.read_table(f"{part}/b.parquet")
+    ages = pa.array([-1] * table.num_rows, table.schema.field("age").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("age"), "age", ages), f"{part}/b.parquet")
+    inp = inspect_input(part, spec, columns=spec.features, fmt="auto")
+    for shard in plan:
+        assert score_shard(root, shard) == 0  # no shard judges the day on its own
+    with pytest.raises(DataContractError, match=r"200 of 1700 row\(s\).*nothing was written"):
+        shards.commit(str(root), MODEL, DATE, RUN, 3, inp.fingerprint, 0.05)
+    assert not storage.exists(output_uri(str(root), MODEL, DATE))
+
+    for shard in plan:
+        assert score_shard(root, shard) == 0
+    with pytest.raises(JobError, match="its input is not the planned one"):
+        shards.commit(str(root), MODEL, DATE, RUN, 3, "sha256:planned-before-the-change", 0.5)
+    summary = shards.commit(str(root), MODEL, DATE, RUN, 3, inp.fingerprint, 0.5)
+    assert summary["rows_rejected"] == 200 and summary["rejected_reasons"] == {
+        "age: below the minimum 0": 200
+    }
+
+
+def test_a_bad_shard_argument_is_refused_before_any_work(day, capsys):
+    root, _ = day
+    for bad in (
+        "{",
+        '{"index": 3, "count": 3, "parts": [{"file": "x"}]}',
+        '{"index": 0, "count": 1, "parts": []}',
+    ):
+        with pytest.raises(SystemExit):
+            score_shard(root, json.loads(bad) if bad != "{" else bad)
+        assert "expected a shard as JSON" in capsys.readouterr().err
+    shard = {"index": 0, "count": 1, "parts": [{"file": "/elsewhere/x.parquet", "row_groups": None}]}
+    assert score_shard(root, shard) == 3
+    assert "is not a file of the input" in capsys.readouterr().err
