@@ -1,30 +1,37 @@
 """
-### Batch scoring on Kubernetes
+### Batch scoring on Kubernetes, one pod per shard of the day
 
 Runs after each nightly_training that ends with a champion (the `ml_scaling_champion` Asset),
 and scores that night's new records with the champion of the model the event names (each model
-named, when events of several models queued up: one pod per model), in the project's job image
-(`docker/jobs.Dockerfile`) run by the KubernetesPodOperator: local Spark in the pod applies the
-model in a pandas UDF and commits `<storage root>/scores/<model>/ds=<date>/` whole (Parquet,
-the rows that broke the spec under `_rejected/`, and `_summary.json`). The summary reaches XCom
-through the `summary` task, not through an xcom sidecar.
+named, when events of several models queued up), in the project's job image
+(`docker/jobs.Dockerfile`) run by the KubernetesPodOperator.
 
-The run waits for the day's input, `<storage root>/incoming/<model>/ds=<date>/_SUCCESS`, in
-reschedule mode (no worker slot held while waiting), for up to 6 hours; a manual run can fail
-or skip at once instead. More than `max_rejected_ratio` of rows breaking the spec fails the run
-and writes nothing. The pod is deleted when it ends, whatever happened; on failure its container
-state (OOMKilled, exit code) and events are in the task log. Bad input, a missing model and an
-OOM kill fail at once; other pod failures are retried.
+1. `plan`: which partitions (`<storage root>/incoming/<model>/ds=<date>/`) this run scores;
+2. `wait_for_input`: each waits for its `_SUCCESS` marker in reschedule mode (no worker slot held)
+   for up to 6 hours; a manual run can fail or skip at once instead;
+3. `shard`: each day split into shards of about `target_rows_per_shard` rows (whole files, or row
+   groups of large Parquet files), at most `max_pods`; the model version is fixed here;
+4. `score`: one mapped pod per shard, side by side; each streams its rows through Arrow and numpy
+   (no JVM), writes its shard under the run's staging area with its own summary; a failed pod
+   is retried alone, and clearing one re-runs only that shard;
+5. `commit`: checks every shard's summary (rows in = scored + rejected, one model version, the
+   planned input) and publishes `<storage root>/scores/<model>/ds=<date>/` whole (Parquet, the
+   rows that broke the spec under `_rejected/`, one `_summary.json`, returned as its XCom).
+   More than `max_rejected_ratio` of the day's rows breaking the spec fails the run and
+   writes nothing.
+
+Pods are deleted when they end, whatever happened; on failure a pod's container state (OOMKilled,
+exit code) and events are in the task log. Bad input, a missing model and an OOM kill fail at
+once; other pod failures are retried.
 
 Offline (the default) the same operator talks to the local cloud emulator's pod API, which
-validates the pod against the Kubernetes schemas and runs it as a container built from
+validates each pod against the Kubernetes schemas and runs it as a container built from
 docker/jobs.Dockerfile (podman or docker; a host process when there is neither).
 Image and namespace come from Variables `ml_batch_image` and `ml_k8s_namespace`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -32,9 +39,9 @@ from typing import Any
 
 import pendulum
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
-from airflow.sdk import DAG, Param, PokeReturnValue, task, task_group
+from airflow.sdk import DAG, Param, PokeReturnValue, TriggerRule, task
 from scaling_platform.assets import CHAMPION, nights_by_model, run_date
-from scaling_platform.batch_scoring import scoring_arguments, scoring_pod
+from scaling_platform.batch_scoring import commit_shards, plan_shards, scoring_pod
 from scaling_platform.defaults import (
     check_locations,
     default_args,
@@ -69,6 +76,9 @@ def partition(root: str, model: str, date: str, params: dict, version: str, run_
 
 
 log = logging.getLogger(__name__)
+# Pods of one run at once: the cap on the max_pods Param (max_active_tis_per_dagrun is fixed
+# when the DAG is parsed, so a Param cannot set it).
+MAX_PODS = 16
 
 with DAG(
     dag_id=Path(__file__).stem,
@@ -112,6 +122,21 @@ with DAG(
             title="Most rows that may break the spec",
             description="More fails the run and writes nothing",
         ),
+        "target_rows_per_shard": Param(
+            1_000_000,
+            type="integer",
+            minimum=1,
+            title="Rows per pod",
+            description="About this many rows per shard; each shard is scored in its own pod",
+        ),
+        "max_pods": Param(
+            4,
+            type="integer",
+            minimum=1,
+            maximum=MAX_PODS,
+            title="Most pods",
+            description="The day is split into at most this many shards, scored side by side",
+        ),
         "storage_root": storage_root_param(),
     },
 ) as dag:
@@ -154,28 +179,50 @@ with DAG(
         log.info("%s yet; waiting", missing)
         return PokeReturnValue(is_done=False)
 
-    @task
-    def summary(where: dict) -> dict:
-        """The job's summary, committed with its output: this run's, never an earlier one's."""
-        doc = json.loads(storage_path(where["summary_uri"]).read_bytes())
-        if doc.get("run_id") != where["run_id"]:
-            raise AirflowFailException(f"{where['summary_uri']} was written by run {doc.get('run_id')}")
-        return doc
+    # After every partition's wait, whatever its outcome: one model's missing input leaves the
+    # others' scoring alone (its commit then fails or skips as the Param says).
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def shard(partitions: list[dict], params: dict) -> list[dict]:
+        """Each partition whose input is there, split into shards (whole files, or row groups of
+        large Parquet files) of about `target_rows_per_shard` rows, at most `max_pods`."""
+        plans = []
+        for where in partitions:
+            if storage_path(where["ready_uri"]).exists():
+                plan = plan_shards(where, params["target_rows_per_shard"], params["max_pods"])
+                version = plan["where"]["model_version"]
+                log.info(
+                    "%s %s: %d shard(s), about %d row(s), version %s",
+                    where["model"], where["date"], plan["count"], plan["rows"], version,
+                )  # fmt: skip
+                plans.append(plan)
+        return plans
 
     @task
-    def pod_arguments(where: dict) -> list[str]:
-        return scoring_arguments(where)
+    def pod_arguments(plans: list[dict]) -> list[list[str]]:
+        return [arguments for plan in plans for arguments in plan["arguments"]]
 
-    # One group per model's partition: each waits, scores in its own pod and reads its summary on
-    # its own, so one model's missing input or failed pod leaves the others' scoring alone.
-    @task_group
-    def scoring(where: dict) -> None:
-        pod = JobPodOperator(
-            task_id="score",
-            arguments=pod_arguments(where),
-            **scoring_pod(),
-            execution_timeout=timedelta(hours=2, minutes=30),
-        )
-        wait_for_input(where) >> pod >> summary(where)
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def commit(where: dict, plans: list[dict], params: dict) -> dict:
+        """The partition's shards, checked and published whole with one summary (this task's
+        XCom); a failing day (too many rejected rows, a shard not scored) commits nothing."""
+        plan = next((p for p in plans if p["where"]["output_uri"] == where["output_uri"]), None)
+        if plan is None:
+            missing = f"nothing scored for {where['date']}: no input at {where['ready_uri']}"
+            if params["if_input_missing"] == "skip":
+                raise AirflowSkipException(missing)
+            raise AirflowFailException(missing)
+        return commit_shards(plan)
 
-    scoring.expand(where=plan())
+    partitions = plan()
+    plans = shard(partitions)
+    # One pod per shard of every partition, at most MAX_PODS at once; a failed pod is retried alone.
+    pods = JobPodOperator.partial(
+        task_id="score",
+        **scoring_pod(),
+        execution_timeout=timedelta(hours=2, minutes=30),
+        retry_delay=timedelta(seconds=30),
+        max_active_tis_per_dagrun=MAX_PODS,
+    ).expand(arguments=pod_arguments(plans))
+    commits = commit.partial(plans=plans).expand(where=partitions)
+    wait_for_input.expand(where=partitions) >> plans
+    pods >> commits

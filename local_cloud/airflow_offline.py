@@ -189,7 +189,8 @@ def migrate(env: dict[str, str]) -> None:
 def dags_test(
     env: dict[str, str], dag_id: str, conf: dict, logical_date: str
 ) -> tuple[int, str, dict[str, str]]:
-    """Run `airflow dags test`; return its exit code, its output, and each task's final state.
+    """Run `airflow dags test`; return its exit code, its output, and each task's final state (a
+    mapped task's instances as `task_id[i]`).
 
     The exit code alone is not enough: a test must see which task failed and that the teardown ran.
     """
@@ -210,5 +211,12 @@ def dags_test(
         text=True,
         timeout=120,
     )
-    final = {t["task_id"]: t["state"] for t in json.loads(states.stdout)} if states.returncode == 0 else {}
+    final = (
+        {
+            t["task_id"] + (f"[{t['map_index']}]" if t.get("map_index") else ""): t["state"]
+            for t in json.loads(states.stdout)
+        }
+        if states.returncode == 0
+        else {}
+    )
     return proc.returncode, proc.stdout + proc.stderr, final

@@ -130,7 +130,8 @@ def show_scores(storage_root: str, date: str) -> None:
         print(
             f"model {summary['model']} version {summary['model_version']}: {summary['rows_scored']:,} of "
             f"{summary['rows_in']:,} record(s) scored, {summary['rows_rejected']:,} rejected "
-            f"(model built {summary['model_loads']} time(s) for {summary['arrow_batches']} Arrow batch(es))"
+            f"in {summary.get('shards', 1)} pod(s), {summary['arrow_batches']} Arrow batch(es), "
+            f"{summary['engine']} engine"
         )
 
 

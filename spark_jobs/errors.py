@@ -67,3 +67,10 @@ class InvalidInputError(JobError):
     """Records sent for prediction do not match the dataset spec (the caller must fix them)."""
 
     exit_code = 5
+
+
+class IncompleteShardsError(JobError):
+    """A day's shards are not all scored, or not of one plan: the commit cannot publish the day
+    until the failed shard is scored again."""
+
+    exit_code = 7

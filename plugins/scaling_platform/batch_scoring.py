@@ -16,6 +16,7 @@ Credentials never travel as arguments: on AWS the pod's service account maps to 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +45,10 @@ class PodSize:
     scratch: str = "8Gi"
 
 
-def scoring_arguments(where: dict[str, Any]) -> list[str]:
+def scoring_arguments(where: dict[str, Any], shard: dict[str, Any] | None = None) -> list[str]:
     """`python -m spark_jobs score ...` (the image's entrypoint gives `python -m spark_jobs`) for
-    one of the plan task's partitions."""
-    return [
+    one of the plan task's partitions, or one shard of it (spark_jobs.shards.plan)."""
+    arguments = [
         "score",
         "--storage-root", where["storage_root"],
         "--model", where["model"],
@@ -57,6 +58,48 @@ def scoring_arguments(where: dict[str, Any]) -> list[str]:
         "--max-rejected-ratio", str(where["max_rejected_ratio"]),
         "--run-id", where["run_id"],
     ]  # fmt: skip
+    return arguments + (["--shard", json.dumps(shard, separators=(",", ":"))] if shard else [])
+
+
+def plan_shards(where: dict[str, Any], target_rows: int, max_pods: int) -> dict[str, Any]:
+    """One partition's shards (spark_jobs.shards plan), fixed for the run: the model version (the
+    champion now, so every pod scores with the same one even if it changes meanwhile), the
+    input's fingerprint, and each shard's pod arguments."""
+    from scaling_platform.jobs import REFUSED_EXIT_CODES, run_job
+
+    args = ["--storage-root", where["storage_root"], "--model", where["model"], "--date", where["date"]]
+    args += ["--input", where["input_uri"], "--target-rows", str(target_rows), "--max-shards", str(max_pods)]
+    if where["model_version"]:
+        args += ["--model-version", where["model_version"]]
+    # A model version the registry lacks (exit 4) is not there on a retry either.
+    planned = run_job("shards", "plan", *args, refused=(*REFUSED_EXIT_CODES, 4))
+    fixed = where | {"model_version": planned["model_version"]}
+    return {
+        "where": fixed,
+        "fingerprint": planned["fingerprint"],
+        "count": len(planned["shards"]),
+        "rows": sum(s["rows"] for s in planned["shards"]),
+        "arguments": [scoring_arguments(fixed, s) for s in planned["shards"]],
+    }
+
+
+def commit_shards(plan: dict[str, Any]) -> dict[str, Any]:
+    """Publish a partition's scored shards as the day (spark_jobs.shards commit); its summary."""
+    from scaling_platform.jobs import run_job
+
+    where = plan["where"]
+    args = ["--storage-root", where["storage_root"], "--model", where["model"], "--date", where["date"]]
+    args += [
+        "--run-id",
+        where["run_id"],
+        "--shards",
+        str(plan["count"]),
+        "--fingerprint",
+        plan["fingerprint"],
+    ]
+    args += ["--max-rejected-ratio", str(where["max_rejected_ratio"])]
+    summary: dict[str, Any] = run_job("shards", "commit", *args)
+    return summary
 
 
 def container_resources(size: PodSize) -> k8s.V1ResourceRequirements:

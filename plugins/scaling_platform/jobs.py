@@ -24,17 +24,21 @@ class JobFailed(RuntimeError):
 
 
 class JobRefused(JobFailed, AirflowFailException):
-    """The job refused its input (exit 2 bad spec or location, 3 data contract, 5 invalid records)
-    or storage refused the job (6 access denied): a retry would be refused again, so the task
-    fails for good."""
+    """The job refused its input (exit 2 bad spec or location, 3 data contract, 5 invalid records,
+    7 shards not all scored) or storage refused the job (6 access denied): a retry would be
+    refused again, so the task fails for good."""
 
 
-# The job package's exit codes for input it refuses and for access denied (spark_jobs.errors).
-REFUSED_EXIT_CODES = (2, 3, 5, 6)
+# The job package's exit codes for input it refuses, for access denied, and for a day's shards
+# that are not all scored (spark_jobs.errors).
+REFUSED_EXIT_CODES = (2, 3, 5, 6, 7)
 
 
-def run_job(module: str, *args: str, timeout: float = 600) -> Any:
-    """Run `python -m spark_jobs.<module> ARGS`; return its stdout parsed as JSON."""
+def run_job(
+    module: str, *args: str, timeout: float = 600, refused: tuple[int, ...] = REFUSED_EXIT_CODES
+) -> Any:
+    """Run `python -m spark_jobs.<module> ARGS`; return its stdout parsed as JSON. An exit code in
+    `refused` fails the task for good (JobRefused); any other is retried (JobFailed)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run(
@@ -47,6 +51,6 @@ def run_job(module: str, *args: str, timeout: float = 600) -> Any:
         check=False,
     )
     if proc.returncode != 0:
-        error = JobRefused if proc.returncode in REFUSED_EXIT_CODES else JobFailed
+        error = JobRefused if proc.returncode in refused else JobFailed
         raise error(proc.stderr.strip() or f"spark_jobs.{module} exited {proc.returncode}")
     return json.loads(proc.stdout) if proc.stdout.strip() else None

@@ -22,6 +22,7 @@ JOB_INPUT_ERRORS = {
     4: "the model registry lacks what the job needs",
     5: "invalid records",
     6: "access denied: the pod's role may not make one of its storage requests",
+    7: "the day's shards are incomplete: score the failed shard again",
 }
 OOM_EXIT_CODE = 137
 

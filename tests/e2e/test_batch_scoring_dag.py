@@ -5,13 +5,15 @@ real trained champion."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
 from local_cloud.airflow_offline import airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
 from spark_jobs import sample_input, storage
-from spark_jobs.partitions import output_uri
+from spark_jobs.partitions import input_uri, output_uri
 from spark_jobs.registry import SPARK_MODEL, Registry
 from tests.conftest import BANK
 from tests.e2e.conftest import TRAINED_VERSION, copy_of
@@ -19,7 +21,7 @@ from tests.e2e.conftest import TRAINED_VERSION, copy_of
 pytestmark = pytest.mark.slow
 DAG_ID = "batch_scoring"
 MODEL = "bank-marketing"
-TASKS = ("plan", "scoring.pod_arguments", "scoring.wait_for_input", "scoring.score", "scoring.summary")
+TASKS = ("plan", "wait_for_input[0]", "shard", "pod_arguments", "score[0]", "commit[0]")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,8 @@ def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline
     assert code == 0, output[-4000:]
     assert states == dict.fromkeys(TASKS, "success")
     # The job's own output reached the task log through the followed pod log.
-    assert "[base]" in output and "spark_jobs.score scoring" in output
+    assert "[base]" in output and "spark_jobs.score scoring shard 0 of 1" in output
+    assert "records.csv: 500 row(s) read, 0 rejected, 500 scored" in output
     summary = json.loads(storage.read_bytes(f"{output_uri(str(root), MODEL, '2026-11-20')}/_summary.json"))
     assert (summary["rows_in"], summary["rows_scored"]) == (500, 500)
     assert summary["model_version"] == TRAINED_VERSION
@@ -72,7 +75,7 @@ def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline
     assert scored.select("record_id").distinct().count() == 500
 
 
-def test_a_job_that_exits_non_zero_fails_once_shows_its_logs_and_leaves_no_pod(offline, bank_spec):
+def test_an_unknown_model_version_fails_the_plan_before_any_pod(offline, bank_spec):
     env, root, work = offline
     sample_input.cut(str(BANK), bank_spec, str(root), "2026-11-21", 50, "csv")
     deletes_before = len(_pod_requests(work, "DELETE"))
@@ -81,17 +84,92 @@ def test_a_job_that_exits_non_zero_fails_once_shows_its_logs_and_leaves_no_pod(o
     code, output, states = dags_test(env, DAG_ID, {"model_version": "no-such-version"}, "2026-11-21")
 
     assert code != 0
-    assert states["scoring.score"] == "failed" and states["scoring.summary"] == "upstream_failed"
+    # The version is fixed before any pod: a missing one fails the shard plan, with no pod.
+    assert states["shard"] == "failed" and states["pod_arguments"] == "upstream_failed"
     assert "error: no complete version 'no-such-version'" in output  # the job's stderr, in the task log
-    assert "the job exited 4 (the model registry lacks what the job needs)" in output
-    assert "state='TERMINATED', reason='Error', exit_code=4" in output  # log_events_on_failure
     # The project's failure notification ran, once, with the run's details.
-    (alert,) = [line for line in output.splitlines() if "task failed: {" in line]
-    assert '"task_id": "scoring.score"' in alert and '"dag_id": "batch_scoring"' in alert
+    (alert, *_) = [line for line in output.splitlines() if "task failed: {" in line]
+    assert '"task_id": "shard"' in alert and '"dag_id": "batch_scoring"' in alert
+    assert len(_pod_requests(work, "POST")) == creates_before
+    assert len(_pod_requests(work, "DELETE")) == deletes_before
+    assert not storage.exists(output_uri(str(root), MODEL, "2026-11-21"))
+
+
+def test_a_pod_whose_job_refuses_its_input_fails_once_shows_its_logs_and_leaves_no_pod(offline, bank_spec):
+    env, root, work = offline
+    sample_input.cut(str(BANK), bank_spec, str(root), "2026-11-25", 300, "csv")
+    records = f"{input_uri(str(root), MODEL, '2026-11-25')}/records.csv"
+    # Bytes that are not UTF-8 deep in the file: past what the plan reads, found by the pod.
+    *rows, last = storage.read_bytes(records).rstrip(b"\n").split(b"\n")
+    cells = last.split(b";")
+    cells[2] += b"\xe4"  # a job title in Latin-1, in the last row
+    storage.write_bytes(records, b"\n".join([*rows, b";".join(cells)]) + b"\n")
+    creates_before, deletes_before = len(_pod_requests(work, "POST")), len(_pod_requests(work, "DELETE"))
+
+    code, output, states = dags_test(env, DAG_ID, {}, "2026-11-25")
+
+    assert code != 0
+    assert states.get("score[0]") == "failed" and states.get("commit[0]") == "failed", (
+        states,
+        output[-4000:],
+    )
+    assert "records.csv is not utf-8 text" in output  # the job's stderr, in the task log
+    assert "the job exited 3 (the input breaks the data contract)" in output
+    assert "state='TERMINATED', reason='Error', exit_code=3" in output  # log_events_on_failure
+    assert "shard 0 of 1 has no summary" in output  # the commit says why nothing was published
+    (alert, *_) = [line for line in output.splitlines() if "task failed: {" in line]
+    assert '"task_id": "score"' in alert and '"dag_id": "batch_scoring"' in alert
     # Not retried (one pod), and deleted.
     assert len(_pod_requests(work, "POST")) == creates_before + 1
     assert len(_pod_requests(work, "DELETE")) == deletes_before + 1
-    assert not storage.exists(output_uri(str(root), MODEL, "2026-11-21"))
+    assert not storage.exists(output_uri(str(root), MODEL, "2026-11-25"))
+
+
+def test_a_day_in_shards_scores_side_by_side_and_a_lost_pod_is_retried_alone(offline, bank_spec):
+    import kubernetes
+    import pyarrow.parquet as pq
+
+    env, root, work = offline
+    date = "2026-11-26"
+    sample_input.cut(str(BANK), bank_spec, str(root), date, 1200, "parquet")
+    part = input_uri(str(root), MODEL, date)
+    table = pq.read_table(f"{part}/records.parquet")
+    pq.write_table(table, f"{part}/records.parquet", row_group_size=300)  # four row groups
+    creates_before = len(_pod_requests(work, "POST"))
+    # The cluster the DAG's connection names.
+    config = json.loads(json.loads(env["AIRFLOW_CONN_KUBERNETES_DEFAULT"])["extra"]["kube_config"])
+    core = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config_dict(config))
+    lost: list[str] = []
+
+    def lose_shard_2_once() -> None:
+        # `kubectl delete pod` on shard 2's first pod as soon as it exists: a node lost under it.
+        deadline = time.monotonic() + 600
+        while not lost and time.monotonic() < deadline:
+            for pod in core.list_namespaced_pod("ml-scaling").items:
+                if '"index":2,' in " ".join(pod.spec.containers[0].args or []):
+                    core.delete_namespaced_pod(pod.metadata.name, "ml-scaling", grace_period_seconds=0)
+                    lost.append(pod.metadata.name)
+                    return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=lose_shard_2_once, daemon=True)
+    killer.start()
+    conf = {"target_rows_per_shard": 300, "max_pods": 4}
+    code, output, states = dags_test(env, DAG_ID, conf, date)
+    killer.join(timeout=5)
+
+    assert code == 0, output[-4000:]
+    assert lost, "shard 2's pod was never seen"
+    assert {k: v for k, v in states.items() if k.startswith("score[")} == {
+        f"score[{i}]": "success" for i in range(4)
+    }
+    assert states["commit[0]"] == "success"
+    # Four pods and one more for the lost shard's retry; the others ran once.
+    assert len(_pod_requests(work, "POST")) == creates_before + 5
+    summary = json.loads(storage.read_bytes(f"{output_uri(str(root), MODEL, date)}/_summary.json"))
+    assert summary["shards"] == 4 and (summary["rows_in"], summary["rows_scored"]) == (1200, 1200)
+    scored = pq.read_table(output_uri(str(root), MODEL, date))
+    assert sorted(scored.column("record_id").to_pylist()) == sorted(table.column("record_id").to_pylist())
 
 
 @pytest.mark.parametrize(("policy", "state"), [("fail", "failed"), ("skip", "skipped")])
@@ -103,8 +181,8 @@ def test_a_missing_partition_fails_or_skips_as_the_param_says_without_a_pod(offl
     code, output, states = dags_test(env, DAG_ID, conf, "2026-11-22" if policy == "fail" else "2026-11-23")
 
     assert (code == 0) == (policy == "skip"), output[-3000:]
-    assert states["scoring.wait_for_input"] == state
-    assert states["scoring.score"] == ("upstream_failed" if policy == "fail" else "skipped")
+    assert states["wait_for_input[0]"] == state
+    assert states["commit[0]"] == ("failed" if policy == "fail" else "skipped")
     assert "no input for 2026-10-01" in output
     assert len(_pod_requests(work, "POST")) == creates_before
 

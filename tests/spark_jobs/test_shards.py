@@ -10,7 +10,7 @@ import pytest
 
 from spark_jobs import sample_input, score, shards, storage
 from spark_jobs.contract import inspect_input
-from spark_jobs.errors import DataContractError, JobError
+from spark_jobs.errors import DataContractError, IncompleteShardsError
 from spark_jobs.partitions import input_uri, output_uri
 from spark_jobs.spec import load_spec
 from tests.conftest import BANK, SPEC, handmade_version
@@ -89,7 +89,7 @@ def test_a_failed_shard_is_scored_again_alone_and_only_a_complete_day_commits(da
     inp, plan = planned(root, spec, 600, 8)
     assert score_shard(root, plan[0]) == 0
     assert score_shard(root, plan[2]) == 0
-    with pytest.raises(JobError, match="shard 1 of 3 has no summary"):
+    with pytest.raises(IncompleteShardsError, match="shard 1 of 3 has no summary"):
         shards.commit(str(root), MODEL, DATE, RUN, 3, inp.fingerprint, 0.05)
     assert not storage.exists(output_uri(str(root), MODEL, DATE))
     first = storage.list_files(shards.shard_uri(str(root), MODEL, DATE, RUN, 0))
@@ -115,7 +115,7 @@ def test_the_commit_judges_the_whole_day_and_refuses_a_changed_input(day):
 
     for shard in plan:
         assert score_shard(root, shard) == 0
-    with pytest.raises(JobError, match="its input is not the planned one"):
+    with pytest.raises(IncompleteShardsError, match="its input is not the planned one"):
         shards.commit(str(root), MODEL, DATE, RUN, 3, "sha256:planned-before-the-change", 0.5)
     summary = shards.commit(str(root), MODEL, DATE, RUN, 3, inp.fingerprint, 0.5)
     assert summary["rows_rejected"] == 200 and summary["rejected_reasons"] == {
