@@ -39,6 +39,7 @@ from typing import Any
 
 import pendulum
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param, PokeReturnValue, TriggerRule, task
 from scaling_platform.assets import CHAMPION, nights_by_model, run_date
 from scaling_platform.batch_scoring import commit_shards, plan_shards, scoring_pod
@@ -201,7 +202,7 @@ with DAG(
     def pod_arguments(plans: list[dict]) -> list[list[str]]:
         return [arguments for plan in plans for arguments in plan["arguments"]]
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @task
     def commit(where: dict, plans: list[dict], params: dict) -> dict:
         """The partition's shards, checked and published whole with one summary (this task's
         XCom); a failing day (too many rejected rows, a shard not scored) commits nothing."""
@@ -223,6 +224,8 @@ with DAG(
         retry_delay=timedelta(seconds=30),
         max_active_tis_per_dagrun=MAX_PODS,
     ).expand(arguments=pod_arguments(plans))
-    commits = commit.partial(plans=plans).expand(where=partitions)
+    # Every pod ended, whatever its outcome: each partition's commit judges its own shards, so
+    # one model's failed pod leaves the others' commits alone (a failed plan fails them all).
+    scored = EmptyOperator(task_id="scored", trigger_rule=TriggerRule.ALL_DONE)
     wait_for_input.expand(where=partitions) >> plans
-    pods >> commits
+    pods >> scored >> commit.partial(plans=plans).expand(where=partitions)

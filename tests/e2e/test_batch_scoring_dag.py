@@ -21,7 +21,7 @@ from tests.e2e.conftest import TRAINED_VERSION, copy_of
 pytestmark = pytest.mark.slow
 DAG_ID = "batch_scoring"
 MODEL = "bank-marketing"
-TASKS = ("plan", "wait_for_input[0]", "shard", "pod_arguments", "score[0]", "commit[0]")
+TASKS = ("plan", "wait_for_input[0]", "shard", "pod_arguments", "score[0]", "scored", "commit[0]")
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,7 @@ def test_an_unknown_model_version_fails_the_plan_before_any_pod(offline, bank_sp
     assert code != 0
     # The version is fixed before any pod: a missing one fails the shard plan, with no pod.
     assert states["shard"] == "failed" and states["pod_arguments"] == "upstream_failed"
+    assert states["commit"] == "upstream_failed"  # not retried, nothing to commit
     assert "error: no complete version 'no-such-version'" in output  # the job's stderr, in the task log
     # The project's failure notification ran, once, with the run's details.
     (alert, *_) = [line for line in output.splitlines() if "task failed: {" in line]
