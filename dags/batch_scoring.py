@@ -32,6 +32,7 @@ Image and namespace come from Variables `ml_batch_image` and `ml_k8s_namespace`.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -41,19 +42,35 @@ import pendulum
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param, PokeReturnValue, TriggerRule, task
+from scaling_platform import emr as emr_config
 from scaling_platform.assets import CHAMPION, nights_by_model, run_date
-from scaling_platform.batch_scoring import commit_shards, plan_shards, scoring_pod
+from scaling_platform.batch_scoring import commit_shards, plan_shards, scoring_arguments, scoring_pod
 from scaling_platform.defaults import (
     check_locations,
     default_args,
+    existing_cluster_param,
     model_name,
     model_param,
     optional_param,
     storage_root,
     storage_root_param,
 )
+from scaling_platform.emr_operators import (
+    POLL_SECONDS,
+    EmrCreateOrUseJobFlowOperator,
+    EmrJobFlowSensorPolled,
+    EmrStepSensorWithLogs,
+    EmrTerminateOwnJobFlowOperator,
+    IdempotentEmrAddStepsOperator,
+)
+from scaling_platform.jobs import run_job
 from scaling_platform.pod_operators import JobPodOperator
 from scaling_platform.storage_paths import storage_path
+
+
+def ready(partitions: list[dict]) -> list[dict]:
+    """The partitions whose input is there."""
+    return [where for where in partitions if storage_path(where["ready_uri"]).exists()]
 
 
 def partition(root: str, model: str, date: str, params: dict, version: str, run_id: str) -> dict:
@@ -77,6 +94,7 @@ def partition(root: str, model: str, date: str, params: dict, version: str, run_
 
 
 log = logging.getLogger(__name__)
+SCORING_TIMEOUT = 2 * 60 * 60  # seconds: an EMR step's
 # Pods of one run at once: the cap on the max_pods Param (max_active_tis_per_dagrun is fixed
 # when the DAG is parsed, so a Param cannot set it).
 MAX_PODS = 16
@@ -138,6 +156,14 @@ with DAG(
             title="Most pods",
             description="The day is split into at most this many shards, scored side by side",
         ),
+        "engine": Param(
+            "kubernetes",
+            enum=["kubernetes", "emr"],
+            title="Engine",
+            description="kubernetes: the day in shards, one pod each (Arrow and numpy, no JVM); "
+            "emr: the same job as one Spark step per day on an EMR cluster, for the largest days",
+        ),
+        "existing_cluster_id": existing_cluster_param(),
         "storage_root": storage_root_param(),
     },
 ) as dag:
@@ -180,6 +206,11 @@ with DAG(
         log.info("%s yet; waiting", missing)
         return PokeReturnValue(is_done=False)
 
+    @task.branch(trigger_rule=TriggerRule.ALL_DONE)
+    def engine(params: dict) -> str:
+        """Pods (the default) or an EMR cluster, as the Param says."""
+        return "shard" if params["engine"] == "kubernetes" else "emr_plan"
+
     # After every partition's wait, whatever its outcome: one model's missing input leaves the
     # others' scoring alone (its commit then fails or skips as the Param says).
     @task(trigger_rule=TriggerRule.ALL_DONE)
@@ -187,15 +218,14 @@ with DAG(
         """Each partition whose input is there, split into shards (whole files, or row groups of
         large Parquet files) of about `target_rows_per_shard` rows, at most `max_pods`."""
         plans = []
-        for where in partitions:
-            if storage_path(where["ready_uri"]).exists():
-                plan = plan_shards(where, params["target_rows_per_shard"], params["max_pods"])
-                version = plan["where"]["model_version"]
-                log.info(
-                    "%s %s: %d shard(s), about %d row(s), version %s",
-                    where["model"], where["date"], plan["count"], plan["rows"], version,
-                )  # fmt: skip
-                plans.append(plan)
+        for where in ready(partitions):
+            plan = plan_shards(where, params["target_rows_per_shard"], params["max_pods"])
+            version = plan["where"]["model_version"]
+            log.info(
+                "%s %s: %d shard(s), about %d row(s), version %s",
+                where["model"], where["date"], plan["count"], plan["rows"], version,
+            )  # fmt: skip
+            plans.append(plan)
         return plans
 
     @task
@@ -214,7 +244,56 @@ with DAG(
             raise AirflowFailException(missing)
         return commit_shards(plan)
 
+    @task
+    def emr_plan(partitions: list[dict], params: dict, var: dict, run_id: str) -> dict:
+        """The EMR road: the job code shipped, the cluster, and one step per partition whose input
+        is there, running the same scoring job with `--engine spark` (it claims and commits its
+        partition itself, as the pods' commit does)."""
+        found = ready(partitions)
+        missing = [f"{w['model']} {w['date']}" for w in partitions if w not in found]
+        if missing and (params["if_input_missing"] != "skip" or not found):
+            message = f"no input for {', '.join(missing)}: nothing of it is scored on EMR"
+            if params["if_input_missing"] == "skip":
+                raise AirflowSkipException(message)
+            raise AirflowFailException(message)
+        code = run_job("package", "--storage-root", found[0]["storage_root"])
+        try:
+            cluster = emr_config.cluster_from_variables(
+                var["value"],
+                name=f"batch-scoring-{'-'.join(sorted({w['model'] for w in found}))}-{found[0]['date']}",
+                task_spot_count=0,
+                dag_id="batch_scoring",
+                run_id=run_id,
+            )
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        steps = [
+            emr_config.spark_submit_step(
+                # The model and date in the name: a retry finds its own step on a shared cluster.
+                name=f"score {w['model']} {w['date']}",
+                shipped=code,
+                job_args=[*scoring_arguments(w), "--engine", "spark"],
+            )
+            for w in found
+        ]
+        return {"cluster": cluster, "steps": steps, "partitions": found}
+
+    @task
+    def emr_summaries(emr: dict) -> list[dict]:
+        """Each partition's summary, committed by its step with its output: this run's."""
+        summaries = []
+        for where in emr["partitions"]:
+            doc = json.loads(storage_path(where["summary_uri"]).read_bytes())
+            if doc.get("run_id") != where["run_id"]:
+                raise AirflowFailException(f"{where['summary_uri']} was written by run {doc.get('run_id')}")
+            summaries.append(doc)
+        return summaries
+
     partitions = plan()
+    route = engine()
+    wait_for_input.expand(where=partitions) >> route
+
+    # -- kubernetes: one pod per shard, then one commit per partition
     plans = shard(partitions)
     # One pod per shard of every partition, at most MAX_PODS at once; a failed pod is retried alone.
     pods = JobPodOperator.partial(
@@ -227,5 +306,45 @@ with DAG(
     # Every pod ended, whatever its outcome: each partition's commit judges its own shards, so
     # one model's failed pod leaves the others' commits alone (a failed plan fails them all).
     scored = EmptyOperator(task_id="scored", trigger_rule=TriggerRule.ALL_DONE)
-    wait_for_input.expand(where=partitions) >> plans
+    route >> plans
     pods >> scored >> commit.partial(plans=plans).expand(where=partitions)
+
+    # -- emr: one cluster, one step per partition, always torn down (as nightly_training does)
+    emr = emr_plan(partitions)
+    route >> emr
+    create_cluster = EmrCreateOrUseJobFlowOperator(
+        task_id="create_cluster",
+        job_flow_overrides=emr["cluster"],
+        existing_job_flow_id="{{ params.existing_cluster_id or '' }}",
+        emr_conn_id=None,
+    )
+    wait_for_cluster = EmrJobFlowSensorPolled(
+        task_id="wait_for_cluster",
+        job_flow_id=create_cluster.output,
+        target_states=["WAITING", "RUNNING"],
+        failed_states=["TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"],
+        poke_interval=POLL_SECONDS,
+        timeout=60 * 30,
+        mode="reschedule",
+        deferrable=False,
+    )
+    add_steps = IdempotentEmrAddStepsOperator(
+        task_id="add_steps",
+        job_flow_id=create_cluster.output,
+        steps=emr["steps"],
+        deferrable=False,
+    )
+    wait_for_steps = EmrStepSensorWithLogs.partial(
+        task_id="wait_for_step",
+        job_flow_id=create_cluster.output,
+        deferrable=True,
+        poke_interval=POLL_SECONDS,
+        timeout=SCORING_TIMEOUT,
+        max_attempts=SCORING_TIMEOUT // POLL_SECONDS,
+    ).expand(step_id=add_steps.output)
+    terminate_cluster = EmrTerminateOwnJobFlowOperator(
+        task_id="terminate_cluster",
+        job_flow_id=create_cluster.output,
+    ).as_teardown(setups=create_cluster)
+    wait_for_cluster >> add_steps
+    wait_for_steps >> emr_summaries(emr) >> terminate_cluster

@@ -33,6 +33,7 @@ from scaling_platform.assets import CHAMPION
 from scaling_platform.defaults import (
     check_locations,
     default_args,
+    existing_cluster_param,
     optional_param,
     spec_name,
     spec_param,
@@ -42,6 +43,7 @@ from scaling_platform.defaults import (
     storage_root_param,
 )
 from scaling_platform.emr_operators import (
+    POLL_SECONDS,
     EmrCreateOrUseJobFlowOperator,
     EmrJobFlowSensorPolled,
     EmrStepSensorWithLogs,
@@ -52,12 +54,6 @@ from scaling_platform.jobs import run_job
 from scaling_platform.lambda_release import FunctionSettings, release_model
 
 TRAINING_TIMEOUT = 3 * 60 * 60  # seconds
-# How often the waits ask EMR, unless Variable ml_emr_poll_seconds says otherwise: a cluster
-# starts in minutes and a training step runs for minutes. Not shorter: a reschedule-mode sensor
-# re-queued before the executor has reported its last poke is failed by Airflow's scheduler
-# (apache/airflow#71172; seen offline with a 5 s poke on a loaded machine, where the report came
-# 5.5 s after the poke).
-POLL_SECONDS = 30
 
 with DAG(
     dag_id=Path(__file__).stem,
@@ -105,12 +101,7 @@ with DAG(
             title="Spot task nodes",
             description="A whole number from 0 to 50: spot instances added to the cluster",
         ),
-        "existing_cluster_id": optional_param(
-            "Existing EMR cluster",
-            "A cluster id, j- and at least 8 capitals or digits (j-1A2B3C4D5E6F7): the step runs there "
-            "and the cluster is neither created nor terminated; empty: a new cluster for this run",
-            pattern=r"^j-[0-9A-Z]{8,}$",
-        ),
+        "existing_cluster_id": existing_cluster_param(),
     },
 ) as dag:
 
@@ -159,28 +150,16 @@ with DAG(
     @task
     def cluster_request(cfg: dict, params: dict, var: dict) -> dict:
         """The cluster, in the deployment's network and with its IMDSv2 security configuration."""
-        value = var["value"]
-        security_configuration = value.get("ml_emr_security_configuration", None)
-        if not security_configuration:
-            raise AirflowFailException(
-                "Variable ml_emr_security_configuration is not set: name the EMR security configuration "
-                "created from aws/emr-security-configuration.json (IMDSv2 on every node; docs/aws.md)"
-            )
-        groups = tuple(
-            g.strip() for g in (value.get("ml_emr_security_groups", None) or "").split(",") if g.strip()
-        )
         try:
-            settings = emr_config.ClusterSettings(
+            return emr_config.cluster_from_variables(
+                var["value"],
                 name=f"nightly-training-{cfg['model']}-{cfg['version']}",
-                log_uri=cfg["log_uri"],
                 task_spot_count=params["task_spot_count"],
-                security_configuration=security_configuration,
-                subnet_id=value.get("ml_emr_subnet_id", None) or None,
-                security_groups=groups,
+                dag_id="nightly_training",
+                run_id=cfg["run_id"],
             )
-            return emr_config.job_flow_overrides(settings, dag_id="nightly_training", run_id=cfg["run_id"])
         except ValueError as exc:
-            raise AirflowFailException(f"Variable ml_emr_security_groups: {exc}") from None
+            raise AirflowFailException(str(exc)) from None
 
     @task
     def step_request(cfg: dict, code: dict) -> list[dict]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import spark_jobs
 
-JOBS = ("train", "registry")
+JOBS = ("train", "registry", "score")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

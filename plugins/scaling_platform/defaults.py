@@ -32,6 +32,15 @@ def optional_param(title: str, description: str, **schema: Any) -> Param:
     return Param(None, type=["null", kind], title=title, description=description, **schema)
 
 
+def existing_cluster_param() -> Param:
+    return optional_param(
+        "Existing EMR cluster",
+        "A cluster id, j- and at least 8 capitals or digits (j-1A2B3C4D5E6F7): the step runs there "
+        "and the cluster is neither created nor terminated; empty: a new cluster for this run",
+        pattern=r"^j-[0-9A-Z]{8,}$",
+    )
+
+
 def storage_root_param() -> Param:
     return optional_param(
         "Storage root", "s3://bucket/prefix or a folder; empty: the deployment's Variable ml_storage_root"

@@ -1,4 +1,4 @@
-"""Pure builders for the EMR requests of the training DAG: the cluster and the training step.
+"""Pure builders for the EMR requests of the DAGs: the cluster and the job steps.
 
 Plain dicts in, plain dicts out, so they are unit-tested against botocore's request models and
 the DAG stays thin. Nothing here talks to AWS or imports the job package.
@@ -139,6 +139,41 @@ def spark_submit_step(
         "ActionOnFailure": "CONTINUE",
         "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args},
     }
+
+
+def cluster_from_variables(
+    value: Mapping[str, Any], *, name: str, task_spot_count: int, dag_id: str, run_id: str
+) -> dict:
+    """RunJobFlow parameters in the deployment's log bucket, network and IMDSv2 security
+    configuration (Variables `emr_log_uri`, `ml_emr_security_configuration`, `ml_emr_subnet_id`,
+    `ml_emr_security_groups`); a ValueError says which Variable is missing or wrong."""
+    log_uri = value.get("emr_log_uri", None)
+    if not log_uri:
+        # No default: a bucket name is global, and one this project named may be someone else's.
+        raise ValueError(
+            "Variable emr_log_uri is not set: name where EMR writes the cluster's logs, in a bucket "
+            "this account owns (s3://<bucket>/emr/)"
+        )
+    security_configuration = value.get("ml_emr_security_configuration", None)
+    if not security_configuration:
+        raise ValueError(
+            "Variable ml_emr_security_configuration is not set: name the EMR security configuration "
+            "created from aws/emr-security-configuration.json (IMDSv2 on every node; docs/aws.md)"
+        )
+    listed = (value.get("ml_emr_security_groups", None) or "").split(",")
+    groups = tuple(g.strip() for g in listed if g.strip())
+    settings = ClusterSettings(
+        name=name,
+        log_uri=log_uri,
+        task_spot_count=task_spot_count,
+        security_configuration=security_configuration,
+        subnet_id=value.get("ml_emr_subnet_id", None) or None,
+        security_groups=groups,
+    )
+    try:
+        return job_flow_overrides(settings, dag_id=dag_id, run_id=run_id)
+    except ValueError as exc:
+        raise ValueError(f"Variable ml_emr_security_groups: {exc}") from None
 
 
 def _group(name: str, role: str, market: str, instance_type: str, count: int) -> dict:

@@ -24,6 +24,13 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from scaling_platform.emr import RUN_ID_TAG, step_log_keys, tail, usable_cluster
 
+# How often the waits ask EMR, unless Variable ml_emr_poll_seconds says otherwise: a cluster
+# starts in minutes and a step runs for minutes. Not shorter: a reschedule-mode sensor
+# re-queued before the executor has reported its last poke is failed by Airflow's scheduler
+# (apache/airflow#71172; seen offline with a 5 s poke on a loaded machine, where the report came
+# 5.5 s after the poke).
+POLL_SECONDS = 30
+
 # Steps in these states already do, or did, the work: a retry must not add them again.
 _LIVE_OR_DONE = ["PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED"]
 _ENDED_BADLY = ("FAILED", "CANCELLED", "INTERRUPTED")

@@ -21,7 +21,10 @@ from tests.e2e.conftest import TRAINED_VERSION, copy_of
 pytestmark = pytest.mark.slow
 DAG_ID = "batch_scoring"
 MODEL = "bank-marketing"
-TASKS = ("plan", "wait_for_input[0]", "shard", "pod_arguments", "score[0]", "scored", "commit[0]")
+TASKS = ("plan", "wait_for_input[0]", "engine", "shard", "pod_arguments", "score[0]", "scored", "commit[0]")
+# The EMR road, skipped on the pods' (the default).
+EMR_TASKS = ("emr_plan", "create_cluster", "wait_for_cluster", "add_steps", "wait_for_step")
+EMR_TASKS += ("emr_summaries", "terminate_cluster")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,7 @@ def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline
     code, output, states = dags_test(env, DAG_ID, {}, "2026-11-20")
 
     assert code == 0, output[-4000:]
-    assert states == dict.fromkeys(TASKS, "success")
+    assert states == dict.fromkeys(TASKS, "success") | dict.fromkeys(EMR_TASKS, "skipped")
     # The job's own output reached the task log through the followed pod log.
     assert "[base]" in output and "spark_jobs.score scoring shard 0 of 1" in output
     assert "records.csv: 500 row(s) read, 0 rejected, 500 scored" in output
@@ -193,3 +196,40 @@ def test_an_invalid_date_param_is_refused(offline):
     code, output, states = dags_test(env, DAG_ID, {"date": "20/11/2026"}, "2026-11-24")
     assert code != 0 and "Invalid input for param date" in output
     assert states == {}
+
+
+def test_the_emr_engine_scores_the_same_day_as_the_pods_and_leaves_no_cluster(offline, bank_spec):
+    import boto3
+    import pyarrow.parquet as pq
+
+    env, root, work = offline
+    date = "2026-11-27"
+    sample_input.cut(str(BANK), bank_spec, str(root), date, 400, "csv")
+    out = output_uri(str(root), MODEL, date)
+    assert dags_test(env, DAG_ID, {}, date)[0] == 0
+    pods = {r["record_id"]: r["probability"] for r in pq.read_table(out).to_pylist()}
+
+    code, output, states = dags_test(env, DAG_ID, {"engine": "emr"}, date)
+
+    assert code == 0, output[-4000:]
+    for task_id in ("emr_plan", "create_cluster", "wait_for_cluster", "add_steps", "wait_for_step[0]"):
+        assert states[task_id] == "success", (task_id, states)
+    assert states["emr_summaries"] == states["terminate_cluster"] == "success"
+    assert states["shard"] == "skipped" and states["commit"] == "skipped"  # not the pods' road
+    summary = json.loads(storage.read_bytes(f"{out}/_summary.json"))
+    assert summary["engine"] == "spark" and summary["rows_scored"] == 400
+    assert summary["run_id"].startswith("manual__")
+    emr = {r["record_id"]: r["probability"] for r in pq.read_table(out).to_pylist()}
+    assert emr.keys() == pods.keys()
+    assert max(abs(emr[k] - pods[k]) for k in pods) < 1e-9
+    # The cluster this run created is gone.
+    aws = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])  # as the worker
+    client = boto3.client(
+        "emr",
+        endpoint_url=aws["extra"]["endpoint_url"],
+        region_name=aws["extra"]["region_name"],
+        aws_access_key_id=aws["login"],
+        aws_secret_access_key=aws["password"],
+    )
+    live = client.list_clusters(ClusterStates=["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"])["Clusters"]
+    assert not [c for c in live if c["Name"].startswith("batch-scoring-")]
