@@ -4,7 +4,8 @@ One model (trained by Spark on data/bank/bank.csv with the project's training co
 of rows (bank-full's features repeated to --rows, typed as the spec says) for every method; rows
 per second, best of --repeat after a warm-up:
 
-- pandas_udf: `score.probability_udf` on a struct of the features, as the scoring job applies it,
+- pandas_udf: `probability_udf` on a struct of the features, as the scoring job's Spark engine
+  applied it until issue 15 (it now scores with the model as a Column expression),
   in local Spark on all cores with Arrow, into the noop sink (every row scored, nothing written);
   at Spark's default maxRecordsPerBatch and at each other --batch-sizes value.
 - pandas_udf_without_model: the same UDF returning zeros: the cost of moving rows to Python and
@@ -34,9 +35,12 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+# Module level because pandas_udf reads the UDF's type hints from this module's globals.
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,6 +61,33 @@ _PORTABLE: Any = None
 
 def progress(message: str) -> None:
     print(f"[bench_scoring] {message}", file=sys.stderr, flush=True)
+
+
+_WORKER_SCORERS: dict[str, Any] = {}
+
+
+def probability_udf(doc: bytes, loads: Any, batches: Any) -> Any:
+    """A pandas UDF (iterator of Arrow batches) giving the positive-class probability of a struct
+    of the model's features, the model built once per Python worker (Spark reuses them);
+    `loads` and `batches` are accumulators."""
+    import hashlib
+
+    from pyspark.sql.functions import pandas_udf
+
+    from spark_jobs.portable import Scorer
+
+    digest = hashlib.sha256(doc).hexdigest()
+
+    def probability(frames: Iterator[pd.DataFrame]) -> Iterator[pd.Series]:
+        scorer = _WORKER_SCORERS.get(digest)
+        if scorer is None:
+            scorer = _WORKER_SCORERS[digest] = Scorer(json.loads(doc))
+            loads.add(1)
+        for frame in frames:
+            batches.add(1)
+            yield pd.Series(scorer.probabilities(frame))
+
+    return pandas_udf(probability, "double")  # type: ignore[call-overload]
 
 
 def best_of(run: Callable[[], Any], repeat: int) -> tuple[float, list[float]]:
@@ -176,7 +207,6 @@ def main() -> None:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from spark_jobs import score
     from spark_jobs.portable import PortableModel, Scorer
     from spark_jobs.session import get_spark
     from spark_jobs.spec import load_spec
@@ -203,7 +233,7 @@ def main() -> None:
     from pyspark.sql import functions as F
 
     loads, batches = spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0)
-    pandas_udf = score.probability_udf(doc, loads, batches)
+    pandas_udf = probability_udf(doc, loads, batches)
     scorer, names = _SCORER, tuple(features)
 
     def row_probability(*values: Any) -> float:

@@ -14,7 +14,7 @@ for the same date, so a retry or re-run never leaves a half-written partition vi
 Two engines, one result (tests/spark_jobs/test_engine_parity.py): `--engine arrow` (the default,
 the scoring pod's) streams the day through Arrow record batches and numpy with no JVM
 (spark_jobs.score_arrow); `--engine spark` (an EMR cluster's, for days larger than a pod) checks
-rows with Spark Columns and scores them in a pandas UDF.
+rows with Spark Columns and scores them with the model as a Column expression, in one pass.
 
 Usage: python -m spark_jobs.score --storage-root URI --model NAME --date YYYY-MM-DD [options]
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import json
 import logging
 import os
@@ -31,12 +30,9 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-
-# Module level because pandas_udf reads the UDF's type hints from this module's globals.
-import pandas as pd
 
 from spark_jobs import configure_logging, storage
 from spark_jobs.contract import (
@@ -123,47 +119,40 @@ def rejected_rows(raw: Any, spec: DatasetSpec) -> Any:
     return raw.withColumn(REASON, reject_reason(raw, spec)).where(F.col(REASON).isNotNull())
 
 
-_WORKER_SCORERS: dict[str, Scorer] = {}
+def probability_column(doc: Mapping[str, Any]) -> Any:
+    """The portable model (its JSON) as one Spark Column over the typed features: `Scorer`'s
+    arithmetic in the same order, computed in the JVM (no Python worker, no Arrow transfer)."""
+    from pyspark.sql import functions as F
+
+    margin = F.lit(float(doc["intercept"]))
+    for c in doc["numeric"]:
+        if c["std"] > 0:
+            x = F.coalesce(F.col(c["name"]).cast("double"), F.lit(float(c["impute"])))
+            margin = margin + F.lit(float(c["weight"])) * (
+                (x - F.lit(float(c["mean"]))) / F.lit(float(c["std"]))
+            )
+    for c in doc["categorical"]:
+        pairs = [F.lit(v) for k, w in zip(c["categories"], c["weights"], strict=True) for v in (k, float(w))]
+        # An unknown or missing category weighs 0, as Spark's one-hot encoding and Scorer have it.
+        weight = F.when(F.col(c["name"]).isNull(), None).otherwise(
+            F.element_at(F.create_map(*pairs), F.col(c["name"]))
+        )
+        margin = margin + F.coalesce(weight, F.lit(0.0))
+    return F.lit(1.0) / (F.lit(1.0) + F.exp(-margin))
 
 
-def worker_scorer(digest: str, doc: bytes, loads: Any) -> Scorer:
-    """The model for this Python worker, built on its first batch and kept for every later task
-    the worker runs (Spark reuses Python workers): once per worker, not once per batch."""
-    scorer = _WORKER_SCORERS.get(digest)
-    if scorer is None:
-        scorer = _WORKER_SCORERS[digest] = Scorer(json.loads(doc))
-        loads.add(1)
-    return scorer
-
-
-def probability_udf(doc: bytes, loads: Any, batches: Any) -> Any:
-    """A pandas UDF (iterator of Arrow batches) giving the positive-class probability of a struct
-    of the model's features; `loads` and `batches` are accumulators the job reports."""
-    from pyspark.sql.functions import pandas_udf
-
-    digest = hashlib.sha256(doc).hexdigest()
-
-    def probability(frames: Iterator[pd.DataFrame]) -> Iterator[pd.Series]:
-        scorer = worker_scorer(digest, doc, loads)
-        for frame in frames:
-            batches.add(1)
-            yield pd.Series(scorer.probabilities(frame))
-
-    return pandas_udf(probability, "double")  # type: ignore[call-overload]
-
-
-def score_rows(checked: Any, features: Sequence[str], scorer: Scorer, udf: Any, version: str) -> Any:
+def score_rows(checked: Any, doc: Mapping[str, Any], version: str) -> Any:
     """The rows that passed their checks, with probability, prediction and model_version."""
     from pyspark.sql import functions as F
 
-    probability = udf(F.struct(*features))
+    target = doc["target"]
     return (
         checked.where(F.col(REASON).isNull())
         .drop(REASON)
-        .withColumn("probability", probability)
+        .withColumn("probability", probability_column(doc))
         .withColumn(
             "prediction",
-            F.when(F.col("probability") > 0.5, scorer.positive).otherwise(scorer.negative),
+            F.when(F.col("probability") > 0.5, target["positive"]).otherwise(target["negative"]),
         )
         .withColumn("model_version", F.lit(version))
     )
@@ -289,32 +278,38 @@ def _summary(
 def spark_scores(
     inp: InputFiles, spec: DatasetSpec, doc: bytes, version: str, staging: str
 ) -> tuple[Tally, dict[str, int]]:
-    """The Spark engine: score the input into `staging`; the counts, and the model loads and
-    Arrow batches its Python workers saw."""
+    """The Spark engine: score the input into `staging` in one pass (the rule counts observed
+    while the scores are written; the rejected rows, if any, in a second); the counts back."""
+    from pyspark.sql import Observation
+
     from spark_jobs.score_arrow import Tally
     from spark_jobs.session import get_spark
 
     spark = get_spark(f"score-{spec.name}")
-    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    # The ~40 row checks and the model in one generated method exceed HotSpot's 8,000-byte JIT
+    # limit and would run interpreted; at this limit Spark splits the stage's code instead.
+    spark.conf.set("spark.sql.codegen.hugeMethodLimit", "8000")
+    observation = Observation("row checks")
     with readable(inp):
-        # Read once: the counts, the scored rows and the rejected rows all come from this cache.
-        raw = read_raw(spark, inp, spec, spec.features).cache()
-        counts = rejection_counts(raw, spec)
-        checked = check_rows(raw, spec)
-    tally = Tally(rows=counts.pop("rows"), rejected=counts.pop("rejected"), reasons=counts)
-    loads, batches = spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0)
-    scorer = Scorer(json.loads(doc))
-    scored = score_rows(checked, spec.features, scorer, probability_udf(doc, loads, batches), version)
-    scored.write.parquet(storage.spark_uri(staging))
-    if tally.rejected:
-        rejected_rows(raw, spec).write.parquet(storage.spark_uri(storage.join(staging, REJECTED)))
-    raw.unpersist()
-    # Accumulators, read after the write.
-    return tally, {"model_loads": loads.value, "arrow_batches": batches.value}
+        raw = read_raw(spark, inp, spec, spec.features)
+        aggregates, checks = rejection_aggregates(raw, spec)
+        checked = check_rows(raw.observe(observation, *aggregates), spec)
+        score_rows(checked, json.loads(doc), version).write.parquet(storage.spark_uri(staging))
+        counts = observation.get
+        tally = Tally(
+            rows=int(counts["rows"]),
+            rejected=int(counts["rejected"] or 0),
+            reasons={what: int(counts[f"c{i}"] or 0) for i, (what, _, _) in enumerate(checks)},
+        )
+        if tally.rejected:
+            rejected_rows(raw, spec).write.parquet(storage.spark_uri(storage.join(staging, REJECTED)))
+    # The model is a Column expression, built once on the driver; no Python worker runs it.
+    return tally, {"model_loads": 1, "arrow_batches": 0}
 
 
-def rejection_counts(raw: Any, spec: DatasetSpec) -> dict[str, int]:
-    """Rows, rejected rows and the rows breaking each rule, in one pass over a raw read."""
+def rejection_aggregates(raw: Any, spec: DatasetSpec) -> tuple[list[Any], list[tuple[str, Any, Any]]]:
+    """Aggregates of a raw read: rows (`rows`), rejected rows (`rejected`) and rows breaking each
+    rule (`c<i>`, the i-th of the checks also returned)."""
     from functools import reduce
 
     from pyspark.sql import functions as F
@@ -326,11 +321,14 @@ def rejection_counts(raw: Any, spec: DatasetSpec) -> dict[str, int]:
     def count(cond: Any) -> Any:
         return F.sum(F.when(cond, 1).otherwise(0))
 
-    row = raw.agg(
-        F.count(F.lit(1)).alias("rows"),
-        count(any_flag).alias("rejected"),
-        *[count(flag).alias(f"c{i}") for i, flag in enumerate(flags)],
-    ).first()
+    aggregates = [F.count(F.lit(1)).alias("rows"), count(any_flag).alias("rejected")]
+    return aggregates + [count(flag).alias(f"c{i}") for i, flag in enumerate(flags)], checks
+
+
+def rejection_counts(raw: Any, spec: DatasetSpec) -> dict[str, int]:
+    """Rows, rejected rows and the rows breaking each rule, in one pass over a raw read."""
+    aggregates, checks = rejection_aggregates(raw, spec)
+    row = raw.agg(*aggregates).first()
     return {"rows": int(row["rows"]), "rejected": int(row["rejected"] or 0)} | {
         what: int(row[f"c{i}"] or 0) for i, (what, _, _) in enumerate(checks)
     }

@@ -447,7 +447,8 @@ class _PartWriter:
             return
         if self._writer is None:
             fs, path = storage.filesystem(self.uri)
-            fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            if storage.is_local(self.uri):  # an object store has no folders (s3fs would create the bucket)
+                fs.makedirs(posixpath.dirname(path), exist_ok=True)
             self._sink = fs.open(path, "wb")
             self._writer = pq.ParquetWriter(self._sink, batch.schema, compression="snappy")
         self._writer.write_batch(batch)

@@ -249,7 +249,8 @@ def _move_parts(shard: str, staging: str) -> None:
     for rel, path in sorted(storage.list_files(shard).items()):
         if posixpath.basename(rel).startswith("part-"):
             target = storage.filesystem(storage.join(staging, rel))[1]
-            fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            if storage.is_local(shard):  # an object store has no folders (s3fs would create the bucket)
+                fs.makedirs(posixpath.dirname(target), exist_ok=True)
             fs.mv(path, target)
 
 
