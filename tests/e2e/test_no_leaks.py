@@ -46,7 +46,7 @@ HOSTILE = [
     (
         "batch_scoring",
         {"input_uri": "{token}", "date": "2026-11-20", "if_input_missing": "fail"},
-        "scoring.score",
+        "shard",  # the plan reads the header, before any pod
         "missing column(s)",
     ),
 ]
