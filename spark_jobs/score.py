@@ -221,10 +221,15 @@ def score_shard(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     version, spec, doc, inp = _model_and_input(args)
     shard = args.shard
-    parts = [(p["file"], p.get("row_groups")) for p in shard["parts"]]
-    strange = [f for f, _ in parts if f not in inp.files]
-    if strange:
-        raise DataContractError(f"shard {shard['index']}: {strange[0]} is not a file of the input {inp.uri}")
+    # Files by their index in the input's sorted listing: a pod's arguments stay small whatever
+    # the day holds; a listing changed since the plan fails the commit by its fingerprint.
+    beyond = [p["file"] for p in shard["parts"] if p["file"] >= len(inp.files)]
+    if beyond:
+        raise DataContractError(
+            f"shard {shard['index']}: file {beyond[0]} of the plan is not there: the input {inp.uri} "
+            f"has {len(inp.files)} file(s) now"
+        )
+    parts = [(inp.files[p["file"]], p.get("row_groups")) for p in shard["parts"]]
     if inp.format != "parquet" and any(groups is not None for _, groups in parts):
         raise DataContractError(f"shard {shard['index']}: row groups are for Parquet input, not {inp.format}")
     out = shards.shard_uri(args.storage_root, args.model, args.date, args.run_id, shard["index"])
@@ -236,6 +241,7 @@ def score_shard(args: argparse.Namespace) -> dict[str, Any]:
     extra = {"model_loads": 1, "arrow_batches": tally.batches}
     summary = _summary(args, version, inp, tally, extra, out, started)
     summary["shard"] = {"index": shard["index"], "count": shard["count"]}
+    summary["parts"] = tally.parts  # what the commit publishes: this attempt's, no other's
     storage.write_bytes(storage.join(out, SUMMARY), storage.dump_json(summary))
     return summary
 

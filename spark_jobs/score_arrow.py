@@ -34,6 +34,7 @@ from spark_jobs.errors import DataContractError
 from spark_jobs.partitions import MARKER
 from spark_jobs.portable import Scorer
 from spark_jobs.spark_values import (
+    JAVA_SPACE,
     sample,
     simple_string,
     text_to_double,
@@ -53,12 +54,14 @@ ARROW_TYPES = {"integer": pa.int32(), "long": pa.int64(), "double": pa.float64()
 
 @dataclass
 class Tally:
-    """What one run read and wrote: rows, rejected rows, rows breaking each rule, batches."""
+    """What one run read and wrote: rows, rejected rows, rows breaking each rule, batches, and
+    the part files written (relative to the output folder)."""
 
     rows: int = 0
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     batches: int = 0
+    parts: list[str] = field(default_factory=list)
 
     def add(self, what: str, count: int) -> None:
         self.reasons[what] = self.reasons.get(what, 0) + count
@@ -152,22 +155,28 @@ def _decimal_rules(type_name: str) -> list[str]:
     return ["not a whole number", f"outside the range of {INTEGER_RANGES[type_name][2]}"]
 
 
-def _from_decimal(value: Any, type_name: str) -> tuple[Any, str | None]:
+def _from_decimal(value: Any, type_name: str) -> tuple[Any, str | tuple[str, ...] | None]:
+    """Both of Spark's rules, each judged on its own (3000000000.5 breaks both)."""
     if type_name == "double":
         return float(value), None
     low, high, words = INTEGER_RANGES[type_name]
+    broken = []
     if value != value.to_integral_value(rounding="ROUND_FLOOR"):
-        return None, "not a whole number"
+        broken.append("not a whole number")
     # Spark compares a decimal with the bounds as doubles.
     if float(value) < float(low) or float(value) >= float(high) + 1.0:
-        return None, f"outside the range of {words}"
-    return int(value), None
+        broken.append(f"outside the range of {words}")
+    return (None, tuple(broken)) if broken else (int(value), None)
 
 
 def _by_value(
-    array: pa.Array, rules: list[str], parse: Callable[[Any], tuple[Any, str | None]], target: Any
+    array: pa.Array,
+    rules: list[str],
+    parse: Callable[[Any], tuple[Any, str | tuple[str, ...] | None]],
+    target: Any,
 ) -> Typed:
-    """A column typed value by value in Python, once per distinct value (a day has few)."""
+    """A column typed value by value in Python, once per distinct value (a day has few); `parse`
+    gives the typed value, or None and the rule (or rules) the value breaks."""
     encoded = pc.dictionary_encode(array)
     parsed = [parse(v) for v in encoded.dictionary.to_pylist()]
     present = _mask(array.is_valid())
@@ -176,7 +185,9 @@ def _by_value(
     masks = []
     for rule in rules:
         # One more entry for a null's index (0, filled): masked by `present`, and never empty.
-        broken = np.array([why == rule for _, why in parsed] + [False], bool)
+        broken = np.array(
+            [rule == why or (isinstance(why, tuple) and rule in why) for _, why in parsed] + [False]
+        )
         masks.append((rule, present & broken[index]))
     return Typed(typed, masks)
 
@@ -322,7 +333,8 @@ def _csv_batches(inp: InputFiles, uri: str, spec: DatasetSpec) -> Iterator[pa.Re
     malformed: list[str] = []
 
     def skip(row: Any) -> str:
-        malformed.append(row.text)
+        if row.text.strip(JAVA_SPACE):  # Spark drops a line that is blank once trimmed
+            malformed.append(row.text)
         return "skip"
 
     encoding = spec.csv.encoding.lower().replace("_", "-")
@@ -334,21 +346,39 @@ def _csv_batches(inp: InputFiles, uri: str, spec: DatasetSpec) -> Iterator[pa.Re
         delimiter=spec.csv.delimiter,
         quote_char=spec.csv.quote,
         double_quote=True,
+        # Parsed as quoted (a value may hold a line break) so that a quote left open is found
+        # below and refused: Spark reads line by line, and Arrow would otherwise lose the rows
+        # after it (or lose sync with its own chunks).
+        newlines_in_values=True,
         invalid_row_handler=skip,
     )
     # Every value as text, and an empty field as null (Spark's nullValue), quoted or not.
     convert = pa_csv.ConvertOptions(
         column_types={n: pa.string() for n in header}, strings_can_be_null=True, null_values=[""]
     )
+    nothing = pa.nulls(0, pa.string())
     with fsspec.open(uri, "rb", compression="infer") as fh:
-        reader = pa_csv.open_csv(fh, read_options=read, parse_options=parse, convert_options=convert)
-        if reader.schema.names != header:
+        try:
+            reader = pa_csv.open_csv(fh, read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" not in str(exc):
+                raise
+            # A file with no line at all (not the first: inspect_input refuses that): no rows, as in Spark.
+            yield pa.RecordBatch.from_arrays([nothing] * len(schema), schema=schema)
+            return
+        # Spark compares each file's header with the first's by name, ignoring case.
+        if [n.lower() for n in reader.schema.names] != [n.lower() for n in header]:
             raise DataContractError(
                 f"input {inp.uri} cannot be read as csv: the header of {posixpath.basename(uri)} "
                 f"differs from that of {posixpath.basename(inp.files[0])}"
             )
-        nothing = pa.nulls(0, pa.string())
         for batch in reader:
+            spans = [n for n, col in zip(header, batch.columns, strict=True) if _has_line_break(col)]
+            if spans:
+                raise DataContractError(
+                    f"input {inp.uri}: {posixpath.basename(uri)} has a quoted value of column {spans[0]!r} "
+                    "that spans lines (a quote left open?); CSV is read line by line: fix its quoting"
+                )
             corrupt = pa.nulls(batch.num_rows, pa.string())
             yield pa.RecordBatch.from_arrays([*batch.columns, corrupt], schema=schema)
             if malformed:
@@ -357,6 +387,13 @@ def _csv_batches(inp: InputFiles, uri: str, spec: DatasetSpec) -> Iterator[pa.Re
         if malformed:
             yield _malformed_batch(malformed, header, spec, schema)
         yield pa.RecordBatch.from_arrays([nothing] * len(schema), schema=schema)
+
+
+def _has_line_break(column: pa.Array) -> bool:
+    if not pa.types.is_string(column.type):
+        return False
+    found = pc.or_(pc.match_substring(column, "\n"), pc.match_substring(column, "\r"))
+    return bool(pc.any(found).as_py())
 
 
 def _malformed_batch(
@@ -419,6 +456,9 @@ def write_scores(
                 scored, rejected = score_batch(batch, spec, scorer, version, tally)
                 scored_out.write(scored, always=True)
                 rejected_out.write(rejected)
+        tally.parts += [
+            rel for rel, part in ((name, scored_out), (f"_rejected/{name}", rejected_out)) if part.opened
+        ]
         rows, rejected_rows = tally.rows - before[0], tally.rejected - before[1]
         log.info(
             "%s%s: %d row(s) read, %d rejected, %d scored",
@@ -452,6 +492,10 @@ class _PartWriter:
             self._sink = fs.open(path, "wb")
             self._writer = pq.ParquetWriter(self._sink, batch.schema, compression="snappy")
         self._writer.write_batch(batch)
+
+    @property
+    def opened(self) -> bool:
+        return self._writer is not None
 
     def __enter__(self) -> _PartWriter:
         return self

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import posixpath
 import re
 import time
@@ -41,13 +42,14 @@ _HEAD_BYTES = 1 << 16  # what a CSV file's rows are estimated from
 
 
 def units(inp: InputFiles, target_rows: int) -> list[dict[str, Any]]:
-    """The day in pieces a shard may take: {file, row_groups (None: the whole file), rows}.
+    """The day in pieces a shard may take: {file (its index in `inp.files`), row_groups (None: the
+    whole file), rows}.
 
     A Parquet file larger than `target_rows` with several row groups is split by row group (its
     footer says how many rows each holds); other files are whole. A CSV file's rows are estimated
     from its size and the lines of its first 64 KB."""
     pieces: list[dict[str, Any]] = []
-    for uri in inp.files:
+    for index, uri in enumerate(inp.files):
         if inp.format == "parquet":
             import pyarrow.parquet as pq
 
@@ -55,11 +57,11 @@ def units(inp: InputFiles, target_rows: int) -> list[dict[str, Any]]:
                 meta = pq.ParquetFile(fh).metadata
             groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
             if meta.num_rows > target_rows and len(groups) > 1:
-                pieces += [{"file": uri, "row_groups": [i], "rows": n} for i, n in enumerate(groups)]
+                pieces += [{"file": index, "row_groups": [i], "rows": n} for i, n in enumerate(groups)]
             else:
-                pieces.append({"file": uri, "row_groups": None, "rows": meta.num_rows})
+                pieces.append({"file": index, "row_groups": None, "rows": meta.num_rows})
         else:
-            pieces.append({"file": uri, "row_groups": None, "rows": _estimated_rows(uri)})
+            pieces.append({"file": index, "row_groups": None, "rows": _estimated_rows(uri)})
     return pieces
 
 
@@ -112,13 +114,13 @@ def parse_shard(text: str) -> dict[str, Any]:
         index, count, parts = int(shard["index"]), int(shard["count"]), shard["parts"]
         assert 0 <= index < count and isinstance(parts, list) and parts
         for part in parts:
-            assert isinstance(part["file"], str)
+            assert isinstance(part["file"], int) and part["file"] >= 0
             groups = part.get("row_groups")
             assert groups is None or all(isinstance(g, int) and g >= 0 for g in groups)
     except (ValueError, KeyError, TypeError, AssertionError):
         raise argparse.ArgumentTypeError(
             'expected a shard as JSON: {"index": i, "count": n, '
-            '"parts": [{"file": uri, "row_groups": [..] or null}]}'
+            '"parts": [{"file": index, "row_groups": [..] or null}]}'
         ) from None
     return {"index": index, "count": count, "parts": parts}
 
@@ -161,6 +163,10 @@ def commit(
     started = time.monotonic()
     where = shards_uri(root, model, date, run_id)
     with claimed_partition(root, model, date, run_id):
+        published = _published(root, model, date, run_id, fingerprint)
+        if published is not None and not storage.exists(storage.join(where, f"shard-{0:05d}", SUMMARY)):
+            log.info("%s for %s was committed by this run already", model, date)
+            return published  # a cleared commit task, run again: nothing left to do
         summaries = [_shard_summary(where, i, count, fingerprint) for i in range(count)]
         versions = {s["model_version"] for s in summaries}
         if len(versions) != 1:
@@ -185,8 +191,10 @@ def commit(
             )
         final = output_uri(root, model, date)
         with staged_partition(root, model, date) as staging:
-            for i in range(count):
-                _move_parts(storage.join(where, f"shard-{i:05d}"), staging)
+            for i, shard in enumerate(summaries):
+                # Copied, not moved: the shards stay whole until the day is in place, so a
+                # commit that fails half-way (and its retry) finds every one of them again.
+                _copy_parts(storage.join(where, f"shard-{i:05d}"), shard["parts"], staging)
             summary = {
                 key: first[key]
                 for key in (
@@ -238,79 +246,33 @@ def _shard_summary(where: str, index: int, count: int, fingerprint: str) -> dict
         problems.append("its input is not the planned one (the day's files changed after the plan)")
     if summary.get("rows_in") != summary.get("rows_scored", 0) + summary.get("rows_rejected", 0):
         problems.append("its rows in are not its rows scored plus rejected")
+    there = storage.list_files(storage.join(where, f"shard-{index:05d}"))
+    missing = [rel for rel in summary.get("parts", []) if rel not in there]
+    if missing:
+        problems.append(f"{len(missing)} of its part files are gone, e.g. {missing[0]}")
     if problems:
         raise IncompleteShardsError(f"shard {index} of {count} ({uri}): " + "; ".join(problems))
     return summary
 
 
-def _move_parts(shard: str, staging: str) -> None:
-    """A shard's part files (and rejected part files) into the staging folder."""
+def _copy_parts(shard: str, parts: list[str], staging: str) -> None:
+    """The part files a shard's summary lists (scored, and rejected) into the staging folder:
+    hard links locally, object copies on a store."""
     fs, _ = storage.filesystem(shard)
-    for rel, path in sorted(storage.list_files(shard).items()):
-        if posixpath.basename(rel).startswith("part-"):
-            target = storage.filesystem(storage.join(staging, rel))[1]
-            if storage.is_local(shard):  # an object store has no folders (s3fs would create the bucket)
-                fs.makedirs(posixpath.dirname(target), exist_ok=True)
-            fs.mv(path, target)
-
-
-# -- the command line ------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m spark_jobs.shards plan|commit ...`: prints the plan, or the committed summary, as JSON."""
-    import argparse
-
-    from spark_jobs import configure_logging
-    from spark_jobs.errors import run_cli
-    from spark_jobs.locations import argument, name_argument, optional_version
-    from spark_jobs.partitions import input_uri, iso_date
-
-    parser = argparse.ArgumentParser(prog="python -m spark_jobs.shards", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("plan", "commit"):
-        sub = commands.add_parser(name)
-        sub.add_argument("--storage-root", required=True, type=argument("storage root"))
-        sub.add_argument("--model", required=True, type=name_argument)
-        sub.add_argument("--date", required=True, type=iso_date)
-    plan_args = commands.choices["plan"]
-    plan_args.add_argument("--input", type=argument("input"), help="default: the date's incoming partition")
-    plan_args.add_argument("--model-version", type=optional_version, help="default: the champion")
-    plan_args.add_argument("--target-rows", type=int, required=True)
-    plan_args.add_argument("--max-shards", type=int, required=True)
-    commit_args = commands.choices["commit"]
-    commit_args.add_argument("--run-id", required=True)
-    commit_args.add_argument("--shards", type=int, required=True, help="how many the plan made")
-    commit_args.add_argument("--fingerprint", required=True, help="the planned input's")
-    commit_args.add_argument("--max-rejected-ratio", type=float, required=True)
-    args = parser.parse_args(argv)
-    configure_logging()
-
-    def run() -> None:
-        if args.command == "commit":
-            doc = commit(
-                args.storage_root, args.model, args.date, args.run_id,
-                args.shards, args.fingerprint, args.max_rejected_ratio,
-            )  # fmt: skip
+    for rel in parts:
+        source, target = (storage.filesystem(storage.join(base, rel))[1] for base in (shard, staging))
+        if storage.is_local(shard):  # an object store has no folders (s3fs would create the bucket)
+            os.makedirs(posixpath.dirname(target), exist_ok=True)
+            os.link(source, target)
         else:
-            from spark_jobs.contract import inspect_input
-            from spark_jobs.registry import SPEC, Registry
-            from spark_jobs.spec import DatasetSpec
-
-            registry = Registry(args.storage_root, args.model)
-            version = args.model_version or registry.champion_version()
-            spec = DatasetSpec.model_validate(json.loads(registry.read_verified(version, SPEC)))
-            source = args.input or input_uri(args.storage_root, args.model, args.date)
-            inp = inspect_input(source, spec, columns=spec.features, fmt="auto")
-            try:
-                shards = plan(inp, args.target_rows, args.max_shards)
-            except ValueError as exc:
-                raise DataContractError(str(exc)) from None
-            doc = {"model_version": version, "fingerprint": inp.fingerprint, "shards": shards}
-        print(json.dumps(doc, sort_keys=True))
-
-    return run_cli(run)
+            fs.copy(source, target)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _published(root: str, model: str, date: str, run_id: str, fingerprint: str) -> dict[str, Any] | None:
+    """The day's published summary, if this run committed this input already."""
+    uri = storage.join(output_uri(root, model, date), SUMMARY)
+    if not storage.exists(uri):
+        return None
+    summary: dict[str, Any] = json.loads(storage.read_bytes(uri))
+    mine = summary.get("run_id") == run_id and summary.get("input_fingerprint") == fingerprint
+    return summary if mine else None

@@ -19,7 +19,7 @@ from typing import Any
 from spark_jobs.contract import INTEGER_PATTERN, INTEGER_RANGES, SAMPLE_CHARS
 
 # Java's String.trim (and so parseDouble and Spark's integral casts) strips every char <= ' '.
-_JAVA_SPACE = "".join(chr(c) for c in range(33))
+JAVA_SPACE = "".join(chr(c) for c in range(33))
 _WHOLE = re.compile(INTEGER_PATTERN, re.ASCII)
 # Java's FloatingDecimal grammar: decimal (with an optional type suffix), NaN, Infinity, and
 # hexadecimal with a binary exponent.
@@ -39,7 +39,7 @@ _SPECIAL = {
 
 def text_to_double(text: str) -> float | None:
     """`cast(text as double)`: the number, or None where Spark gives null."""
-    trimmed = text.strip(_JAVA_SPACE)
+    trimmed = text.strip(JAVA_SPACE)
     if _DECIMAL.fullmatch(trimmed):
         return float(trimmed.rstrip("fFdD") if trimmed[-1:] not in ("N", "y") else trimmed)
     if hexadecimal := _HEX.fullmatch(trimmed):
@@ -54,7 +54,7 @@ def text_to_integer(text: str, type_name: str) -> tuple[int | None, str | None]:
     if not _WHOLE.fullmatch(text):
         return None, "not an integer"
     low, high, words = INTEGER_RANGES[type_name]
-    value = int(text.strip(_JAVA_SPACE).split(".", 1)[0])
+    value = int(text.strip(JAVA_SPACE).split(".", 1)[0])
     if not low <= value <= high:
         return None, f"outside the range of {words}"
     return value, None

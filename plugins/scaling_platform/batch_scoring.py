@@ -98,7 +98,8 @@ def commit_shards(plan: dict[str, Any]) -> dict[str, Any]:
         plan["fingerprint"],
     ]
     args += ["--max-rejected-ratio", str(where["max_rejected_ratio"])]
-    summary: dict[str, Any] = run_job("shards", "commit", *args)
+    # Copying a large day's parts on an object store takes a while.
+    summary: dict[str, Any] = run_job("shards", "commit", *args, timeout=3 * 60 * 60)
     return summary
 
 

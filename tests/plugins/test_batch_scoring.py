@@ -149,11 +149,7 @@ def test_failures_a_retry_cannot_fix_are_not_retried(monkeypatch, exit_code, rea
 def test_a_shards_pod_gets_its_shard_as_the_jobs_cli_parses_it():
     from spark_jobs.score import parse_args
 
-    shard = {
-        "index": 1,
-        "count": 3,
-        "parts": [{"file": f"{PLAN['input_uri']}/a.parquet", "row_groups": [2, 3]}],
-    }
+    shard = {"index": 1, "count": 3, "parts": [{"file": 4, "row_groups": [2, 3]}]}
     arguments = scoring_arguments(PLAN, shard)
     assert arguments[0] == "score" and "--shard" not in scoring_arguments(PLAN)
     args = parse_args(arguments[1:])

@@ -230,6 +230,9 @@ def _odd_columns():
             [d("1.500"), d("-0.001"), d("41.000"), d("99999999.999"), d("0"), None], pa.decimal128(11, 3)
         ),
         "big": pa.array([d(10**30), d(-(2**63)), d(2**31), d(7), d(-1), None], pa.decimal128(38, 0)),
+        "half": pa.array(
+            [d("3000000000.5"), d("1.0"), d("-1.5"), d(0), d(2**31), None], pa.decimal128(12, 1)
+        ),
         "flag": pa.array([True, False, True, False, True, None], pa.bool_()),
         "day": pa.array([dt.date(2026, 11, 20)] * 5 + [None], pa.date32()),
         "at": pa.array([dt.datetime(2026, 11, 20, 1, 2, 3, 450000)] * 5 + [None], pa.timestamp("us")),
@@ -254,3 +257,31 @@ def test_parquet_values_of_every_kind_are_taken_or_refused_alike(spark, tmp_path
     spark_side = spark_rows(spark, inp, spec, "id")
     assert_same_rows(spark_side, arrow_rows(inp, spec, "id"))
     assert spark_side[0][0] and spark_side[5][0] is None  # refusals to compare; nulls are allowed
+
+
+def test_csv_files_of_one_day_are_read_alike(spark, tmp_path):
+    """Several files: a header in other capitals, a blank line of spaces, a malformed row, an
+    empty file; each engine reads the same rows from them."""
+    day = tmp_path / "day"
+    day.mkdir()
+    (day / "a.csv").write_text("id,i,l,d,s\n1,41,41,4.1,x\n2,abc,1,1,y\n")
+    (day / "b.csv").write_text("ID,I,L,D,S\n3,7,7,7.5,z\n   \n4,8\n5,9,9,9,w,extra\n")
+    (day / "c.csv").write_text("")
+    spec = parse_spec(TEXT_SPEC)
+    inp = inspect_input(str(day), spec, columns=spec.features)
+    spark_side = spark_rows(spark, inp, spec, "id")
+    assert sorted(spark_side) == ["1", "2", "3", "4", "5"]
+    assert_same_rows(spark_side, arrow_rows(inp, spec, "id"))
+
+
+def test_a_quote_left_open_is_refused_not_read_as_one_value(tmp_path):
+    """Spark reads CSV line by line; read as a quoted value running on, the rest of the file
+    would be one row. The Arrow engine refuses the file instead, naming the column."""
+    from spark_jobs.errors import DataContractError
+
+    path = tmp_path / "day.csv"
+    path.write_text('id,i,l,d,s\n1,41,41,4.1,"open\n' + "".join(f"{n},1,1,1,x\n" for n in range(2, 500)))
+    spec = parse_spec(TEXT_SPEC)
+    inp = inspect_input(str(path), spec, columns=spec.features)
+    with pytest.raises(DataContractError, match="has a quoted value of column 's' that spans lines"):
+        arrow_rows(inp, spec, "id")

@@ -40,7 +40,7 @@ def planned(root, spec, target, most):
 def test_the_plan_splits_large_parquet_files_by_row_group_in_order(day):
     root, spec = day
     inp, plan = planned(root, spec, 600, 8)
-    pieces = [(p["file"].rsplit("/", 1)[-1], p["row_groups"]) for s in plan for p in s["parts"]]
+    pieces = [(inp.files[p["file"]].rsplit("/", 1)[-1], p["row_groups"]) for s in plan for p in s["parts"]]
     assert pieces == [
         ("a.parquet", [0]),
         ("a.parquet", [1]),
@@ -133,6 +133,41 @@ def test_a_bad_shard_argument_is_refused_before_any_work(day, capsys):
         with pytest.raises(SystemExit):
             score_shard(root, json.loads(bad) if bad != "{" else bad)
         assert "expected a shard as JSON" in capsys.readouterr().err
-    shard = {"index": 0, "count": 1, "parts": [{"file": "/elsewhere/x.parquet", "row_groups": None}]}
+    shard = {"index": 0, "count": 1, "parts": [{"file": 7, "row_groups": None}]}
     assert score_shard(root, shard) == 3
-    assert "is not a file of the input" in capsys.readouterr().err
+    assert "file 7 of the plan is not there: the input" in capsys.readouterr().err
+
+
+def test_a_commit_that_fails_half_way_is_retried_whole_and_publishes_only_each_shards_own_parts(
+    day, monkeypatch
+):
+    root, spec = day
+    inp, plan = planned(root, spec, 600, 8)
+    for shard in plan:
+        assert score_shard(root, shard) == 0
+    # An attempt of shard 1 that lost its pod but still wrote a part: not in the shard's summary.
+    scored_by_shard_0 = pq.read_table(shards.shard_uri(str(root), MODEL, DATE, RUN, 0))
+    pq.write_table(
+        scored_by_shard_0, shards.shard_uri(str(root), MODEL, DATE, RUN, 1) + "/part-stray.parquet"
+    )
+
+    copied = []
+
+    def copy_then_fail(shard, parts, staging):
+        if copied:
+            raise OSError("connection reset")  # the commit dies after copying shard 0
+        copied.append(shard)
+        real_copy(shard, parts, staging)
+
+    real_copy = shards._copy_parts
+    monkeypatch.setattr(shards, "_copy_parts", copy_then_fail)
+    with pytest.raises(OSError):
+        shards.commit(str(root), MODEL, DATE, RUN, 3, inp.fingerprint, 0.05)
+    monkeypatch.setattr(shards, "_copy_parts", real_copy)
+    assert not storage.exists(output_uri(str(root), MODEL, DATE))
+
+    summary = shards.commit(str(root), MODEL, DATE, RUN, 3, inp.fingerprint, 0.05)  # the retry
+    out = output_uri(str(root), MODEL, DATE)
+    assert summary["rows_in"] == 1700 and pq.read_table(out).num_rows == 1700  # every shard, no stray rows
+    # The commit task cleared and run again: the day is in place, nothing to do, the same answer.
+    assert shards.commit(str(root), MODEL, DATE, RUN, 3, inp.fingerprint, 0.05) == summary
