@@ -16,15 +16,12 @@ from spark_jobs import sample_input, storage
 from spark_jobs.partitions import input_uri, output_uri
 from spark_jobs.registry import SPARK_MODEL, Registry
 from tests.conftest import BANK
-from tests.e2e.conftest import TRAINED_VERSION, copy_of
+from tests.e2e.conftest import EMR_TASKS, TRAINED_VERSION, copy_of
 
 pytestmark = pytest.mark.slow
 DAG_ID = "batch_scoring"
 MODEL = "bank-marketing"
 TASKS = ("plan", "wait_for_input[0]", "engine", "shard", "pod_arguments", "score[0]", "scored", "commit[0]")
-# The EMR road, skipped on the pods' (the default).
-EMR_TASKS = ("emr_plan", "create_cluster", "wait_for_cluster", "add_steps", "wait_for_step")
-EMR_TASKS += ("emr_summaries", "terminate_cluster")
 
 
 @pytest.fixture(scope="module")

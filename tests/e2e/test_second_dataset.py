@@ -19,7 +19,7 @@ from spark_jobs.partitions import output_uri
 from spark_jobs.registry import Registry
 from spark_jobs.spec import load_spec
 from tests.conftest import BANK, PENGUINS, PENGUINS_SPEC
-from tests.e2e.conftest import TRAINED_VERSION, copy_of
+from tests.e2e.conftest import EMR_TASKS, TRAINED_VERSION, copy_of
 
 pytestmark = pytest.mark.slow
 NIGHT = "2026-11-20"
@@ -47,7 +47,9 @@ def offline(tmp_path_factory, trained_storage):
 def _run(env, dag_id, conf):
     code, output, states = dags_test(env, dag_id, conf, NIGHT)
     assert code == 0, output[-4000:]
-    assert set(states.values()) == {"success"}, states
+    # Everything succeeded but batch_scoring's road not taken (EMR; the pods are the default).
+    skipped = {task for task, state in states.items() if state == "skipped"}
+    assert set(states.values()) <= {"success", "skipped"} and skipped <= set(EMR_TASKS), states
     return output
 
 
