@@ -276,3 +276,65 @@ def _published(root: str, model: str, date: str, run_id: str, fingerprint: str) 
     summary: dict[str, Any] = json.loads(storage.read_bytes(uri))
     mine = summary.get("run_id") == run_id and summary.get("input_fingerprint") == fingerprint
     return summary if mine else None
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m spark_jobs.shards plan|commit ...`: prints the plan, or the committed summary, as JSON."""
+    import argparse
+
+    from spark_jobs import configure_logging
+    from spark_jobs.errors import run_cli
+    from spark_jobs.locations import argument, name_argument, optional_version
+    from spark_jobs.partitions import input_uri, iso_date
+
+    parser = argparse.ArgumentParser(prog="python -m spark_jobs.shards", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("plan", "commit"):
+        sub = commands.add_parser(name)
+        sub.add_argument("--storage-root", required=True, type=argument("storage root"))
+        sub.add_argument("--model", required=True, type=name_argument)
+        sub.add_argument("--date", required=True, type=iso_date)
+    plan_args = commands.choices["plan"]
+    plan_args.add_argument("--input", type=argument("input"), help="default: the date's incoming partition")
+    plan_args.add_argument("--model-version", type=optional_version, help="default: the champion")
+    plan_args.add_argument("--target-rows", type=int, required=True)
+    plan_args.add_argument("--max-shards", type=int, required=True)
+    commit_args = commands.choices["commit"]
+    commit_args.add_argument("--run-id", required=True)
+    commit_args.add_argument("--shards", type=int, required=True, help="how many the plan made")
+    commit_args.add_argument("--fingerprint", required=True, help="the planned input's")
+    commit_args.add_argument("--max-rejected-ratio", type=float, required=True)
+    args = parser.parse_args(argv)
+    configure_logging()
+
+    def run() -> None:
+        if args.command == "commit":
+            doc = commit(
+                args.storage_root, args.model, args.date, args.run_id,
+                args.shards, args.fingerprint, args.max_rejected_ratio,
+            )  # fmt: skip
+        else:
+            from spark_jobs.contract import inspect_input
+            from spark_jobs.registry import SPEC, Registry
+            from spark_jobs.spec import DatasetSpec
+
+            registry = Registry(args.storage_root, args.model)
+            version = args.model_version or registry.champion_version()
+            spec = DatasetSpec.model_validate(json.loads(registry.read_verified(version, SPEC)))
+            source = args.input or input_uri(args.storage_root, args.model, args.date)
+            inp = inspect_input(source, spec, columns=spec.features, fmt="auto")
+            try:
+                shards = plan(inp, args.target_rows, args.max_shards)
+            except ValueError as exc:
+                raise DataContractError(str(exc)) from None
+            doc = {"model_version": version, "fingerprint": inp.fingerprint, "shards": shards}
+        print(json.dumps(doc, sort_keys=True))
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -171,3 +171,26 @@ def test_a_commit_that_fails_half_way_is_retried_whole_and_publishes_only_each_s
     assert summary["rows_in"] == 1700 and pq.read_table(out).num_rows == 1700  # every shard, no stray rows
     # The commit task cleared and run again: the day is in place, nothing to do, the same answer.
     assert shards.commit(str(root), MODEL, DATE, RUN, 3, inp.fingerprint, 0.05) == summary
+
+
+def test_the_command_line_plans_and_commits_as_the_dag_tasks_call_it(day, capsys):
+    root, spec = day
+    where = ["--storage-root", str(root), "--model", MODEL, "--date", DATE]
+    assert shards.main(["plan", *where, "--target-rows", "600", "--max-shards", "8"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["model_version"] == "v1" and len(planned["shards"]) == 3
+    for shard in planned["shards"]:
+        assert score_shard(root, shard) == 0
+    capsys.readouterr()
+    commit = [
+        "--run-id",
+        RUN,
+        "--shards",
+        "3",
+        "--fingerprint",
+        planned["fingerprint"],
+        "--max-rejected-ratio",
+        "0.05",
+    ]
+    assert shards.main(["commit", *where, *commit]) == 0
+    assert json.loads(capsys.readouterr().out)["rows_in"] == 1700
