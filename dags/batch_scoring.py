@@ -58,10 +58,10 @@ from scaling_platform.defaults import (
 from scaling_platform.emr_operators import (
     POLL_SECONDS,
     EmrCreateOrUseJobFlowOperator,
-    EmrJobFlowSensorPolled,
     EmrStepSensorWithLogs,
     EmrTerminateOwnJobFlowOperator,
     IdempotentEmrAddStepsOperator,
+    wait_for_cluster,
 )
 from scaling_platform.jobs import run_job
 from scaling_platform.pod_operators import JobPodOperator
@@ -318,16 +318,7 @@ with DAG(
         existing_job_flow_id="{{ params.existing_cluster_id or '' }}",
         emr_conn_id=None,
     )
-    wait_for_cluster = EmrJobFlowSensorPolled(
-        task_id="wait_for_cluster",
-        job_flow_id=create_cluster.output,
-        target_states=["WAITING", "RUNNING"],
-        failed_states=["TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"],
-        poke_interval=POLL_SECONDS,
-        timeout=60 * 30,
-        mode="reschedule",
-        deferrable=False,
-    )
+    cluster_ready = wait_for_cluster(create_cluster.output)
     add_steps = IdempotentEmrAddStepsOperator(
         task_id="add_steps",
         job_flow_id=create_cluster.output,
@@ -346,5 +337,5 @@ with DAG(
         task_id="terminate_cluster",
         job_flow_id=create_cluster.output,
     ).as_teardown(setups=create_cluster)
-    wait_for_cluster >> add_steps
+    cluster_ready >> add_steps
     wait_for_steps >> emr_summaries(emr) >> terminate_cluster

@@ -45,10 +45,10 @@ from scaling_platform.defaults import (
 from scaling_platform.emr_operators import (
     POLL_SECONDS,
     EmrCreateOrUseJobFlowOperator,
-    EmrJobFlowSensorPolled,
     EmrStepSensorWithLogs,
     EmrTerminateOwnJobFlowOperator,
     IdempotentEmrAddStepsOperator,
+    wait_for_cluster,
 )
 from scaling_platform.jobs import run_job
 from scaling_platform.lambda_release import FunctionSettings, release_model
@@ -249,19 +249,7 @@ with DAG(
         emr_conn_id=None,
     )
     checked >> create_cluster
-    # A cluster that fails to start (roles, subnet, capacity) fails here, with EMR's reason,
-    # rather than later as a cancelled step.
-    wait_for_cluster = EmrJobFlowSensorPolled(
-        task_id="wait_for_cluster",
-        job_flow_id=create_cluster.output,
-        target_states=["WAITING", "RUNNING"],
-        failed_states=["TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"],
-        poke_interval=POLL_SECONDS,
-        timeout=60 * 30,
-        mode="reschedule",
-        # Deferred, this sensor's trigger waits for termination whatever target_states says.
-        deferrable=False,
-    )
+    cluster_ready = wait_for_cluster(create_cluster.output)
     add_training_step = IdempotentEmrAddStepsOperator(
         task_id="add_training_step",
         job_flow_id=create_cluster.output,
@@ -289,6 +277,6 @@ with DAG(
         job_flow_id=create_cluster.output,
     ).as_teardown(setups=create_cluster)
     decision = promote(cfg)
-    wait_for_cluster >> add_training_step >> wait_for_training >> decision >> terminate_cluster
+    cluster_ready >> add_training_step >> wait_for_training >> decision >> terminate_cluster
     release_to_lambda(cfg, decision)
     publish_champion(decision)

@@ -169,3 +169,20 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
                 continue
             parts.append(f"--- tail of s3://{bucket}/{key}\n{tail(text)}")
         return "\n".join(parts)
+
+
+def wait_for_cluster(job_flow_id: Any) -> EmrJobFlowSensorPolled:
+    """The `wait_for_cluster` task: until the cluster can take steps. A cluster that fails to
+    start (roles, subnet, capacity) fails here, with EMR's reason, rather than later as a
+    cancelled step."""
+    return EmrJobFlowSensorPolled(
+        task_id="wait_for_cluster",
+        job_flow_id=job_flow_id,
+        target_states=["WAITING", "RUNNING"],
+        failed_states=["TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"],
+        poke_interval=POLL_SECONDS,
+        timeout=60 * 30,
+        mode="reschedule",
+        # Deferred, this sensor's trigger waits for termination whatever target_states says.
+        deferrable=False,
+    )
