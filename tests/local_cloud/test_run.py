@@ -27,7 +27,7 @@ def test_a_runs_recorded_duration_is_how_long_it_ran(tmp_path):
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     after = dt.datetime.now(dt.UTC)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    assert "skipped          scoring.score" in run.stdout
+    assert "skipped          commit[0]" in run.stdout, run.stdout[-2000:]
 
     env = airflow_env(home, "http://127.0.0.1:1", tmp_path / "storage", BANK, "logs")
     listed = subprocess.run(
