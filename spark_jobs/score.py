@@ -199,13 +199,7 @@ def score_partition(args: argparse.Namespace) -> dict[str, Any]:
             extra = {"model_loads": 1, "arrow_batches": tally.batches}
         summary = _summary(args, version, inp, tally, extra, final, started)
         # Checked once the scores are staged (one pass over the day); a failing day commits nothing.
-        if summary["rejected_ratio"] > args.max_rejected_ratio:
-            raise DataContractError(
-                f"{tally.rejected} of {tally.rows} row(s) in {inp.uri} ({tally.rejected / tally.rows:.2%}) "
-                f"break the spec of {args.model} version {version}, "
-                f"more than --max-rejected-ratio {args.max_rejected_ratio:.2%}; "
-                f"nothing was written. Most common: {_top(summary['rejected_reasons'])}"
-            )
+        check_rejected_ratio(summary, args.max_rejected_ratio)
         storage.write_bytes(storage.join(staging, SUMMARY), storage.dump_json(summary))
         storage.replace_tree(staging, final, last=MARKER)
     return summary
@@ -338,6 +332,18 @@ def rejection_counts(raw: Any, spec: DatasetSpec) -> dict[str, int]:
     return {"rows": int(row["rows"]), "rejected": int(row["rejected"] or 0)} | {
         what: int(row[f"c{i}"] or 0) for i, (what, _, _) in enumerate(checks)
     }
+
+
+def check_rejected_ratio(summary: Mapping[str, Any], most: float) -> None:
+    """The gate of a day's summary (one pod's, or the shards' together): more rejected rows than
+    `most` fail it, naming the commonest reasons."""
+    if summary["rejected_ratio"] > most:
+        raise DataContractError(
+            f"{summary['rows_rejected']} of {summary['rows_in']} row(s) in {summary['input']} "
+            f"({summary['rejected_ratio']:.2%}) break the spec of {summary['model']} version "
+            f"{summary['model_version']}, more than --max-rejected-ratio {most:.2%}; "
+            f"nothing was written. Most common: {_top(summary['rejected_reasons'])}"
+        )
 
 
 def _top(reasons: dict[str, int], n: int = 5) -> str:

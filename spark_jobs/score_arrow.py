@@ -33,6 +33,7 @@ from spark_jobs.contract import CORRUPT, EXACT_IN_DOUBLE, INTEGER_RANGES, TARGET
 from spark_jobs.errors import DataContractError
 from spark_jobs.partitions import MARKER
 from spark_jobs.portable import Scorer
+from spark_jobs.score import REASON
 from spark_jobs.spark_values import (
     JAVA_SPACE,
     sample,
@@ -45,7 +46,6 @@ from spark_jobs.spec import DatasetSpec
 log = logging.getLogger("spark_jobs.score_arrow")
 
 BATCH_ROWS = 65_536
-REASON = "reject_reason"  # score.REASON
 MALFORMED = "does not split into the header's fields"
 # (what is wrong, a numpy mask of the rows breaking it, the value row i shows in the message)
 Check = tuple[str, np.ndarray, Callable[[int], str] | None]

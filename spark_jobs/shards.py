@@ -30,11 +30,10 @@ from spark_jobs import storage
 from spark_jobs.contract import InputFiles
 from spark_jobs.errors import DataContractError, IncompleteShardsError
 from spark_jobs.partitions import MARKER, output_uri
+from spark_jobs.score import REJECTED, SUMMARY
 
 log = logging.getLogger("spark_jobs.shards")
 
-SUMMARY = "_summary.json"
-REJECTED = "_rejected"
 _HEAD_BYTES = 1 << 16  # what a CSV file's rows are estimated from
 
 
@@ -158,7 +157,7 @@ def commit(
 ) -> dict[str, Any]:
     """Publish the `count` shards a run scored as the day's partition, whole; its summary back."""
     from spark_jobs.registry import utc_now
-    from spark_jobs.score import _top, claimed_partition, staged_partition
+    from spark_jobs.score import check_rejected_ratio, claimed_partition, staged_partition
 
     started = time.monotonic()
     where = shards_uri(root, model, date, run_id)
@@ -182,13 +181,18 @@ def commit(
         reasons = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
         ratio = rejected / rows_in if rows_in else 0.0
         first = summaries[0]
-        if ratio > max_rejected_ratio:
+        day = {key: first[key] for key in ("model", "model_version", "input")}
+        day |= {
+            "rows_in": rows_in,
+            "rows_rejected": rejected,
+            "rejected_ratio": ratio,
+            "rejected_reasons": reasons,
+        }
+        try:
+            check_rejected_ratio(day, max_rejected_ratio)
+        except DataContractError:
             storage.remove_tree(where)
-            raise DataContractError(
-                f"{rejected} of {rows_in} row(s) in {first['input']} ({ratio:.2%}) break the spec of "
-                f"{model} version {first['model_version']}, more than the most allowed "
-                f"{max_rejected_ratio:.2%}; nothing was written. Most common: {_top(reasons)}"
-            )
+            raise
         final = output_uri(root, model, date)
         with staged_partition(root, model, date) as staging:
             for i, shard in enumerate(summaries):
