@@ -250,7 +250,7 @@ def score_batch(
     rejected, why = reasons(batch.num_rows, checks)
     tally.rows += batch.num_rows
     tally.rejected += int(rejected.sum())
-    tally.batches += 1
+    tally.batches += batch.num_rows > 0  # not the empty batch that carries a file's schema
     for what, mask, _ in checks:
         tally.add(what, int(mask.sum()))
     keep = pa.array(~rejected)
