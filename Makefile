@@ -69,7 +69,7 @@ $(COMPOSE_SCHEMA):
 	rm -rf $(TOOLS)/compose-spec
 
 # The S3A connector for every Spark this project starts outside EMR (local jobs, the emulator's
-# steps, the pods, the job image): hadoop-aws of the Hadoop client pyspark 3.5 bundles (3.3.4) and
+# steps): hadoop-aws of the Hadoop client pyspark 3.5 bundles (3.3.4) and
 # the AWS SDK bundle that hadoop-aws release was built against, from Maven Central, checksummed.
 S3A_JARS_DIR := $(TOOLS)/s3a
 MAVEN := https://repo1.maven.org/maven2
@@ -114,15 +114,11 @@ $(LAMBDA_RUNTIME): $(VENV)/.synced uv.lock spark_jobs/lambda_package.py local_cl
 
 setup: $(VENV)/.synced $(S3A_JARS) check-java containers
 
-# The job image's build context: its locked requirements and the S3A jars (.tools is not sent).
-JOB_IMAGE_CONTEXT := build/jobs-requirements.txt $(addprefix build/s3a/,$(notdir $(S3A_JARS)))
+# The job image's build context: its locked requirements (.tools is not sent).
+JOB_IMAGE_CONTEXT := build/jobs-requirements.txt
 
 build/jobs-requirements.txt: $(VENV)/.synced uv.lock
 	$(PY) -m spark_jobs.package --image-requirements $@ >/dev/null
-
-build/s3a/%.jar: $(S3A_JARS_DIR)/%.jar
-	@mkdir -p $(@D)
-	cp $< $@
 
 # Pods run as containers built from their Dockerfiles when podman or docker answers (a docker CLI
 # with no daemon does not); with neither, on Debian as root podman is installed (with runc: crun
@@ -209,6 +205,7 @@ bench: setup $(LAMBDA_RUNTIME)
 	$(PY) bench/bench_nightly_dag.py
 	$(PY) bench/bench_lambda.py
 	$(PY) bench/bench_scoring.py
+	$(PY) bench/bench_job_image.py
 
 lock: $(UV)
 	$(UV) lock

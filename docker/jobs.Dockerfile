@@ -1,25 +1,15 @@
-# The batch-scoring job image: `make job-image` (podman or docker; `make setup` builds it too). The pod runs the job package's CLI,
-# `python -m spark_jobs <job> ...`, as a non-root user on a read-only root filesystem: everything
-# written locally goes to the scratch volume the pod mounts at /scratch.
+# The batch-scoring job image: `make job-image` (podman or docker; `make setup` builds it too). The pod
+# runs the job package's CLI, `python -m spark_jobs score ... --engine arrow`, as a non-root user on a
+# read-only root filesystem: everything written locally goes to the scratch volume the pod mounts at
+# /scratch. No JVM and no Spark: the pod's engine streams Arrow batches through numpy
+# (spark_jobs/score_arrow.py); days larger than a pod go to EMR's Spark (batch_scoring's engine=emr).
 FROM python:3.11-slim-bookworm
 
-# Spark needs a Java 17 runtime; procps gives Spark's launcher `ps`.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
-    && rm -rf /var/lib/apt/lists/*
-
-# The project's locked, hash-checked job dependencies (written by `make setup`): wheels only, except
-# pyspark, which PyPI publishes only as a source distribution (hash-checked all the same).
+# The locked, hash-checked dependencies of the pod's engine (pyproject's `pod` group, written by
+# `make setup`): wheels only.
 COPY build/jobs-requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir --no-deps --require-hashes --only-binary=:all: --no-binary=pyspark \
-        -r /tmp/requirements.txt \
+RUN pip install --no-cache-dir --no-deps --require-hashes --only-binary=:all: -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
-
-# The S3A connector beside Spark's own jars, so `s3://` works as everywhere but EMR: hadoop-aws and
-# its AWS SDK bundle, fetched from Maven Central and checksummed by `make setup`.
-COPY build/s3a/ /tmp/s3a/
-RUN cp /tmp/s3a/*.jar "$(python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/" \
-    && rm -rf /tmp/s3a
 
 WORKDIR /app
 COPY spark_jobs/ /app/spark_jobs/
@@ -32,8 +22,7 @@ USER 10001
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/scratch \
-    TMPDIR=/scratch \
-    SPARK_LOCAL_DIRS=/scratch
+    TMPDIR=/scratch
 
 ENTRYPOINT ["python", "-m", "spark_jobs"]
 CMD ["--help"]

@@ -39,17 +39,17 @@ class Target:
     python_prefix: str = "/usr"
 
 
-def requirements(project: Path = PROJECT, group: str | None = None, with_spark: bool = False) -> str:
+def requirements(project: Path = PROJECT, group: str | None = None) -> str:
     """Locked dependencies as requirements.txt with the lock's hashes (the install refuses any
-    other file): the job package's runtime dependencies without Spark's own (with them for the
-    job image, which brings its own Spark), or one dependency group's."""
+    other file): the job package's runtime dependencies without Spark's own (the cluster brings
+    them), or one dependency group's."""
     command = [uv(), "export", "--project", str(project), "--locked", "--no-emit-project"]
     command += ["--no-header", "--no-annotate", "--quiet"]
     if group:
         command += ["--only-group", group]
     else:
         command += ["--no-default-groups"]
-        for name in () if with_spark else PROVIDED_BY_SPARK:
+        for name in PROVIDED_BY_SPARK:
             command += ["--no-emit-package", name]
     return _run(command).stdout
 

@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--image-requirements",
         type=Path,
-        help="only write the job image's locked requirements, Spark included (docker/jobs.Dockerfile)",
+        help="only write the job image's locked requirements: the pod group, no Spark (docker/jobs.Dockerfile)",
     )
     args = parser.parse_args(argv)
     target = environment.Target(args.platform, args.python_prefix)
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def command() -> None:
         if args.image_requirements:
             args.image_requirements.parent.mkdir(parents=True, exist_ok=True)
-            args.image_requirements.write_text(environment.requirements(with_spark=True))
+            args.image_requirements.write_text(environment.requirements(group="pod"))
             print(json.dumps({"requirements": str(args.image_requirements)}))
         else:
             print(json.dumps(ship(args.storage_root, target)))

@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from spark_jobs.errors import JobError
+
 # Where `make setup` puts the S3A connector's jars (Makefile: S3A_JARS); SPARK_S3A_JARS names
-# another folder. The job image has them on Spark's own classpath instead.
+# another folder.
 DEFAULT_S3A_JARS = Path(__file__).resolve().parents[1] / ".tools" / "s3a"
 # S3A's own providers, then the SDK's: the environment (offline, CI), a pod's service-account role
 # (IRSA's web identity token), the instance profile.
@@ -63,7 +65,14 @@ def get_spark(app_name: str) -> Any:
     Spark starts locally on all cores with settings that suit a laptop, and reads and writes
     `s3://` through S3A.
     """
-    from pyspark.sql import SparkSession
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise JobError(
+            f"{app_name} needs Spark, which this Python does not have: the scoring pods' image "
+            "carries the Arrow engine only (score --engine arrow); Spark jobs run on EMR or where "
+            "`make setup` installed the project"
+        ) from None
 
     builder = SparkSession.builder.appName(app_name).config("spark.ui.showConsoleProgress", "false")
     launched_by_submit = "PYSPARK_GATEWAY_PORT" in os.environ
@@ -81,8 +90,8 @@ def get_spark(app_name: str) -> Any:
         for key, value in s3a_settings().items():
             builder = builder.config(key, value)
         if tmpdir := os.environ.get("TMPDIR"):
-            # The JVM ignores TMPDIR: under a read-only root with a writable scratch volume (the
-            # scoring pod) Spark fails at start ("Failed to create a temp directory (under /tmp)"),
+            # The JVM ignores TMPDIR: under a read-only root with a writable scratch volume Spark
+            # fails at start ("Failed to create a temp directory (under /tmp)"),
             # and S3A cannot buffer an upload ("Could not find any valid local directory for
             # s3ablock"; its buffer is under hadoop.tmp.dir, /tmp/hadoop-<user> by default).
             builder = builder.config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={tmpdir}")

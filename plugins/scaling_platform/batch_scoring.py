@@ -28,21 +28,21 @@ if TYPE_CHECKING:
 IMAGE = "{{ var.value.get('ml_batch_image', 'ml-scaling-jobs:latest') }}"
 NAMESPACE = "{{ var.value.get('ml_k8s_namespace', 'ml-scaling') }}"
 SERVICE_ACCOUNT = "ml-scaling-jobs"
-SCRATCH = "/scratch"  # the image's HOME, TMPDIR and SPARK_LOCAL_DIRS
+SCRATCH = "/scratch"  # the image's HOME and TMPDIR
 JOB_UID = 10001  # the image's USER
 
 
 @dataclass(frozen=True)
 class PodSize:
-    """CPU and memory for one scoring pod; Spark's local master and heap follow from them."""
+    """CPU, memory and scratch for one scoring pod. The Arrow engine holds about one batch of
+    65,536 rows at a time: 230 MB at its peak on a 2,000,000-row day (bench/bench_scoring_day.py),
+    whatever the size of the shard."""
 
     cpu_request: str = "1"
-    cpu_limit: int = 2
-    memory_request: str = "3Gi"
-    memory_limit: str = "4Gi"
-    # The JVM heap: the rest of the limit is for the JVM's own memory and the Python workers.
-    driver_memory: str = "2g"
-    scratch: str = "8Gi"
+    cpu_limit: int = 2  # pyarrow reads and decodes on threads of its own
+    memory_request: str = "512Mi"
+    memory_limit: str = "1Gi"
+    scratch: str = "2Gi"
 
 
 def scoring_arguments(where: dict[str, Any], shard: dict[str, Any] | None = None) -> list[str]:
@@ -112,11 +112,6 @@ def container_resources(size: PodSize) -> k8s.V1ResourceRequirements:
     )
 
 
-def spark_env(size: PodSize) -> dict[str, str]:
-    """Local Spark sized to the pod, not to the node it happens to run on."""
-    return {"SPARK_LOCAL_MASTER": f"local[{size.cpu_limit}]", "SPARK_DRIVER_MEMORY": size.driver_memory}
-
-
 def pod_security_context() -> k8s.V1PodSecurityContext:
     from kubernetes.client import models as k8s
 
@@ -158,7 +153,6 @@ def scoring_pod(size: PodSize = PodSize()) -> dict[str, Any]:
         "image": IMAGE,
         "name": "batch-scoring",
         "random_name_suffix": True,
-        "env_vars": spark_env(size),
         "labels": {"app.kubernetes.io/name": "ml-scaling", "app.kubernetes.io/component": "batch-scoring"},
         "container_resources": container_resources(size),
         "security_context": pod_security_context(),
@@ -177,7 +171,7 @@ def scoring_pod(size: PodSize = PodSize()) -> dict[str, Any]:
         "do_xcom_push": False,
         # The kubelet's own deadline: the pod stops even if the worker that watched it is gone.
         "active_deadline_seconds": 2 * 60 * 60,
-        # Pulling a multi-GB image onto a new node takes minutes.
+        # Pulling the image onto a new node (or waiting for the node) takes minutes.
         "startup_timeout_seconds": 15 * 60,
         "termination_grace_period": 30,
         "termination_message_policy": "FallbackToLogsOnError",

@@ -131,7 +131,7 @@ def test_the_job_image_dockerfile_is_read_as_docker_would_build_it():
     assert image.workdir == "/app"
     assert image.uid == 10001
     env = dict(image.env)
-    assert env["HOME"] == env["TMPDIR"] == env["SPARK_LOCAL_DIRS"] == "/scratch"
+    assert env["HOME"] == env["TMPDIR"] == "/scratch"
     assert env["PYTHONUNBUFFERED"] == "1"
 
 

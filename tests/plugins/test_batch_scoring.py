@@ -60,25 +60,23 @@ def test_the_pod_is_locked_down_and_spark_writes_only_to_scratch():
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
-def test_resources_size_spark_to_the_pod():
-    pod = _pod()
-    (container,) = pod["spec"]["containers"]
+def test_the_pod_is_sized_for_the_arrow_engine_not_for_a_jvm():
+    (container,) = _pod()["spec"]["containers"]
     resources, size = container["resources"], PodSize()
-    assert (
-        resources["limits"]["memory"] == size.memory_limit
-        and resources["requests"]["cpu"] == size.cpu_request
-    )
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["SPARK_LOCAL_MASTER"] == f"local[{size.cpu_limit}]"
-    assert env["SPARK_DRIVER_MEMORY"] == size.driver_memory
-    # The heap leaves at least a third of the limit for the JVM's own memory and Python workers.
-    heap_gib = int(size.driver_memory.rstrip("g"))
-    assert heap_gib <= int(size.memory_limit.rstrip("Gi")) * 2 / 3
+    assert resources["limits"] == {
+        "cpu": str(size.cpu_limit),
+        "memory": size.memory_limit,
+        "ephemeral-storage": size.scratch,
+    }
+    assert resources["requests"]["cpu"] == size.cpu_request
+    assert resources["requests"]["memory"] == size.memory_request
+    # No local Spark to size: the pod's engine starts no JVM.
+    assert not [e for e in container.get("env", []) if e["name"].startswith("SPARK_")]
 
 
 def test_no_credentials_travel_in_the_pod():
     (container,) = _pod()["spec"]["containers"]
-    words = " ".join(container["args"] + [f"{e['name']}={e.get('value')}" for e in container["env"]])
+    words = " ".join(container["args"] + [f"{e['name']}={e.get('value')}" for e in container.get("env", [])])
     assert not re.search(r"AWS_|SECRET|PASSWORD|TOKEN|KEY", words, re.IGNORECASE)
 
 
@@ -97,11 +95,13 @@ def test_the_job_accepts_the_command_line_the_pod_carries():
 
 
 def test_the_image_runs_as_the_user_and_with_the_scratch_the_pod_expects():
-    dockerfile = (ROOT / "docker" / "jobs.Dockerfile").read_text()
-    assert f"USER {JOB_UID}" in dockerfile
-    assert 'ENTRYPOINT ["python", "-m", "spark_jobs"]' in dockerfile
-    for name in ("HOME", "TMPDIR", "SPARK_LOCAL_DIRS"):
-        assert f"{name}={SCRATCH}" in dockerfile
+    from local_cloud.pod_runtime import parse_dockerfile
+
+    image = parse_dockerfile(ROOT / "docker" / "jobs.Dockerfile")
+    assert image.uid == JOB_UID
+    assert image.entrypoint == ("python", "-m", "spark_jobs")
+    env = dict(image.env)
+    assert env["HOME"] == env["TMPDIR"] == SCRATCH
 
 
 def test_the_operators_exit_codes_are_the_jobs():
@@ -127,7 +127,7 @@ def _failed_pod(exit_code, reason):
     [
         (4, "Error", AirflowFailException, "exited 4 (the model registry"),
         (3, "Error", AirflowFailException, "data contract"),
-        (137, "OOMKilled", AirflowFailException, "OOMKilled (exit code 137) at its memory limit 4Gi"),
+        (137, "OOMKilled", AirflowFailException, "OOMKilled (exit code 137) at its memory limit 1Gi"),
         (1, "Error", AirflowException, "Pod batch-scoring-x returned a failure"),
         (137, "Error", AirflowException, "Pod batch-scoring-x returned a failure"),  # killed, not OOM
     ],

@@ -1,5 +1,5 @@
-"""The job image's inputs: its locked requirements (Spark included, unlike EMR's environment)
-and the CLI its entrypoint runs."""
+"""The job image's inputs: its locked requirements (the pod engine's, no Spark and no JVM) and
+the CLI its entrypoint runs."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _pins(text: str) -> dict[str, str]:
     return dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^ \\\n]+)", text, re.MULTILINE))
 
 
-def test_image_requirements_add_spark_to_the_jobs_locked_dependencies(tmp_path):
+def test_the_image_requirements_are_the_pod_engines_locked_dependencies_without_spark(tmp_path):
     out = tmp_path / "jobs-requirements.txt"
     proc = subprocess.run(
         [sys.executable, "-m", "spark_jobs.package", "--image-requirements", str(out)],
@@ -30,11 +30,13 @@ def test_image_requirements_add_spark_to_the_jobs_locked_dependencies(tmp_path):
     )
     assert json.loads(proc.stdout) == {"requirements": str(out)}
     image, cluster = _pins(out.read_text()), _pins(environment.requirements())
-    assert image["pyspark"] == "3.5.6" and "py4j" in image
-    assert set(image) - set(cluster) == {"pyspark", "py4j"}
-    assert all(image[name] == version for name, version in cluster.items())
-    assert "--hash=sha256:" in out.read_text()  # pip install --require-hashes in the Dockerfile
+    assert {"pyarrow", "numpy", "s3fs", "pydantic"} <= set(image)
+    # No JVM's Python side and none of what only training, reports or the Spark engine import.
+    assert not {"pyspark", "py4j", "pandas", "scikit-learn", "matplotlib", "pandera"} & set(image)
     assert not {"apache-airflow", "moto", "pytest"} & set(image)
+    # The same locked versions as the cluster's environment, hash-checked by pip (--require-hashes).
+    assert all(cluster[name] == version for name, version in image.items() if name in cluster)
+    assert out.read_text().count("--hash=sha256:") >= len(image)
 
 
 def test_the_entrypoint_lists_the_jobs_and_runs_one():
@@ -68,10 +70,10 @@ def test_the_images_name_no_path_of_one_cpu_architecture(dockerfile):
 
 
 @pytest.mark.containers
-def test_the_job_image_builds_with_spark_and_the_s3a_connector_and_runs_as_10001():
-    """docker/jobs.Dockerfile builds (pyspark comes only as a source distribution) and carries the
-    S3A jars beside Spark's; the container runs the job CLI as uid 10001 under a read-only root."""
-    from local_cloud.containers import Images, find_engine
+def test_the_job_image_builds_without_a_jvm_and_runs_the_arrow_engine_as_10001():
+    """docker/jobs.Dockerfile builds from the pod group's wheels alone; the container runs the job
+    CLI as uid 10001 under a read-only root, imports the Arrow engine, and refuses Spark clearly."""
+    from local_cloud.containers import EngineError, Images, find_engine
 
     engine = find_engine()
     if engine is None:
@@ -79,12 +81,12 @@ def test_the_job_image_builds_with_spark_and_the_s3a_connector_and_runs_as_10001
     tag, _, user = Images(engine, ROOT).build("ml-scaling-jobs", ROOT / "docker" / "jobs.Dockerfile")
     assert user == "10001"
     probe = (
-        "import glob, os, pyspark; jars = os.path.join(os.path.dirname(pyspark.__file__), 'jars'); "
-        "print(pyspark.__version__, os.getuid(), sorted(os.path.basename(j) for j in "
-        "glob.glob(jars + '/hadoop-aws-*') + glob.glob(jars + '/aws-java-sdk-bundle-*')))"
+        "import importlib.util, os, shutil; import spark_jobs.score_arrow; "
+        "print(os.getuid(), importlib.util.find_spec('pyspark'), shutil.which('java'))"
     )
     run = ["run", "--rm", "--pull=never", "--network", "none", "--read-only", "--entrypoint", "python"]
-    out = engine(*run, tag, "-c", probe)
-    assert out.split(" ", 2)[:2] == ["3.5.6", "10001"]
-    assert "hadoop-aws-3.3.4.jar" in out and "aws-java-sdk-bundle-1.12.262.jar" in out
-    assert "score" in engine(*run[:-2], tag, "--help")  # the entrypoint: python -m spark_jobs
+    assert engine(*run, tag, "-c", probe).split() == ["10001", "None", "None"]
+    assert "--engine" in engine(*run[:-2], tag, "score", "--help")  # the entrypoint: python -m spark_jobs
+    spark = "from spark_jobs.session import get_spark; get_spark('score')"
+    with pytest.raises(EngineError, match="the scoring pods' image carries the Arrow engine only"):
+        engine(*run, tag, "-c", spark)
