@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--image-requirements",
         type=Path,
-        help="only write the job image's locked requirements: the pod group, no Spark (docker/jobs.Dockerfile)",
+        help="only write the job image's locked requirements (the pod group; docker/jobs.Dockerfile)",
     )
     args = parser.parse_args(argv)
     target = environment.Target(args.platform, args.python_prefix)
