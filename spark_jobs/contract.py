@@ -16,7 +16,7 @@ import io
 import logging
 import posixpath
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +25,31 @@ import fsspec
 
 from spark_jobs import storage
 from spark_jobs.errors import DataContractError, JobError
+from spark_jobs.row_rules import (
+    CORRUPT,
+    DECIMAL,
+    EXACT_IN_DOUBLE,
+    FLOATING,
+    INEXACT,
+    INTEGER_PATTERN,
+    INTEGER_RANGES,
+    INTEGRAL,
+    NOT_FINITE,
+    NOT_INTEGER,
+    NOT_NUMBER,
+    NOT_WHOLE,
+    OTHER,
+    OUT_OF_RANGE,
+    PRESENT,
+    TEXT,
+    Rule,
+    value_rules,
+)
 from spark_jobs.spec import DatasetSpec
 
 log = logging.getLogger("spark_jobs.contract")
 
-CORRUPT = "_corrupt_record"
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
-INTEGER_PATTERN = r"^\s*[+-]?[0-9]+(\.0*)?\s*$"  # "41" and "41.0": whole numbers
 _EXAMPLES = 3
 _REPLACEMENT = "\ufffd"
 
@@ -338,14 +356,6 @@ def _spark_type(type_name: str) -> str:
     return {"string": "string", "integer": "int", "long": "bigint", "double": "double"}[type_name]
 
 
-# The spec's integer types as Spark holds them (int, bigint): their range and name.
-INTEGER_RANGES = {
-    "integer": (-(2**31), 2**31 - 1, "a 32-bit integer"),
-    "long": (-(2**63), 2**63 - 1, "a 64-bit integer"),
-}
-# Integers a double holds exactly: beyond 2^53 a double rounds.
-EXACT_IN_DOUBLE = 2**53
-TARGET_WORDS = {"string": "text", "integer": "an integer", "long": "an integer", "double": "a number"}
 # The most of a value a message shows: a sample, never the file's content.
 SAMPLE_CHARS = 80
 
@@ -353,79 +363,84 @@ SAMPLE_CHARS = 80
 @dataclass(frozen=True)
 class Typed:
     """A raw column read as its spec type: `value` is the typed value, null where the raw value is
-    null or breaks a rule; `rules` are the (what is wrong, condition) pairs a value can break."""
+    null or breaks a rule; `rules` are the rules a value can break (row_rules.value_rules), each
+    with its condition."""
 
     value: Any
-    rules: tuple[tuple[str, Any], ...]
+    rules: tuple[tuple[Rule, Any], ...]
+
+    def condition(self, test: str) -> Any:
+        return next(cond for rule, cond in self.rules if rule.test == test)
+
+
+def spark_kind(data_type: Any) -> str:
+    """How a Spark column holds its values, in row_rules' words."""
+    from pyspark.sql import types as T
+
+    if isinstance(data_type, T.StringType):
+        return TEXT
+    if isinstance(data_type, (T.FloatType, T.DoubleType)):
+        return FLOATING
+    if isinstance(data_type, T.DecimalType):
+        return DECIMAL
+    return INTEGRAL if isinstance(data_type, T.IntegralType) else OTHER
 
 
 def typed_column(raw: Any, name: str, type_name: str) -> Typed:
-    """Column `name` of a raw read as the spec's type, by what its values mean, whatever the file
-    format: an integer column takes only whole numbers within its range (no truncation, overflow
-    or wrap), a double only finite numbers, a string only text. CSV values arrive as text, Parquet
-    values with their own types; a boolean, timestamp, nested or binary value is refused for every
-    spec type. Nothing is changed to fit."""
+    """Column `name` of a raw read as the spec's type, by row_rules.value_rules, whatever the file
+    format: CSV values arrive as text, Parquet values with their own types. Nothing is changed
+    to fit."""
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T
 
     source = raw.schema[name].dataType
-    column = F.col(name)
-    if type_name == "string":
-        if isinstance(source, T.StringType):
-            return _typed(column, [])
-        return _typed(
-            column.cast("string"), [(f"of type {source.simpleString()}, not text", column.isNotNull())]
-        )
-    if isinstance(source, T.StringType):
-        return _typed_from_text(column, type_name)
-    if not isinstance(source, T.NumericType):  # boolean, timestamp, date, binary, array, struct, map
-        what = f"of type {source.simpleString()}, not {TARGET_WORDS[type_name]}"
-        return _typed(F.lit(None).cast(_spark_type(type_name)), [(what, column.isNotNull())])
-    rules: list[tuple[str, Any]] = []
-    floating = isinstance(source, (T.FloatType, T.DoubleType))
-    if floating:
-        rules.append(("not a finite number", _not_finite(column)))
-    if type_name == "double":
-        if not isinstance(source, T.FractionalType):
-            beyond = F.abs(column.cast("decimal(38,0)")) > EXACT_IN_DOUBLE
-            rules.append(("outside the integers a double holds exactly", beyond))
-        return _typed(column.cast("double"), rules)
-    low, high, words = INTEGER_RANGES[type_name]
-    if isinstance(source, T.FractionalType):  # float, double, decimal: whole numbers only
-        finite = ~_not_finite(column) if floating else F.lit(True)
-        # Not `column != floor(column)`: Spark's floor of a double is a bigint, which 1e19 overflows.
-        rules.append(("not a whole number", finite & (column % 1 != 0)))
-        wide = column.cast("double") if floating else column
-        out = (wide < float(low)) | (wide >= float(high) + 1.0)
-        rules.append((f"outside the range of {words}", finite & out))
-    else:
-        rules.append((f"outside the range of {words}", (column < low) | (column > high)))
-    return _typed(column.cast(_spark_type(type_name)), rules)
+    kind = spark_kind(source)
+    cast, tests = _spark_tests(F.col(name), kind, type_name)
+    return _typed(
+        cast, [(rule, tests[rule.test]()) for rule in value_rules(kind, source.simpleString(), type_name)]
+    )
 
 
-def _typed_from_text(column: Any, type_name: str) -> Typed:
+def _spark_tests(column: Any, kind: str, type_name: str) -> tuple[Any, dict[str, Callable[[], Any]]]:
+    """The column cast to the spec's type, and each test of row_rules as a Spark condition on it
+    (built only when a rule asks for it)."""
     from pyspark.sql import functions as F
 
-    if type_name == "double":
-        cast = column.cast("double")
-        return _typed(
-            cast,
-            [
-                ("not a number", column.isNotNull() & cast.isNull()),
-                ("not a finite number", _not_finite(cast)),
-            ],
-        )
-    _, _, words = INTEGER_RANGES[type_name]
-    whole = column.rlike(INTEGER_PATTERN)
-    # Spark's cast gives null for digits beyond the type's range.
-    cast = F.trim(column).cast(_spark_type(type_name))
-    return _typed(
-        cast,
-        [
-            ("not an integer", column.isNotNull() & ~whole),
-            (f"outside the range of {words}", whole & cast.isNull()),
-        ],
-    )
+    spark_type = _spark_type(type_name)
+    present: dict[str, Callable[[], Any]] = {PRESENT: column.isNotNull}
+    if type_name == "string":
+        return column.cast("string"), present
+    if kind == OTHER:
+        return F.lit(None).cast(spark_type), present
+    if kind == TEXT:
+        if type_name == "double":
+            number = column.cast("double")
+            return number, {
+                NOT_NUMBER: lambda: column.isNotNull() & number.isNull(),
+                NOT_FINITE: lambda: _not_finite(number),
+            }
+        whole = column.rlike(INTEGER_PATTERN)
+        # Spark's cast gives null for digits beyond the type's range.
+        integer = F.trim(column).cast(spark_type)
+        return integer, {
+            NOT_INTEGER: lambda: column.isNotNull() & ~whole,
+            OUT_OF_RANGE: lambda: whole & integer.isNull(),
+        }
+    low, high, _ = INTEGER_RANGES.get(type_name, (0, 0, ""))
+    finite = ~_not_finite(column) if kind == FLOATING else F.lit(True)
+    wide = column.cast("double") if kind == FLOATING else column
+
+    def out_of_range() -> Any:
+        if kind == INTEGRAL:
+            return (column < low) | (column > high)
+        return finite & ((wide < float(low)) | (wide >= float(high) + 1.0))
+
+    return column.cast(spark_type), {
+        NOT_FINITE: lambda: _not_finite(column),
+        INEXACT: lambda: F.abs(column.cast("decimal(38,0)")) > EXACT_IN_DOUBLE,
+        # Not `column != floor(column)`: Spark's floor of a double is a bigint, which 1e19 overflows.
+        NOT_WHOLE: lambda: finite & (column % 1 != 0),
+        OUT_OF_RANGE: out_of_range,
+    }
 
 
 def _not_finite(column: Any) -> Any:
@@ -434,7 +449,7 @@ def _not_finite(column: Any) -> Any:
     return F.isnan(column) | (F.abs(column) == float("inf"))
 
 
-def _typed(cast: Any, rules: list[tuple[str, Any]]) -> Typed:
+def _typed(cast: Any, rules: list[tuple[Rule, Any]]) -> Typed:
     from functools import reduce
 
     from pyspark.sql import functions as F
@@ -442,7 +457,7 @@ def _typed(cast: Any, rules: list[tuple[str, Any]]) -> Typed:
     conditions = [F.coalesce(cond, F.lit(False)) for _, cond in rules]
     broken = reduce(lambda a, b: a | b, conditions, F.lit(False))
     return Typed(
-        F.when(~broken, cast), tuple((what, cond) for (what, _), cond in zip(rules, conditions, strict=True))
+        F.when(~broken, cast), tuple((rule, cond) for (rule, _), cond in zip(rules, conditions, strict=True))
     )
 
 
@@ -495,10 +510,10 @@ def _pass_problems(raw: Any, inp: InputFiles, spec: DatasetSpec) -> list[str]:
             f"{spec.csv.delimiter!r}, in {_quote(files)}"
         )
     for i, name in enumerate(spec.columns):
-        for j, (what, cond) in enumerate(typed[name].rules):
+        for j, (rule, cond) in enumerate(typed[name].rules):
             if stats[f"bad_{i}_{j}"]:
                 problems.append(
-                    f"column {name!r}: {stats[f'bad_{i}_{j}']} value(s) are {what}, "
+                    f"column {name!r}: {stats[f'bad_{i}_{j}']} value(s) are {rule.what}, "
                     f"e.g. {_quote(_examples(raw, name, cond))}"
                 )
         if stats.get(f"enc_{i}"):

@@ -44,6 +44,7 @@ from spark_jobs.contract import (
     read_raw,
     readable,
     sample,
+    spark_kind,
     typed_column,
 )
 from spark_jobs.errors import DataContractError, JobError, run_cli
@@ -52,6 +53,7 @@ from spark_jobs.locations import argument, name_argument, optional_version
 from spark_jobs.partitions import MARKER, input_uri, iso_date, output_uri
 from spark_jobs.portable import Scorer
 from spark_jobs.registry import PORTABLE, SPEC, Registry, utc_now
+from spark_jobs.row_rules import ABOVE, BELOW, MALFORMED, MISSING, row_rules
 from spark_jobs.spec import DatasetSpec
 
 if TYPE_CHECKING:
@@ -69,30 +71,32 @@ OUTPUT_COLUMNS = ("probability", "prediction", "model_version")
 
 
 def row_checks(raw: Any, spec: DatasetSpec) -> list[tuple[str, Any, Any]]:
-    """(what is wrong, condition, message with the value) for every rule a row can break."""
+    """(what is wrong, condition, message with the value) for every rule of row_rules a row of a
+    raw read can break, in their order."""
     from pyspark.sql import functions as F
 
+    kinds = {
+        name: (spark_kind(raw.schema[name].dataType), raw.schema[name].dataType.simpleString())
+        for name in spec.features
+    }
+    typed = {name: typed_column(raw, name, spec.columns[name].type) for name in spec.features}
     checks: list[tuple[str, Any, Any]] = []
-    if CORRUPT in raw.columns:
-        message = F.lit("malformed row: does not split into the header's fields")
-        checks.append(("malformed row", F.col(CORRUPT).isNotNull(), message))
-    for name in spec.features:
-        col = spec.columns[name]
-        value, read_as = F.col(name), typed_column(raw, name, col.type)
-        if spec.max_null_ratio(name) == 0:
-            # The model saw no nulls here in training; imputing one would be a guess.
-            checks.append((f"{name}: missing", value.isNull(), F.lit(f"{name}: missing")))
-        for rule, bad in read_as.rules:
-            what = f"{name}: {rule}"
-            checks.append((what, bad, F.concat(F.lit(f"{what}: "), sample(value))))
-        # Out of range: the value as read, as the rules above show it (what the file holds).
-        typed = read_as.value
-        if col.min is not None:
-            what = f"{name}: below the minimum {col.min:g}"
-            checks.append((what, typed < col.min, F.concat(F.lit(f"{what}: "), sample(value))))
-        if col.max is not None:
-            what = f"{name}: above the maximum {col.max:g}"
-            checks.append((what, typed > col.max, F.concat(F.lit(f"{what}: "), sample(value))))
+    for rule in row_rules(spec, kinds, malformed=CORRUPT in raw.columns):
+        if rule.test == MALFORMED:
+            cond = F.col(rule.column).isNotNull()
+        elif rule.test == MISSING:
+            cond = F.col(rule.column).isNull()
+        elif rule.test == BELOW:
+            cond = typed[rule.column].value < rule.bound
+        elif rule.test == ABOVE:
+            cond = typed[rule.column].value > rule.bound
+        else:
+            cond = typed[rule.column].condition(rule.test)
+        if rule.shows_value:
+            message = F.concat(F.lit(f"{rule.what}: "), sample(F.col(rule.column)))
+        else:
+            message = F.lit(f"{rule.what}: {rule.detail}" if rule.detail else rule.what)
+        checks.append((rule.what, cond, message))
     return checks
 
 

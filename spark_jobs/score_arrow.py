@@ -1,9 +1,9 @@
 """Batch scoring without a JVM: a day's files read, checked, scored and written as a stream of
 Arrow record batches, with numpy doing the arithmetic (the portable `Scorer`).
 
-The engine of the scoring pod (spark_jobs.score --engine arrow). It checks every row by the
-rules of the Spark engine (score.row_checks, contract.typed_column) and gives the same reasons
-in the same words, scores with the same model and writes the same layout: one `part-*.parquet`
+The engine of the scoring pod (spark_jobs.score --engine arrow). It checks every row by
+spark_jobs.row_rules, as the Spark engine does, and so gives the same reasons in the same words,
+scores with the same model and writes the same layout: one `part-*.parquet`
 and one `_rejected/part-*.parquet` per input file, so files of different schemas never meet.
 Memory is bounded by one batch, whatever the size of the day. Nothing here imports pyspark.
 """
@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import fsspec
@@ -29,10 +30,32 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from spark_jobs import storage
-from spark_jobs.contract import CORRUPT, EXACT_IN_DOUBLE, INTEGER_RANGES, TARGET_WORDS, InputFiles
+from spark_jobs.contract import InputFiles
 from spark_jobs.errors import DataContractError
 from spark_jobs.partitions import MARKER
 from spark_jobs.portable import Scorer
+from spark_jobs.row_rules import (
+    ABOVE,
+    BELOW,
+    CORRUPT,
+    DECIMAL,
+    EXACT_IN_DOUBLE,
+    FLOATING,
+    INEXACT,
+    INTEGER_RANGES,
+    INTEGRAL,
+    MALFORMED,
+    MISSING,
+    NOT_FINITE,
+    NOT_NUMBER,
+    NOT_WHOLE,
+    OTHER,
+    OUT_OF_RANGE,
+    TEXT,
+    Rule,
+    row_rules,
+    value_rules,
+)
 from spark_jobs.score import REASON
 from spark_jobs.spark_values import (
     JAVA_SPACE,
@@ -46,7 +69,6 @@ from spark_jobs.spec import DatasetSpec
 log = logging.getLogger("spark_jobs.score_arrow")
 
 BATCH_ROWS = 65_536
-MALFORMED = "does not split into the header's fields"
 # (what is wrong, a numpy mask of the rows breaking it, the value row i shows in the message)
 Check = tuple[str, np.ndarray, Callable[[int], str] | None]
 ARROW_TYPES = {"integer": pa.int32(), "long": pa.int64(), "double": pa.float64(), "string": pa.string()}
@@ -67,7 +89,7 @@ class Tally:
         self.reasons[what] = self.reasons.get(what, 0) + count
 
 
-Rules = list[tuple[str, np.ndarray]]
+Rules = list[tuple[Rule, np.ndarray]]
 
 
 # -- checks (a batch in, masks and messages out, no I/O) ----------------------------------------
@@ -76,107 +98,107 @@ Rules = list[tuple[str, np.ndarray]]
 @dataclass(frozen=True)
 class Typed:
     """A raw column read as its spec type (null where the raw value is null or breaks a rule) and
-    the rules it breaks: (what is wrong, a numpy mask of the rows breaking it)."""
+    the rules of row_rules.value_rules it can break, each with a numpy mask of the rows breaking it."""
 
     value: pa.Array
     rules: Rules
 
+    def mask(self, test: str) -> np.ndarray:
+        return next(mask for rule, mask in self.rules if rule.test == test)
+
+
+def arrow_kind(data_type: pa.DataType) -> str:
+    """How an Arrow column holds its values, in row_rules' words (uint64 as Spark reads it)."""
+    if pa.types.is_dictionary(data_type):
+        return arrow_kind(data_type.value_type)
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return TEXT
+    if pa.types.is_floating(data_type):
+        return FLOATING
+    if pa.types.is_decimal(data_type) or pa.types.is_uint64(data_type):  # Spark: decimal(20,0)
+        return DECIMAL
+    return INTEGRAL if pa.types.is_integer(data_type) else OTHER
+
 
 def typed_column(array: pa.Array, type_name: str) -> Typed:
-    """`contract.typed_column` for one Arrow column: the same rules, by the same meaning."""
+    """`contract.typed_column` for one Arrow column: the rules of row_rules.value_rules, each
+    tested by the same meaning."""
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
-    source, target = array.type, ARROW_TYPES[type_name]
+    kind, target = arrow_kind(array.type), ARROW_TYPES[type_name]
+    rules = value_rules(kind, simple_string(array.type), type_name)
     present = _mask(array.is_valid())
-    text = pa.types.is_string(source) or pa.types.is_large_string(source)
-    if type_name == "string":
-        if text:
-            return Typed(array.cast(pa.string()), [])
-        what = f"of type {simple_string(source)}, not text"
-        return Typed(pa.nulls(len(array), pa.string()), [(what, present)])
-    if text:
-        return _from_text(array, type_name)
-    numeric = pa.types.is_integer(source) or pa.types.is_floating(source) or pa.types.is_decimal(source)
-    if not numeric:  # boolean, timestamp, date, binary, nested
-        what = f"of type {simple_string(source)}, not {TARGET_WORDS[type_name]}"
-        return Typed(pa.nulls(len(array), target), [(what, present)])
-    if pa.types.is_decimal(source) or pa.types.is_uint64(source):  # Spark reads uint64 as decimal(20,0)
-        names = _decimal_rules(type_name)
-        return _by_value(array, names, lambda d: _from_decimal(decimal.Decimal(d), type_name), target)
-    floating = pa.types.is_floating(source)
+    if type_name == "string" and kind == TEXT:
+        return Typed(array.cast(pa.string()), [])
+    if type_name == "string" or kind == OTHER:
+        return Typed(pa.nulls(len(array), target), [(rule, present) for rule in rules])
+    if kind == TEXT:
+        parse = _double_from_text if type_name == "double" else partial(text_to_integer, type_name=type_name)
+        return _by_value(array, rules, parse, target)
+    if kind == DECIMAL:
+        return _by_value(array, rules, lambda d: _from_decimal(decimal.Decimal(d), type_name), target)
     x = pc.fill_null(array, 0).to_numpy(zero_copy_only=False)
-    rules: Rules = []
-    finite = np.isfinite(x) if floating else np.ones(len(x), bool)
-    if floating:
-        rules.append(("not a finite number", present & ~finite))
-    if type_name == "double":
-        if not floating:
-            signed = pa.types.is_signed_integer(source)
-            beyond = (x > EXACT_IN_DOUBLE) | ((x < -EXACT_IN_DOUBLE) if signed else False)
-            rules.append(("outside the integers a double holds exactly", present & beyond))
-        return _typed(x.astype("float64"), present, rules, target)
-    low, high, words = INTEGER_RANGES[type_name]
-    if floating:
+    finite = np.isfinite(x) if kind == FLOATING else np.ones(len(x), bool)
+    low, high, _ = INTEGER_RANGES.get(type_name, (0, 0, ""))
+
+    def out_of_range() -> np.ndarray:
+        if (
+            kind == INTEGRAL
+        ):  # an unsigned column is never below, and comparing it with a negative bound fails
+            below = (x < low) if pa.types.is_signed_integer(array.type) else np.zeros(len(x), bool)
+            return below | (x > high)
         with np.errstate(invalid="ignore"):
-            rules.append(("not a whole number", present & finite & (x != np.floor(x))))
-            out = (x < float(low)) | (x >= float(high) + 1.0)
-        rules.append((f"outside the range of {words}", present & finite & out))
-    else:  # an unsigned column is never below the range, and comparing it with a negative bound fails
-        below = (x < low) if pa.types.is_signed_integer(source) else np.zeros(len(x), bool)
-        rules.append((f"outside the range of {words}", present & (below | (x > high))))
-    ok = present & ~_any([m for _, m in rules], len(x))
-    return _typed(np.where(ok, x, 0).astype("int64"), present, rules, target)
+            return finite & ((x < float(low)) | (x >= float(high) + 1.0))
+
+    def inexact() -> np.ndarray:
+        signed = pa.types.is_signed_integer(array.type)
+        return (x > EXACT_IN_DOUBLE) | ((x < -EXACT_IN_DOUBLE) if signed else False)
+
+    def not_whole() -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return finite & (x != np.floor(x))
+
+    tests: dict[str, Callable[[], np.ndarray]] = {
+        NOT_FINITE: lambda: ~finite,
+        INEXACT: inexact,
+        NOT_WHOLE: not_whole,
+        OUT_OF_RANGE: out_of_range,
+    }
+    masks = [(rule, present & tests[rule.test]()) for rule in rules]
+    ok = present & ~_any([m for _, m in masks], len(x))
+    values = x.astype("float64") if type_name == "double" else np.where(ok, x, 0).astype("int64")
+    return Typed(pa.array(values, mask=~ok).cast(target), masks)
 
 
-def _typed(values: np.ndarray, present: np.ndarray, rules: Rules, target: Any) -> Typed:
-    ok = present & ~_any([m for _, m in rules], len(values))
-    return Typed(pa.array(values, mask=~ok).cast(target), rules)
-
-
-def _from_text(array: pa.Array, type_name: str) -> Typed:
-    target = ARROW_TYPES[type_name]
-    if type_name == "double":
-
-        def parse(text: str) -> tuple[Any, str | None]:
-            value = text_to_double(text)
-            if value is None:
-                return None, "not a number"
-            return (value, None) if np.isfinite(value) else (None, "not a finite number")
-
-        return _by_value(array, ["not a number", "not a finite number"], parse, target)
-    words = INTEGER_RANGES[type_name][2]
-    rules = ["not an integer", f"outside the range of {words}"]
-    return _by_value(array, rules, lambda text: text_to_integer(text, type_name), target)
-
-
-def _decimal_rules(type_name: str) -> list[str]:
-    if type_name == "double":
-        return []
-    return ["not a whole number", f"outside the range of {INTEGER_RANGES[type_name][2]}"]
+def _double_from_text(text: str) -> tuple[float | None, str | None]:
+    value = text_to_double(text)
+    if value is None:
+        return None, NOT_NUMBER
+    return (value, None) if np.isfinite(value) else (None, NOT_FINITE)
 
 
 def _from_decimal(value: Any, type_name: str) -> tuple[Any, str | tuple[str, ...] | None]:
     """Both of Spark's rules, each judged on its own (3000000000.5 breaks both)."""
     if type_name == "double":
         return float(value), None
-    low, high, words = INTEGER_RANGES[type_name]
+    low, high, _ = INTEGER_RANGES[type_name]
     broken = []
     if value != value.to_integral_value(rounding="ROUND_FLOOR"):
-        broken.append("not a whole number")
+        broken.append(NOT_WHOLE)
     # Spark compares a decimal with the bounds as doubles.
     if float(value) < float(low) or float(value) >= float(high) + 1.0:
-        broken.append(f"outside the range of {words}")
+        broken.append(OUT_OF_RANGE)
     return (None, tuple(broken)) if broken else (int(value), None)
 
 
 def _by_value(
     array: pa.Array,
-    rules: list[str],
+    rules: list[Rule],
     parse: Callable[[Any], tuple[Any, str | tuple[str, ...] | None]],
     target: Any,
 ) -> Typed:
     """A column typed value by value in Python, once per distinct value (a day has few); `parse`
-    gives the typed value, or None and the rule (or rules) the value breaks."""
+    gives the typed value, or None and the test (or tests) of row_rules the value fails."""
     encoded = pc.dictionary_encode(array)
     parsed = [parse(v) for v in encoded.dictionary.to_pylist()]
     present = _mask(array.is_valid())
@@ -186,7 +208,7 @@ def _by_value(
     for rule in rules:
         # One more entry for a null's index (0, filled): masked by `present`, and never empty.
         broken = np.array(
-            [rule == why or (isinstance(why, tuple) and rule in why) for _, why in parsed] + [False]
+            [rule.test == why or (isinstance(why, tuple) and rule.test in why) for _, why in parsed] + [False]
         )
         masks.append((rule, present & broken[index]))
     return Typed(typed, masks)
@@ -194,31 +216,29 @@ def _by_value(
 
 def row_checks(batch: pa.RecordBatch, spec: DatasetSpec) -> tuple[dict[str, Typed], list[Check]]:
     """The typed features of a raw batch, and (what is wrong, mask, the value row i shows) for every
-    rule a row can break, in the order of score.row_checks."""
+    rule of row_rules a row can break, in their order."""
+    names = batch.schema.names
+    kinds = {
+        name: (arrow_kind(batch.column(name).type), simple_string(batch.column(name).type))
+        for name in spec.features
+    }
+    typed = {name: typed_column(batch.column(name), spec.columns[name].type) for name in spec.features}
     checks: list[Check] = []
-    if CORRUPT in batch.schema.names:
-        checks.append(("malformed row", _mask(batch.column(CORRUPT).is_valid()), _constant(MALFORMED)))
-    typed: dict[str, Typed] = {}
-    for name in spec.features:
-        col, raw = spec.columns[name], batch.column(name)
-        typed[name] = read_as = typed_column(raw, col.type)
-        if spec.max_null_ratio(name) == 0:
-            checks.append((f"{name}: missing", ~_mask(raw.is_valid()), None))
-        for rule, bad in read_as.rules:
-            checks.append((f"{name}: {rule}", bad, _raw_text(raw)))
-        if col.type == "string":
-            continue
-        value = read_as.value
-        valid = _mask(value.is_valid())
-        numbers = pc.fill_null(value, 0).to_numpy(zero_copy_only=False)
-        if col.min is not None:
-            checks.append(
-                (f"{name}: below the minimum {col.min:g}", valid & (numbers < col.min), _raw_text(raw))
-            )
-        if col.max is not None:
-            checks.append(
-                (f"{name}: above the maximum {col.max:g}", valid & (numbers > col.max), _raw_text(raw))
-            )
+    for rule in row_rules(spec, kinds, malformed=CORRUPT in names):
+        raw = batch.column(rule.column)
+        if rule.test == MALFORMED:
+            mask = _mask(raw.is_valid())
+        elif rule.test == MISSING:
+            mask = ~_mask(raw.is_valid())
+        elif rule.test in (BELOW, ABOVE):
+            value = typed[rule.column].value
+            numbers = pc.fill_null(value, 0).to_numpy(zero_copy_only=False)
+            beyond = numbers < rule.bound if rule.test == BELOW else numbers > rule.bound
+            mask = _mask(value.is_valid()) & beyond
+        else:
+            mask = typed[rule.column].mask(rule.test)
+        shown = _raw_text(raw) if rule.shows_value else _constant(rule.detail) if rule.detail else None
+        checks.append((rule.what, mask, shown))
     return typed, checks
 
 

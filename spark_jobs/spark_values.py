@@ -16,7 +16,8 @@ import math
 import re
 from typing import Any
 
-from spark_jobs.contract import INTEGER_PATTERN, INTEGER_RANGES, SAMPLE_CHARS
+from spark_jobs.contract import SAMPLE_CHARS
+from spark_jobs.row_rules import INTEGER_PATTERN, INTEGER_RANGES, NOT_INTEGER, OUT_OF_RANGE
 
 # Java's String.trim (and so parseDouble and Spark's integral casts) strips every char <= ' '.
 JAVA_SPACE = "".join(chr(c) for c in range(33))
@@ -49,14 +50,14 @@ def text_to_double(text: str) -> float | None:
 
 
 def text_to_integer(text: str, type_name: str) -> tuple[int | None, str | None]:
-    """A text value read as the spec's integer type: (the value, None), or (None, the rule it
-    breaks), the rules of contract.typed_column for text."""
+    """A text value read as the spec's integer type: (the value, None), or (None, the test of
+    row_rules it fails)."""
     if not _WHOLE.fullmatch(text):
-        return None, "not an integer"
-    low, high, words = INTEGER_RANGES[type_name]
+        return None, NOT_INTEGER
+    low, high, _ = INTEGER_RANGES[type_name]
     value = int(text.strip(JAVA_SPACE).split(".", 1)[0])
     if not low <= value <= high:
-        return None, f"outside the range of {words}"
+        return None, OUT_OF_RANGE
     return value, None
 
 

@@ -8,6 +8,7 @@ import math
 import pyarrow as pa
 import pytest
 
+from spark_jobs.row_rules import NOT_INTEGER, OUT_OF_RANGE
 from spark_jobs.spark_values import double_text, sample, simple_string, text_to_double, text_to_integer
 
 
@@ -41,8 +42,8 @@ def test_text_reads_as_a_double_as_spark_reads_it(text, value):
 
 def test_text_reads_as_an_integer_or_says_why_not():
     assert text_to_integer(" +41.000 ", "integer") == (41, None)
-    assert text_to_integer("41.5", "integer") == (None, "not an integer")
-    assert text_to_integer("2147483648", "integer") == (None, "outside the range of a 32-bit integer")
+    assert text_to_integer("41.5", "integer") == (None, NOT_INTEGER)
+    assert text_to_integer("2147483648", "integer") == (None, OUT_OF_RANGE)
     assert text_to_integer("2147483648", "long") == (2147483648, None)
 
 
