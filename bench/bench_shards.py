@@ -37,8 +37,9 @@ def progress(message: str) -> None:
     print(f"[bench_shards] {message}", file=sys.stderr, flush=True)
 
 
-def pod_body(where: dict[str, Any], shard: dict[str, Any], name: str) -> dict[str, Any]:
-    """The pod batch_scoring's mapped `score` task would create for this shard."""
+def pod_body(where: dict[str, Any], shard: dict[str, Any], name: str, threads: int = 0) -> dict[str, Any]:
+    """The pod batch_scoring's mapped `score` task would create for this shard; `threads` caps
+    pyarrow's CPU pool (OMP_NUM_THREADS, which Arrow reads) when not 0."""
     from kubernetes.client import ApiClient
     from scaling_platform.batch_scoring import scoring_arguments, scoring_pod
     from scaling_platform.pod_operators import JobPodOperator
@@ -47,10 +48,13 @@ def pod_body(where: dict[str, Any], shard: dict[str, Any], name: str) -> dict[st
     op.image, op.namespace = "ml-scaling-jobs:latest", NAMESPACE
     body: dict[str, Any] = ApiClient().sanitize_for_serialization(op.build_pod_request_obj(dry_run=True))
     body["metadata"]["name"] = name
+    if threads:
+        container = body["spec"]["containers"][0]
+        container["env"] = [*container.get("env", []), {"name": "OMP_NUM_THREADS", "value": str(threads)}]
     return body
 
 
-def run_shards(core: Any, root: Path, count: int, run: str) -> float:
+def run_shards(core: Any, root: Path, count: int, run: str, threads: int) -> float:
     from spark_jobs import shards
     from spark_jobs.contract import inspect_input
     from spark_jobs.partitions import input_uri
@@ -72,7 +76,7 @@ def run_shards(core: Any, root: Path, count: int, run: str) -> float:
     started = time.perf_counter()
     names = [f"bench-{run}-{s['index']}" for s in planned]
     for shard, name in zip(planned, names, strict=True):
-        core.create_namespaced_pod(NAMESPACE, pod_body(where, shard, name))
+        core.create_namespaced_pod(NAMESPACE, pod_body(where, shard, name, threads))
     while True:
         phases = [core.read_namespaced_pod(n, NAMESPACE).status.phase for n in names]
         if any(p == "Failed" for p in phases):
@@ -98,6 +102,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=2, help="interleaved rounds; the best run counts")
+    parser.add_argument(
+        "--pod-threads", type=int, default=0, help="pyarrow's threads in each pod (default: one per core)"
+    )
     args = parser.parse_args()
     import kubernetes
     from bench_scoring import pandas_frame
@@ -128,7 +135,7 @@ def main() -> None:
             for round_ in range(args.repeat):
                 for count in runs:
                     progress(f"round {round_ + 1}: {count} shard(s)")
-                    runs[count].append(run_shards(core, root, count, f"r{round_}n{count}"))
+                    runs[count].append(run_shards(core, root, count, f"r{round_}n{count}", args.pod_threads))
     one = min(runs[1])
     results = {}
     for count, seconds in runs.items():
@@ -147,6 +154,7 @@ def main() -> None:
             {
                 "machine": {"cpus": cpus},
                 "rows": args.rows,
+                "pod_threads": args.pod_threads or cpus,
                 "shards": results,
                 "worst_vs_ideal": round(worst, 2),
                 "goals": {"within_1_2x_of_ideal": worst <= GOAL},

@@ -126,12 +126,15 @@ def show_scores(storage_root: str, date: str) -> None:
     fs, path = storage.filesystem(storage.join(storage_root, "scores"))
     for found in sorted(fs.glob(f"{path}/*/ds={date}/_summary.json")):
         summary = json.loads(fs.cat_file(found))
+        if summary["engine"] == "arrow":
+            where = f"in {summary.get('shards', 1)} pod(s), {summary['arrow_batches']} Arrow batch(es)"
+        else:
+            where = "in one Spark step"
         print(f"\n{fs.unstrip_protocol(found).rsplit('/', 1)[0]}:")
         print(
             f"model {summary['model']} version {summary['model_version']}: {summary['rows_scored']:,} of "
             f"{summary['rows_in']:,} record(s) scored, {summary['rows_rejected']:,} rejected "
-            f"in {summary.get('shards', 1)} pod(s), {summary['arrow_batches']} Arrow batch(es), "
-            f"{summary['engine']} engine"
+            f"{where}, {summary['engine']} engine"
         )
 
 

@@ -1,7 +1,8 @@
-"""Pure builders for the EMR requests of the DAGs: the cluster and the job steps.
+"""Builders for the EMR requests of the DAGs: the cluster and the job steps.
 
 Plain dicts in, plain dicts out, so they are unit-tested against botocore's request models and
-the DAG stays thin. Nothing here talks to AWS or imports the job package.
+the DAG stays thin. Only `usable_cluster` asks EMR anything, through the client it is given;
+nothing here imports the job package.
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ def test_dag_policy(dagbag, path):
     assert dag is not None, f"{path.name} must define dag_id == its file stem"
     assert dag.doc_md and dag.tags
     assert dag.catchup is False
-    assert dag.schedule is not None or dag.timetable is not None
     for task in dag.tasks:
         assert task.owner and task.owner != "airflow", task.task_id
         assert (task.retries == 0) == ((dag.dag_id, task.task_id) in NO_RETRY), task.task_id
@@ -77,3 +76,19 @@ def test_no_heavy_module_level_imports(path):
         elif isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module]
         assert not {n.split(".")[0] for n in names} & HEAVY, f"{path.name}: {names}"
+
+
+def test_each_dag_runs_when_its_users_expect(dagbag):
+    """Training nightly at 02:00, scoring when a new champion is published (and on demand), spot
+    predictions only on demand: a DAG given another schedule by mistake fails here."""
+    from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
+    from airflow.sdk.definitions.timetables.simple import NullTimetable
+    from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
+
+    from scaling_platform.assets import CHAMPION
+
+    nightly = dagbag.dags["nightly_training"].timetable
+    assert isinstance(nightly, CronTriggerTimetable) and nightly.expression == "0 2 * * *"
+    scoring = dagbag.dags["batch_scoring"].timetable
+    assert isinstance(scoring, AssetTriggeredTimetable) and scoring.asset_condition == CHAMPION
+    assert isinstance(dagbag.dags["spot_predictions"].timetable, NullTimetable)

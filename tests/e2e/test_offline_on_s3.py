@@ -42,6 +42,22 @@ def test_make_runs_road_reads_and_writes_the_emulators_s3(tmp_path):
     assert f"s3://{BUCKET}/{PREFIX}/scores/bank-marketing/ds={date}:" in scores
     # The pod ran as a container of docker/jobs.Dockerfile where an engine answers (CI: podman).
     assert describe(find_engine()) in (home / "emulator.log").read_text()
+
+    # The policies in aws/iam/ allow each road on S3: a day of two files in two shards (two pods
+    # side by side as the pods' role, the commit copying their parts as the worker's), then a day
+    # on the EMR road (the step reads and writes S3 as the cluster's instance profile).
+    two_files, on_emr = (str(dt.date.today() - dt.timedelta(days=n)) for n in (1, 2))
+    for day in (two_files, on_emr):
+        _run(*cloud, "spark_jobs", "sample_input", "--source", str(BANK), *spec, "--date", day)
+    day_uri = f"{DEFAULT_STORAGE_ROOT}/incoming/bank-marketing/ds={two_files}"
+    copy = f"from spark_jobs import storage as s; d = {day_uri!r}; "
+    _run(*cloud[:-1], "-c", copy + "s.write_bytes(d + '/more.csv', s.read_bytes(d + '/records.csv'))")
+    conf = {"date": two_files, "target_rows_per_shard": 2000}
+    sharded = _run("local_cloud.run", "batch_scoring", *where, "--conf", json.dumps(conf))
+    assert "of 4,000 record(s) scored" in sharded and "in 2 pod(s)" in sharded, sharded[-2000:]
+    conf = {"date": on_emr, "engine": "emr"}
+    emr = _run("local_cloud.run", "batch_scoring", *where, "--conf", json.dumps(conf))
+    assert "of 2,000 record(s) scored" in emr and "in one Spark step, spark engine" in emr, emr[-2000:]
     shown = _run(*cloud, "spark_jobs.registry", "show", *spec, "--report-copy", str(tmp_path / "reports"))
     assert f"report:   s3://{BUCKET}/{PREFIX}/models/bank-marketing/versions/" in shown
     assert "<html" in next((tmp_path / "reports" / "bank-marketing").glob("*/index.html")).read_text().lower()
@@ -50,6 +66,8 @@ def test_make_runs_road_reads_and_writes_the_emulators_s3(tmp_path):
     assert f"data/bank/{BANK.name}" in kept  # make run put the input there
     # Spark wrote the model through S3A on the step (part files), the pod wrote the scores.
     assert any("/spark_model/" in key and "/part-" in key for key in kept)
-    assert f"{PREFIX}/scores/bank-marketing/ds={date}/_summary.json" in kept
+    for day in (date, two_files, on_emr):
+        assert f"{PREFIX}/scores/bank-marketing/ds={day}/_summary.json" in kept
+    assert not [key for key in kept if "/_shards/" in key]  # the commit removed the shards' folders
     # Every location the runs were given was in S3: no local storage folder was made.
     assert not (home / "storage").exists() and not (ROOT / "ml-scaling-storage").exists()

@@ -6,7 +6,6 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from scaling_platform.lambda_operators import (
     MAX_SYNC_PAYLOAD,
-    ONE_ATTEMPT_CLIENT,
     SpotPredictionOperator,
     prediction_table,
     spot_event,
@@ -38,11 +37,14 @@ def test_a_request_over_lambdas_limit_is_refused_before_invoking(monkeypatch):
         operator.execute({})
 
 
-def test_the_client_makes_one_attempt_and_outwaits_the_longest_function():
-    operator = _operator(records=[{"a": 1}])
-    assert operator.botocore_config == ONE_ATTEMPT_CLIENT
-    assert ONE_ATTEMPT_CLIENT["retries"] == {"total_max_attempts": 1}
-    assert ONE_ATTEMPT_CLIENT["read_timeout"] > 15 * 60  # Lambda's maximum timeout
+def test_the_client_makes_one_attempt_and_outwaits_the_longest_function(monkeypatch):
+    """The boto3 client the operator's hook makes (no request is sent): a retried invoke would run
+    the function twice, and a read timeout under Lambda's 15 minutes would cut a long one off."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    operator = _operator(records=[{"a": 1}], aws_conn_id=None)
+    config = operator.hook.conn.meta.config
+    assert config.retries["total_max_attempts"] == 1
+    assert config.read_timeout > 15 * 60
     assert (operator.invocation_type, operator.log_type) == ("RequestResponse", "Tail")
 
 

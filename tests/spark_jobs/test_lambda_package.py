@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -54,7 +55,14 @@ def test_the_container_image_uses_lambdas_base_and_the_same_handler(tmp_path):
     assert lambda_package.main(["--requirements", str(reqs)]) == 0
     assert re.search(r"^pydantic==", reqs.read_text(), re.M) and "--hash=sha256:" in reqs.read_text()
     assert "pyspark" not in reqs.read_text()
-    assert list((ROOT / "spark_jobs").glob("*.py"))
+    # The image copies spark_jobs/*.py: every module the handler imports is among them.
+    assert re.search(r"^COPY spark_jobs/\*\.py \$\{LAMBDA_TASK_ROOT\}/spark_jobs/$", dockerfile, re.M)
+    listing = "import sys, spark_jobs.lambda_handler; print(*[m for m in sys.modules if 'spark_jobs.' in m])"
+    imported = subprocess.run(
+        [sys.executable, "-c", listing], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    copied = {f"spark_jobs.{path.stem}" for path in (ROOT / "spark_jobs").glob("*.py")}
+    assert "spark_jobs.lambda_handler" in imported and set(imported) <= copied
 
 
 def test_a_release_finds_the_shipped_package_and_never_builds_it(tmp_path):
