@@ -38,8 +38,8 @@ def progress(message: str) -> None:
 
 
 def pod_body(where: dict[str, Any], shard: dict[str, Any], name: str, threads: int = 0) -> dict[str, Any]:
-    """The pod batch_scoring's mapped `score` task would create for this shard; `threads` caps
-    pyarrow's CPU pool (OMP_NUM_THREADS, which Arrow reads) when not 0."""
+    """The pod batch_scoring's mapped `score` task would create for this shard; `threads`, when
+    not 0, replaces its cap on pyarrow's CPU pool (OMP_NUM_THREADS: the pod's CPU limit)."""
     from kubernetes.client import ApiClient
     from scaling_platform.batch_scoring import scoring_arguments, scoring_pod
     from scaling_platform.pod_operators import JobPodOperator
@@ -50,7 +50,8 @@ def pod_body(where: dict[str, Any], shard: dict[str, Any], name: str, threads: i
     body["metadata"]["name"] = name
     if threads:
         container = body["spec"]["containers"][0]
-        container["env"] = [*container.get("env", []), {"name": "OMP_NUM_THREADS", "value": str(threads)}]
+        env = [e for e in container.get("env", []) if e["name"] != "OMP_NUM_THREADS"]
+        container["env"] = [*env, {"name": "OMP_NUM_THREADS", "value": str(threads)}]
     return body
 
 
@@ -103,7 +104,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=2, help="interleaved rounds; the best run counts")
     parser.add_argument(
-        "--pod-threads", type=int, default=0, help="pyarrow's threads in each pod (default: one per core)"
+        "--pod-threads", type=int, default=0, help="pyarrow's threads in each pod (default: its CPU limit)"
     )
     args = parser.parse_args()
     import kubernetes
@@ -154,7 +155,7 @@ def main() -> None:
             {
                 "machine": {"cpus": cpus},
                 "rows": args.rows,
-                "pod_threads": args.pod_threads or cpus,
+                "pod_threads": args.pod_threads or "the pod's CPU limit",
                 "shards": results,
                 "worst_vs_ideal": round(worst, 2),
                 "goals": {"within_1_2x_of_ideal": worst <= GOAL},

@@ -112,6 +112,12 @@ def container_resources(size: PodSize) -> k8s.V1ResourceRequirements:
     )
 
 
+def engine_env(size: PodSize) -> dict[str, str]:
+    """pyarrow's thread pool sized to the pod's CPU limit (Arrow reads OMP_NUM_THREADS): in a
+    container it would count the node's cores, and 64 threads under a 2-CPU quota are throttled."""
+    return {"OMP_NUM_THREADS": str(size.cpu_limit)}
+
+
 def pod_security_context() -> k8s.V1PodSecurityContext:
     from kubernetes.client import models as k8s
 
@@ -153,6 +159,7 @@ def scoring_pod(size: PodSize = PodSize()) -> dict[str, Any]:
         "image": IMAGE,
         "name": "batch-scoring",
         "random_name_suffix": True,
+        "env_vars": engine_env(size),
         "labels": {"app.kubernetes.io/name": "ml-scaling", "app.kubernetes.io/component": "batch-scoring"},
         "container_resources": container_resources(size),
         "security_context": pod_security_context(),

@@ -84,7 +84,6 @@ def test_each_dag_runs_when_its_users_expect(dagbag):
     from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
     from airflow.sdk.definitions.timetables.simple import NullTimetable
     from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
-
     from scaling_platform.assets import CHAMPION
 
     nightly = dagbag.dags["nightly_training"].timetable

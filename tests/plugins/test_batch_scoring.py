@@ -70,8 +70,10 @@ def test_the_pod_is_sized_for_the_arrow_engine_not_for_a_jvm():
     }
     assert resources["requests"]["cpu"] == size.cpu_request
     assert resources["requests"]["memory"] == size.memory_request
-    # No local Spark to size: the pod's engine starts no JVM.
-    assert not [e for e in container.get("env", []) if e["name"].startswith("SPARK_")]
+    # No local Spark to size (the pod's engine starts no JVM); pyarrow's threads, as many as the
+    # pod's CPUs, not the node's.
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env == {"OMP_NUM_THREADS": str(size.cpu_limit)}
 
 
 def test_no_credentials_travel_in_the_pod():
