@@ -199,7 +199,7 @@ lint: setup
 test: lint $(COMPOSE_SCHEMA) $(CHROMIUM) $(LAMBDA_RUNTIME)
 	$(PY) -m pytest
 
-test-fast: setup $(LAMBDA_RUNTIME)
+test-fast: setup $(COMPOSE_SCHEMA) $(LAMBDA_RUNTIME)
 	$(PY) -m pytest -m "not slow"
 
 bench: setup $(LAMBDA_RUNTIME)

@@ -842,41 +842,18 @@ def _merge_patch(target: Any, patch: Any) -> Any:
 
 
 def _json_patch(document: dict[str, Any], operations: Any) -> dict[str, Any]:
-    """RFC 6902 JSON patch: add, replace, remove and test."""
+    """RFC 6902 JSON patch (the jsonpatch library), refused as the API server refuses one."""
+    import jsonpatch
+
     if not isinstance(operations, list):
         raise ApiError(400, "BadRequest", "a JSON patch must be a list of operations")
-    doc = copy.deepcopy(document)
-    for op in operations:
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(op.get("path", "")).split("/")[1:]]
-        if not parts:
-            raise ApiError(422, "Invalid", f"the JSON patch path {op.get('path')!r} is not supported")
-        parent: Any = doc
-        for part in parts[:-1]:
-            parent = parent[int(part)] if isinstance(parent, list) else parent.setdefault(part, {})
-        last = parts[-1]
-        kind = op.get("op")
-        if isinstance(parent, list):
-            index = len(parent) if last == "-" else int(last)
-            if kind == "add":
-                parent.insert(index, op["value"])
-            elif kind == "replace":
-                parent[index] = op["value"]
-            elif kind == "remove":
-                parent.pop(index)
-            elif kind == "test" and parent[index] != op["value"]:
-                raise ApiError(422, "Invalid", f"the JSON patch test at {op['path']} failed")
-        elif kind in ("add", "replace"):
-            parent[last] = op["value"]
-        elif kind == "remove":
-            if last not in parent:
-                raise ApiError(422, "Invalid", f"the JSON patch cannot remove missing {op['path']}")
-            del parent[last]
-        elif kind == "test":
-            if parent.get(last) != op.get("value"):
-                raise ApiError(422, "Invalid", f"the JSON patch test at {op['path']} failed")
-        else:
-            raise ApiError(422, "Invalid", f"the JSON patch operation {kind!r} is not supported")
-    return doc
+    try:
+        patched: dict[str, Any] = jsonpatch.apply_patch(document, operations)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise ApiError(422, "Invalid", f"the JSON patch test failed: {exc}") from None
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
+        raise ApiError(422, "Invalid", f"the JSON patch cannot be applied: {exc}") from None
+    return patched
 
 
 # --- logs -----------------------------------------------------------------------------------

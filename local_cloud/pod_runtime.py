@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,9 +42,6 @@ MAX_KILL_GRACE = 5.0  # the longest a deleted pod's processes get between SIGTER
 # What a container inherits from the host: the host stands in for the image's binaries and Java.
 HOST_ENV = ("PATH", "JAVA_HOME", "LANG", "LC_ALL", "TZ")
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
-_BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL_SUFFIX = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _VAR_REF = re.compile(r"\$\$|\$\((\w+)\)")
 _DOCKER_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
@@ -55,25 +52,16 @@ Emit = Callable[[str, str, str, str | None], None]  # type, reason, message, con
 
 
 def parse_quantity(value: str | int | float) -> Decimal:
-    """A Kubernetes quantity (`512Mi`, `1G`, `500m`, `2`, `1e3`) as a number of base units."""
-    text = str(value).strip()
-    match = _QUANTITY.match(text)
-    if not match:
+    """A Kubernetes quantity (`512Mi`, `1G`, `500m`, `2`, `1e3`) as a number of base units, by the
+    official client's parser; refused in the API server's words."""
+    from kubernetes.utils import parse_quantity as parse
+
+    try:
+        return Decimal(parse(value))
+    except ValueError:
         raise ValueError(
             "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
-        )
-    number, suffix = match.groups()
-    try:
-        base = Decimal(number)
-    except InvalidOperation:
-        raise ValueError(f"invalid number {number!r}") from None
-    if suffix in _BINARY_SUFFIX:
-        return base * _BINARY_SUFFIX[suffix]
-    if suffix in _DECIMAL_SUFFIX:
-        return base.scaleb(_DECIMAL_SUFFIX[suffix])
-    if suffix[:1] in "eE" and re.fullmatch(r"[eE][-+]?[0-9]+", suffix):
-        return base.scaleb(int(suffix[1:]))
-    raise ValueError(f"unable to parse quantity's suffix {suffix!r}")
+        ) from None
 
 
 def rfc3339(ns: int | None = None) -> str:

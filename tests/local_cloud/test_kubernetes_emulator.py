@@ -382,6 +382,17 @@ def test_label_and_field_selectors_and_label_patches(core):
         _content_type="application/merge-patch+json",
     )
     assert "already_checked" not in core.read_namespaced_pod(names["a"], NS).metadata.labels
+    # A JSON patch (RFC 6902; the client sends a list as one), its failed test refused whole.
+    core.patch_namespaced_pod(names["a"], NS, [{"op": "add", "path": "/metadata/labels/seen", "value": "1"}])
+    assert core.read_namespaced_pod(names["a"], NS).metadata.labels["seen"] == "1"
+    refused = [
+        {"op": "replace", "path": "/metadata/labels/seen", "value": "2"},
+        {"op": "test", "path": "/metadata/labels/app", "value": "z"},
+    ]
+    with pytest.raises(ApiException) as info:
+        core.patch_namespaced_pod(names["a"], NS, refused)
+    assert info.value.status == 422 and "test" in json.loads(info.value.body)["message"]
+    assert core.read_namespaced_pod(names["a"], NS).metadata.labels["seen"] == "1"
     with pytest.raises(ApiException) as info:
         core.list_namespaced_pod(NS, label_selector="app in a")
     assert info.value.status == 400
