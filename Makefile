@@ -39,6 +39,7 @@ help:
 	@echo "make predict RECORDS='[{...}]'   spot predictions for your own records, offline"
 	@echo "make train   the training job alone, without Airflow"
 	@echo "make test    set up and run every test (lint, types, unit, end-to-end)"
+	@echo "make test-fast   only the tests that start no JVM, emulator, Airflow, browser or container"
 	@echo "make airflow [PORT=8080]  Airflow 3 (PostgreSQL, API server and UI, scheduler, DAG processor,"
 	@echo "                   triggerer) offline on 127.0.0.1"
 	@echo "make airflow-stop  stop it (Ctrl-C in its terminal does the same)"
@@ -199,8 +200,8 @@ lint: setup
 test: lint $(COMPOSE_SCHEMA) $(CHROMIUM) $(LAMBDA_RUNTIME)
 	$(PY) -m pytest
 
-test-fast: setup $(COMPOSE_SCHEMA) $(LAMBDA_RUNTIME)
-	$(PY) -m pytest -m "not slow"
+test-fast: $(VENV)/.synced $(COMPOSE_SCHEMA) $(LAMBDA_RUNTIME)
+	$(PY) -m pytest -m "not (spark or emulator or airflow or browser or containers)"
 
 bench: setup $(LAMBDA_RUNTIME)
 	$(PY) bench/bench_training.py

@@ -19,6 +19,21 @@ PENGUINS_SPEC = ROOT / "specs" / "penguins.yaml"
 BANK_FUNCTION = "ml-scaling-spot-predictions-bank-marketing"
 
 
+# What a fixture starts, so a test that uses it carries the marker without saying so itself.
+STARTED_BY_FIXTURE = {
+    "spark": "spark",
+    "trained_storage": "spark",
+    "s3_endpoint": "emulator",
+    "emulator": "emulator",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture in set(item.fixturenames) & set(STARTED_BY_FIXTURE):
+            item.add_marker(STARTED_BY_FIXTURE[fixture])
+
+
 @pytest.fixture(autouse=True)
 def _restore_root_logging():
     """Job CLIs called in-process set up logging to stderr, which in a test is pytest's capture:

@@ -42,7 +42,7 @@ from tests.e2e.airflow_ui import (
 )
 from tests.e2e.conftest import TRAINED_VERSION, copy_of
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.spark, pytest.mark.emulator, pytest.mark.airflow]
 MODEL = "bank-marketing"
 DAGS = ("spot_predictions", "nightly_training", "batch_scoring")
 # The day the browser test scores from batch_scoring's form.

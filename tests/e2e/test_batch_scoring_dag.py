@@ -18,7 +18,7 @@ from spark_jobs.registry import SPARK_MODEL, Registry
 from tests.conftest import BANK
 from tests.e2e.conftest import EMR_TASKS, TRAINED_VERSION, copy_of
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.spark, pytest.mark.emulator, pytest.mark.airflow]
 DAG_ID = "batch_scoring"
 MODEL = "bank-marketing"
 TASKS = ("plan", "wait_for_input[0]", "engine", "shard", "pod_arguments", "score[0]", "scored", "commit[0]")

@@ -12,7 +12,7 @@ from local_cloud.validation import read_journal
 from spark_jobs.registry import Registry
 from tests.conftest import BANK, BANK_FUNCTION, in_network
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.spark, pytest.mark.emulator, pytest.mark.airflow]
 DAG_ID = "nightly_training"
 ALL_TASKS = {
     "resolve",

@@ -16,7 +16,7 @@ from local_cloud.server import client, role_arn
 from tests.conftest import BANK, BANK_FUNCTION
 from tests.e2e.conftest import TRAINED_VERSION, copy_of
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.spark, pytest.mark.emulator, pytest.mark.airflow]
 SECRET = f"sekrit-{uuid.uuid4().hex}"
 
 

@@ -16,7 +16,7 @@ from local_cloud.containers import describe, find_engine
 from tests.conftest import BANK_FULL as BANK
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.spark, pytest.mark.emulator, pytest.mark.airflow]
 
 BUCKET, _, PREFIX = DEFAULT_STORAGE_ROOT.removeprefix("s3://").partition("/")
 

@@ -21,7 +21,7 @@ from spark_jobs.spec import load_spec
 from tests.conftest import BANK, PENGUINS, PENGUINS_SPEC
 from tests.e2e.conftest import EMR_TASKS, TRAINED_VERSION, copy_of
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.spark, pytest.mark.emulator, pytest.mark.airflow]
 NIGHT = "2026-11-20"
 # The dotted copy: each renamed column is mapped back to its feature name by `source`.
 DOTTED = {

@@ -20,7 +20,7 @@ from spark_jobs import environment, package
 from spark_jobs.registry import Registry
 from tests.conftest import BANK, train_args
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.spark, pytest.mark.emulator]
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from spark_jobs.registry import PORTABLE, SPARK_MODEL, Registry
 from tests.conftest import BANK, BANK_FUNCTION, bank_records
 from tests.e2e.conftest import TRAINED_VERSION, copy_of
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.spark, pytest.mark.emulator, pytest.mark.airflow]
 DAG_ID = "spot_predictions"
 VERSION = TRAINED_VERSION
 

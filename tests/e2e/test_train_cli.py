@@ -17,7 +17,7 @@ import pytest
 from spark_jobs.registry import Registry
 from tests.conftest import BANK, ROOT, train_args
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.spark
 
 
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:

@@ -75,7 +75,8 @@ def _log(endpoint, cluster_id, step_id, name):
     return gzip.decompress(body).decode()
 
 
-@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.emulator
 def test_steps_run_with_local_spark_and_leave_their_logs_where_log_uri_says(emulator, tmp_path):
     emr = _emr(emulator)
     code = ship(str(tmp_path / "root"))

@@ -89,7 +89,7 @@ def test_a_policy_the_emulator_cannot_evaluate_is_refused(tmp_path):
         load_policy(tmp_path / "p.json", VALUES)
 
 
-@pytest.mark.slow
+@pytest.mark.emulator
 def test_each_workload_has_what_its_policy_grants_and_no_more(tmp_path):
     with running_emulator(
         tmp_path, [BUCKET, LOG_BUCKET], [LAMBDA_ROLE], iam=(BUCKET, LOG_BUCKET)
@@ -120,7 +120,7 @@ def test_each_workload_has_what_its_policy_grants_and_no_more(tmp_path):
         assert denied(client(endpoint, "emr", credentials(WORKER_KEY)).list_clusters)
 
 
-@pytest.mark.slow
+@pytest.mark.emulator
 def test_without_the_workers_s3_statement_ship_code_fails_with_access_denied(tmp_path):
     policies = tmp_path / "policies"
     shutil.copytree(POLICIES, policies)

@@ -20,7 +20,7 @@ import pytest
 from local_cloud.process import StartupError, running_emulator
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.emulator, pytest.mark.airflow]
 
 # Starts an emulator on the folder named by argv[1], then waits to be killed.
 LAUNCHER = textwrap.dedent(

@@ -13,7 +13,7 @@ import pytest
 from local_cloud.airflow_offline import AIRFLOW, airflow_env
 from tests.conftest import BANK, ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.spark, pytest.mark.emulator, pytest.mark.airflow]
 
 
 def test_a_runs_recorded_duration_is_how_long_it_ran(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from local_cloud.process import running_emulator
 from local_cloud.server import client
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.emulator
 
 KEYS = {
     "a": b"file a",

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.emulator, pytest.mark.airflow]
 
 
 def _start(home, port):

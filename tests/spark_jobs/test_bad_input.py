@@ -92,7 +92,7 @@ def registry_with_champion(spark, tmp_path_factory, bank_spec):
     return root
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_fails_clearly_and_loses_nothing(case, registry_with_champion, tmp_path, capsys):
     content, expected = BAD_INPUTS[case]

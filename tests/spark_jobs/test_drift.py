@@ -128,7 +128,7 @@ def test_category_shares_over_the_champions_categories(spark):
     assert found["outside"] == pytest.approx(0.1) and found["top"] == [("x", 0.1)]
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 def test_a_version_trained_on_corrupted_categories_is_reported_and_not_promoted(trained_storage, tmp_path):
     root = copy_of(trained_storage, tmp_path)
     corrupted = tmp_path / "bank-mojibake.csv"

@@ -19,7 +19,7 @@ from tests.conftest import BANK, SPEC, handmade_version
 from tests.spark_jobs.test_types_by_meaning import CASES, ROLE, write_case
 from tests.spark_jobs.test_types_by_meaning import SPEC as ONE_VALUE_SPEC
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.spark
 
 DATE, MODEL = "2026-11-20", "bank-marketing"
 

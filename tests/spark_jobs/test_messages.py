@@ -15,7 +15,7 @@ from tests.conftest import BANK, SPEC
 HEADER, *ROWS = BANK.read_text().splitlines(keepends=True)
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 def test_a_corrupt_part_beside_a_good_one_is_named(spark, tmp_path, bank_spec):
     import pandas as pd
 
@@ -30,7 +30,7 @@ def test_a_corrupt_part_beside_a_good_one_is_named(spark, tmp_path, bank_spec):
     assert "part-00001.parquet" in message and "An error occurred while calling" not in message, message
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
 def test_a_byte_order_mark_is_read_with_utf8_and_utf8_sig(spark, tmp_path, bank_spec, encoding):
     data = tmp_path / "bom.csv"
@@ -59,7 +59,7 @@ def test_ten_thousand_stray_columns_give_a_short_message(tmp_path, bank_spec):
     assert "its header has 10000 field(s)" in str(refused.value) and len(str(refused.value)) < 600
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 def test_extra_columns_are_named_in_a_warning_and_not_carried(spark, tmp_path, bank_spec, caplog):
     data = tmp_path / "extra.csv"
     extra = [f"x{i}" for i in range(300)]

@@ -45,7 +45,7 @@ def _churn_frame(rows: int = 1500) -> pd.DataFrame:
     )
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_new_spec_trains_registers_and_promotes(spark, tmp_path, fmt):
     spec = tmp_path / "churn.yaml"
@@ -68,7 +68,7 @@ def test_new_spec_trains_registers_and_promotes(spark, tmp_path, fmt):
     assert model.doc["target"]["positive"] == "churn"
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 @pytest.mark.parametrize(
     ("fmt", "damage", "expected"),
     [

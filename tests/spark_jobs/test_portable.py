@@ -40,7 +40,7 @@ def _spark_vs_portable(model, frame, portable, bank_spec):
     return spark_p, portable_p
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 def test_portable_reproduces_spark_probabilities_on_the_test_split(fitted, bank_spec):
     model, test, portable = fitted
     spark_p, portable_p = _spark_vs_portable(model, test, portable, bank_spec)
@@ -48,7 +48,7 @@ def test_portable_reproduces_spark_probabilities_on_the_test_split(fitted, bank_
     assert np.max(np.abs(spark_p - portable_p)) < 1e-6
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 def test_unknown_categories_and_missing_values_score_as_in_spark(spark, fitted, bank_spec):
     model, test, portable = fitted
     edited = test.limit(50).toPandas()
@@ -61,7 +61,7 @@ def test_unknown_categories_and_missing_values_score_as_in_spark(spark, fitted, 
     assert np.max(np.abs(spark_p - portable_p)) < 1e-6
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 def test_export_is_plain_json_loaded_as_a_scikit_learn_estimator_without_spark(fitted, tmp_path):
     _, test, portable = fitted
     path = tmp_path / "model.json"

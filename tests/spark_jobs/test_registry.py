@@ -186,7 +186,7 @@ def test_any_later_run_removes_what_killed_runs_of_any_id_left(registry):
         assert storage.exists(storage.join(busy, "metrics.json"))  # a live claim's staging stays
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 def test_a_spark_model_missing_a_stage_is_not_committed(registry, trained_storage):
     model = trained_storage / "models" / "bank-marketing" / "versions" / "e2e-trained-1" / "spark_model"
     files = sorted(p for p in model.rglob("*") if p.is_file() and not p.name.endswith(".crc"))

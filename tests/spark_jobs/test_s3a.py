@@ -14,7 +14,7 @@ from local_cloud.process import running_emulator
 from local_cloud.server import CREDENTIALS, client
 from tests.conftest import BANK, ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.spark, pytest.mark.emulator]
 
 JOB = """
 from spark_jobs.session import get_spark

@@ -166,7 +166,7 @@ def test_unknown_model_version_fails_with_the_registry_exit_code(scoring_root, c
     assert "no complete version 'nope'" in capsys.readouterr().err
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 def test_a_job_killed_mid_write_leaves_the_old_partition_and_a_rerun_succeeds(scoring_root):
     """SIGKILL while the new partition is being written: readers still see the earlier run's
     partition whole, and the next run cleans up and commits."""

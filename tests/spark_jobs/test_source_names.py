@@ -48,7 +48,7 @@ def test_a_name_that_is_not_plain_is_refused_with_the_source_way_shown():
         parse_spec(text)
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 def test_dotted_and_spaced_columns_train_and_score_with_an_extra_dotted_column_kept(spark, tmp_path, capsys):
     spec = _dotted_spec(tmp_path)
     header, rows = _dotted_rows()
