@@ -196,6 +196,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/deptry .
 
 test: lint $(COMPOSE_SCHEMA) $(CHROMIUM) $(LAMBDA_RUNTIME)
 	$(PY) -m pytest
