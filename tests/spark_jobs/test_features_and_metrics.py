@@ -29,7 +29,7 @@ def test_split_is_seeded_and_disjoint(spark):
     assert sorted(r.id for r in test_c.collect()) != sorted(r.id for r in test_a.collect())
 
 
-def test_pipeline_stages_follow_the_spec(bank_spec):
+def test_pipeline_stages_follow_the_spec(spark, bank_spec):  # the stages are JVM objects
     stages = [type(s).__name__ for s in build_pipeline(bank_spec, TrainParams()).getStages()]
     assert stages == [
         "SQLTransformer",
