@@ -171,7 +171,7 @@ lambda-zip: setup
 
 lambda-image: setup
 	@command -v docker >/dev/null || { echo "error: docker not found; 'make lambda-zip' builds the zip package without it" >&2; exit 1; }
-	$(PY) -m spark_jobs.lambda_package --requirements build/lambda-requirements.txt
+	$(PY) -m spark_jobs.lambda_package --image-context build/lambda
 	docker build -f docker/lambda.Dockerfile -t ml-scaling-spot-predictions:latest .
 
 # The same image the emulator's pods run, localhost/local-cloud/ml-scaling-jobs:latest.

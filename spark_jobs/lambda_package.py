@@ -1,13 +1,14 @@
 """The Lambda deployment package: `python -m spark_jobs.lambda_package --out FILE | --storage-root URI`.
 
 `--storage-root URI` builds and uploads it (`make ship`); with `--find` it only prints the
-package shipped for this code and lock; `--requirements FILE` writes the locked requirements.
+package shipped for this code and lock; `--image-context DIR` writes the container image's inputs.
 
-A zip of the job package plus the `lambda` dependency group (pydantic, PyYAML, fsspec) at the
-lock's versions and hashes, as wheels for Lambda's platform (the python3.12 runtime: Amazon Linux
-2023, x86_64), whatever machine builds it. The same lock and sources give the same bytes, so Lambda's
+A zip of the handler's modules (those of the job package it imports: no training code) plus the
+`lambda` dependency group (pydantic, PyYAML, fsspec) at the lock's versions and hashes, as wheels
+for Lambda's platform (the python3.12 runtime: Amazon Linux 2023, x86_64), whatever machine
+builds it. The same lock and sources give the same bytes, so Lambda's
 CodeSha256 tells whether a function already runs this code. The container image
-(docker/lambda.Dockerfile) installs the same requirements (`--requirements FILE` writes them).
+(docker/lambda.Dockerfile) installs the same requirements and copies the same modules.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from spark_jobs.errors import JobError, run_cli
 from spark_jobs.locations import argument
 
 HANDLER = "spark_jobs.lambda_handler.handler"
+# The zip and the image carry the handler's module and what it imports, not the training code.
+ENTRY = "lambda_handler"
 # The handler is pure Python: nothing ties it to EMR's 3.11, and python3.11 (Amazon Linux 2) is
 # on Lambda's deprecation path; python3.12 runs on Amazon Linux 2023 (glibc 2.34) until 2028.
 RUNTIME = "python3.12"
@@ -38,7 +41,7 @@ def digest() -> str:
     """Names a package without building it: lock, platform and job sources (this builder is one)."""
     parts = [
         (environment.PROJECT / "uv.lock").read_bytes(),
-        package.source_digest(package.source_files()).encode(),
+        package.source_digest(package.source_files(ENTRY)).encode(),
         PLATFORM.encode(),
         RUNTIME.encode(),
     ]
@@ -56,7 +59,7 @@ def build() -> bytes:
             for path in sorted(target.rglob("*"))
             if path.is_file() and "__pycache__" not in path.parts and _kept(path.relative_to(target))
         }
-    return package.build_zip(files | package.source_files())
+    return package.build_zip(files | package.source_files(ENTRY))
 
 
 def _kept(rel: Path) -> bool:
@@ -126,17 +129,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--find", action="store_true", help="with --storage-root: print the shipped package, never build"
     )
     where.add_argument(
-        "--requirements", type=Path, help="write the locked requirements (for docker/lambda.Dockerfile)"
+        "--image-context",
+        type=Path,
+        help="write docker/lambda.Dockerfile's inputs here: the locked requirements and the sources",
     )
     args = parser.parse_args(argv)
     if args.find and not args.storage_root:
         parser.error("--find needs --storage-root")
 
     def command() -> None:
-        if args.requirements:
-            args.requirements.parent.mkdir(parents=True, exist_ok=True)
-            args.requirements.write_text(environment.requirements(group=GROUP))
-            print(json.dumps({"requirements": str(args.requirements)}))
+        if args.image_context:
+            reqs = args.image_context / "requirements.txt"
+            reqs.parent.mkdir(parents=True, exist_ok=True)
+            reqs.write_text(environment.requirements(group=GROUP))
+            for name, data in package.source_files(ENTRY).items():
+                (args.image_context / name).parent.mkdir(parents=True, exist_ok=True)
+                (args.image_context / name).write_bytes(data)
+            print(json.dumps({"image_context": str(args.image_context)}))
         elif args.out:
             data = build()
             args.out.parent.mkdir(parents=True, exist_ok=True)

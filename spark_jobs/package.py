@@ -10,6 +10,7 @@ entrypoint_uri, code_digest, environment_uri, environment_digest.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import importlib.resources
 import io
@@ -30,14 +31,39 @@ from spark_jobs.locations import argument
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries get fixed times so equal code gives equal bytes
 
 
-def source_files() -> dict[str, bytes]:
-    """The package's Python sources by archive name, sorted."""
+def source_files(entry: str | None = None) -> dict[str, bytes]:
+    """The package's Python sources by archive name, sorted: all of them, or only the modules
+    that module `entry` imports (imported_modules)."""
     package = importlib.resources.files(spark_jobs)
+    wanted = imported_modules(entry) if entry else None
     return {
-        f"spark_jobs/{entry.name}": entry.read_bytes()
-        for entry in sorted(package.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".py")
+        f"spark_jobs/{item.name}": item.read_bytes()
+        for item in sorted(package.iterdir(), key=lambda e: e.name)
+        if item.name.endswith(".py") and (wanted is None or item.name[:-3] in wanted)
     }
+
+
+def imported_modules(entry: str) -> set[str]:
+    """The package's modules `entry` needs: itself, __init__, and every module of the package it
+    imports, at any depth, read from the code (an import inside a function counts: it runs
+    later, where only the shipped modules are)."""
+    package = importlib.resources.files(spark_jobs)
+    modules = {item.name[:-3] for item in package.iterdir() if item.name.endswith(".py")}
+    found: set[str] = {"__init__"}
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        for node in ast.walk(ast.parse(package.joinpath(f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "spark_jobs":
+                todo += [alias.name for alias in node.names if alias.name in modules]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("spark_jobs."):
+                todo.append(str(node.module).split(".")[1])
+            elif isinstance(node, ast.Import):
+                todo += [a.name.split(".")[1] for a in node.names if a.name.startswith("spark_jobs.")]
+    return found
 
 
 def source_digest(files: dict[str, bytes]) -> str:

@@ -21,6 +21,15 @@ def test_the_zip_holds_the_handler_and_its_locked_dependencies_for_lambdas_platf
     tops = {n.split("/")[0] for n in names}
     assert {"pydantic", "pydantic_core", "yaml", "fsspec"} <= tops
     assert not tops & {"pyspark", "pandas", "numpy", "sklearn", "pyarrow", "s3fs", "bin"}
+    # Of the job package, only what the handler imports (at any depth, in functions too): what
+    # a fresh interpreter loads with it, and no training, scoring or packaging code.
+    listing = "import sys, spark_jobs.lambda_handler; print(*[m for m in sys.modules if 'spark_jobs' in m])"
+    loaded = subprocess.run(
+        [sys.executable, "-c", listing], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    shipped = {n.removesuffix(".py").replace("/", ".") for n in names if n.startswith("spark_jobs/")}
+    assert {"spark_jobs.__init__", *loaded} - {"spark_jobs"} <= shipped
+    assert not shipped & {f"spark_jobs.{m}" for m in ("train", "score", "environment", "package", "contract")}
     # A supported runtime, python3.12 on Amazon Linux 2023 (python3.11 on Amazon Linux 2 is on the
     # deprecation path), and compiled modules for it: x86_64 Linux, CPython 3.12.
     assert lambda_package.RUNTIME == "python3.12"
@@ -50,19 +59,20 @@ def test_the_container_image_uses_lambdas_base_and_the_same_handler(tmp_path):
     )
     assert f'CMD ["{lambda_package.HANDLER}"]' in dockerfile
     assert "--require-hashes" in dockerfile
-    # What the image copies exists, once `make lambda-image` has written the requirements.
-    reqs = tmp_path / "lambda-requirements.txt"
-    assert lambda_package.main(["--requirements", str(reqs)]) == 0
-    assert re.search(r"^pydantic==", reqs.read_text(), re.M) and "--hash=sha256:" in reqs.read_text()
-    assert "pyspark" not in reqs.read_text()
-    # The image copies spark_jobs/*.py: every module the handler imports is among them.
-    assert re.search(r"^COPY spark_jobs/\*\.py \$\{LAMBDA_TASK_ROOT\}/spark_jobs/$", dockerfile, re.M)
-    listing = "import sys, spark_jobs.lambda_handler; print(*[m for m in sys.modules if 'spark_jobs.' in m])"
-    imported = subprocess.run(
-        [sys.executable, "-c", listing], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    copied = {f"spark_jobs.{path.stem}" for path in (ROOT / "spark_jobs").glob("*.py")}
-    assert "spark_jobs.lambda_handler" in imported and set(imported) <= copied
+    # What the image copies is what `make lambda-image` writes: the zip's requirements and modules.
+    context = tmp_path / "lambda"
+    assert lambda_package.main(["--image-context", str(context)]) == 0
+    reqs = (context / "requirements.txt").read_text()
+    assert re.search(r"^pydantic==", reqs, re.M) and "--hash=sha256:" in reqs and "pyspark" not in reqs
+    copies = re.findall(r"^COPY build/lambda/(\S+) ", dockerfile, re.M)
+    assert copies == ["requirements.txt", "spark_jobs/"]
+    written = {f"spark_jobs/{p.name}" for p in (context / "spark_jobs").iterdir()}
+    zipped = {
+        n
+        for n in zipfile.ZipFile(io.BytesIO(lambda_package.build())).namelist()
+        if n.startswith("spark_jobs/")
+    }
+    assert written == zipped
 
 
 def test_a_release_finds_the_shipped_package_and_never_builds_it(tmp_path):
