@@ -425,11 +425,11 @@ def _spark_tests(column: Any, kind: str, type_name: str) -> tuple[Any, dict[str,
             NOT_INTEGER: lambda: column.isNotNull() & ~whole,
             OUT_OF_RANGE: lambda: whole & integer.isNull(),
         }
-    low, high, _ = INTEGER_RANGES.get(type_name, (0, 0, ""))
     finite = ~_not_finite(column) if kind == FLOATING else F.lit(True)
     wide = column.cast("double") if kind == FLOATING else column
 
-    def out_of_range() -> Any:
+    def out_of_range() -> Any:  # asked for only when the spec's type is an integer
+        low, high, _ = INTEGER_RANGES[type_name]
         if kind == INTEGRAL:
             return (column < low) | (column > high)
         return finite & ((wide < float(low)) | (wide >= float(high) + 1.0))

@@ -139,12 +139,11 @@ def typed_column(array: pa.Array, type_name: str) -> Typed:
         return _by_value(array, rules, lambda d: _from_decimal(decimal.Decimal(d), type_name), target)
     x = pc.fill_null(array, 0).to_numpy(zero_copy_only=False)
     finite = np.isfinite(x) if kind == FLOATING else np.ones(len(x), bool)
-    low, high, _ = INTEGER_RANGES.get(type_name, (0, 0, ""))
 
-    def out_of_range() -> np.ndarray:
-        if (
-            kind == INTEGRAL
-        ):  # an unsigned column is never below, and comparing it with a negative bound fails
+    def out_of_range() -> np.ndarray:  # asked for only when the spec's type is an integer
+        low, high, _ = INTEGER_RANGES[type_name]
+        if kind == INTEGRAL:
+            # An unsigned column is never below, and comparing it with a negative bound fails.
             below = (x < low) if pa.types.is_signed_integer(array.type) else np.zeros(len(x), bool)
             return below | (x > high)
         with np.errstate(invalid="ignore"):

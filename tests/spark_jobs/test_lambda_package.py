@@ -52,7 +52,7 @@ def test_the_handler_imports_from_the_zip_alone(spot_zip, tmp_path):
     assert out.returncode == 0, out.stderr
 
 
-def test_the_container_image_uses_lambdas_base_and_the_same_handler(tmp_path):
+def test_the_container_image_uses_lambdas_base_and_the_same_handler(spot_zip, tmp_path):
     dockerfile = (ROOT / "docker" / "lambda.Dockerfile").read_text()
     assert re.search(
         rf"^FROM public\.ecr\.aws/lambda/python:{re.escape(lambda_package.PYTHON_VERSION)}$", dockerfile, re.M
@@ -67,11 +67,7 @@ def test_the_container_image_uses_lambdas_base_and_the_same_handler(tmp_path):
     copies = re.findall(r"^COPY build/lambda/(\S+) ", dockerfile, re.M)
     assert copies == ["requirements.txt", "spark_jobs/"]
     written = {f"spark_jobs/{p.name}" for p in (context / "spark_jobs").iterdir()}
-    zipped = {
-        n
-        for n in zipfile.ZipFile(io.BytesIO(lambda_package.build())).namelist()
-        if n.startswith("spark_jobs/")
-    }
+    zipped = {n for n in zipfile.ZipFile(io.BytesIO(spot_zip)).namelist() if n.startswith("spark_jobs/")}
     assert written == zipped
 
 
