@@ -112,7 +112,7 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 # client installed from the lock for that interpreter (local_cloud/lambda_runtimes.py). Only the
 # targets that invoke the function need it: shipping or building the zip needs no Python 3.12.
 LAMBDA_RUNTIME := build/lambda-runtimes/.prepared
-$(LAMBDA_RUNTIME): $(VENV)/.synced uv.lock spark_jobs/lambda_package.py local_cloud/lambda_runtimes.py
+$(LAMBDA_RUNTIME): $(VENV)/.synced uv.lock spark_jobs/shipping/lambda_package.py local_cloud/lambda_runtimes.py
 	$(PY) -m local_cloud.lambda_runtimes
 	@touch $@
 
@@ -122,7 +122,7 @@ setup: $(VENV)/.synced $(S3A_JARS) check-java containers
 JOB_IMAGE_CONTEXT := build/jobs-requirements.txt
 
 build/jobs-requirements.txt: $(VENV)/.synced uv.lock
-	$(PY) -m spark_jobs.package --image-requirements $@ >/dev/null
+	$(PY) -m spark_jobs package --image-requirements $@ >/dev/null
 
 # Pods run as containers built from their Dockerfiles when podman or docker answers (a docker CLI
 # with no daemon does not); with neither, on Debian as root podman is installed (with runc: crun
@@ -157,21 +157,21 @@ score: setup
 
 # The training job alone, without Airflow (the emulator only serves its S3).
 train: setup
-	$(WITH_CLOUD) $(PY) -m spark_jobs.train --input $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --promote
+	$(WITH_CLOUD) $(PY) -m spark_jobs train --input $(INPUT) --spec $(SPEC) --storage-root $(STORAGE_ROOT) --promote
 
 # From CI, for a real deployment: the nightly DAG then finds the job code, its environment and
 # the Lambda package already shipped (a release never builds the Lambda package on the worker).
 ship: setup
 	$(if $(filter command line environment,$(origin STORAGE_ROOT)),,$(error make ship uploads to a real account: give STORAGE_ROOT=s3://BUCKET/PREFIX))
-	$(PY) -m spark_jobs.package --storage-root $(STORAGE_ROOT)
-	$(PY) -m spark_jobs.lambda_package --storage-root $(STORAGE_ROOT)
+	$(PY) -m spark_jobs package --storage-root $(STORAGE_ROOT)
+	$(PY) -m spark_jobs lambda_package --storage-root $(STORAGE_ROOT)
 
 lambda-zip: setup
-	$(PY) -m spark_jobs.lambda_package --out dist/spot-predictions.zip
+	$(PY) -m spark_jobs lambda_package --out dist/spot-predictions.zip
 
 lambda-image: setup
 	@command -v docker >/dev/null || { echo "error: docker not found; 'make lambda-zip' builds the zip package without it" >&2; exit 1; }
-	$(PY) -m spark_jobs.lambda_package --image-context build/lambda
+	$(PY) -m spark_jobs lambda_package --image-context build/lambda
 	docker build -f docker/lambda.Dockerfile -t ml-scaling-spot-predictions:latest .
 
 # The same image the emulator's pods run, localhost/local-cloud/ml-scaling-jobs:latest.
@@ -189,7 +189,7 @@ airflow-stop:
 	$(PY) -m local_cloud.standalone --stop
 
 show: setup
-	$(WITH_CLOUD) $(PY) -m spark_jobs.registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT) \
+	$(WITH_CLOUD) $(PY) -m spark_jobs registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT) \
 		--report-copy .airflow/reports
 
 lint: setup

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 GOALS = {"size_mb": 1000, "start_seconds": 1.0}
 IMPORT = (
-    "import time; t = time.perf_counter(); import spark_jobs.score, spark_jobs.score_arrow; "
+    "import time; t = time.perf_counter(); import spark_jobs.scoring.score, spark_jobs.scoring.score_arrow; "
     "print(time.perf_counter() - t)"
 )
 

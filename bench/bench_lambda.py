@@ -31,7 +31,7 @@ WARM_CALLS = {1: 2000, 1000: 50}
 _COLD = """
 import time
 started = time.perf_counter()
-from spark_jobs import lambda_handler
+from spark_jobs.serving import lambda_handler
 lambda_handler.predictor()
 print((time.perf_counter() - started) * 1000)
 """
@@ -53,7 +53,7 @@ def cold_init(env: dict[str, str]) -> float:
 
 
 def warm(n: int, calls: int) -> dict[str, float]:
-    from spark_jobs import lambda_handler
+    from spark_jobs.serving import lambda_handler
 
     event = {"records": bank_records(1) * n}
     lambda_handler.handler(event)
@@ -88,14 +88,13 @@ def emulator_roundtrip(root: str, spot_zip: bytes) -> float:
 
 
 def main() -> None:
-    from spark_jobs import lambda_package
+    from spark_jobs.shipping import lambda_package
 
     with tempfile.TemporaryDirectory() as tmp:
         root = str(handmade_version(Path(tmp) / "root").root)
         env = os.environ | {
             "ML_STORAGE_ROOT": root,
             "ML_MODEL_NAME": "bank-marketing",
-            "PYTHONPATH": str(ROOT),
         }
         os.environ.update({"ML_STORAGE_ROOT": root, "ML_MODEL_NAME": "bank-marketing"})
         report = {

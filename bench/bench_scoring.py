@@ -74,7 +74,7 @@ def probability_udf(doc: bytes, loads: Any, batches: Any) -> Any:
 
     from pyspark.sql.functions import pandas_udf
 
-    from spark_jobs.portable import Scorer
+    from spark_jobs.registry.portable import Scorer
 
     digest = hashlib.sha256(doc).hexdigest()
 
@@ -113,9 +113,9 @@ def result(rows: int, times: tuple[float, list[float]], **extra: Any) -> dict[st
 def train_model(spark: Any, spec: Any) -> bytes:
     """The portable export of a model Spark trains on bank.csv, as the registry stores it."""
     from spark_jobs import storage
-    from spark_jobs.contract import inspect_input, read_checked
-    from spark_jobs.features import TrainParams, with_label
-    from spark_jobs.train import fit_and_evaluate
+    from spark_jobs.data.contract import inspect_input, read_checked
+    from spark_jobs.training.features import TrainParams, with_label
+    from spark_jobs.training.train import fit_and_evaluate
 
     data = with_label(read_checked(spark, inspect_input(str(BANK), spec), spec), spec)
     trained = fit_and_evaluate(data, spec, TrainParams())
@@ -207,7 +207,7 @@ def main() -> None:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from spark_jobs.portable import PortableModel, Scorer
+    from spark_jobs.registry.portable import PortableModel, Scorer
     from spark_jobs.session import get_spark
     from spark_jobs.spec import load_spec
 

@@ -8,7 +8,7 @@ memory of its whole process tree (sampled from /proc every 20 ms: a JVM started 
 counts, which `/usr/bin/time -v` misses), best and median of --repeat rounds, methods
 interleaved within each round so a busy moment hits them all.
 
-- job: the project's `python -m spark_jobs.score` as the scoring pod runs it: the Arrow engine
+- job: the project's `python -m spark_jobs score` as the scoring pod runs it: the Arrow engine
   (row checks in pyarrow.compute, the numpy `Scorer`, staged commit, no JVM);
 - job_spark: the same job with `--engine spark` (EMR's: row checks as Spark Columns, pandas UDF);
 - spark_bare: the barest Spark road: read -> the model as a Column expression -> write, no checks;
@@ -48,7 +48,7 @@ GOALS = {"job_vs_arrow_numpy": 1.5, "job_small_seconds": 3.0, "peak_mb": 1024, "
 # Each method is a small program run as `python -c`; argv: day, model folder, output folder.
 _PANDAS_SKLEARN = """
 import sys, pandas as pd
-from spark_jobs.portable import PortableModel
+from spark_jobs.registry.portable import PortableModel
 day, model, out = sys.argv[1:4]
 portable = PortableModel.from_bytes(open(model + '/portable/model.json', 'rb').read())
 frame = pd.read_parquet(day)
@@ -57,7 +57,7 @@ frame.to_parquet(out + '/part-0.parquet')
 """
 _ARROW_NUMPY = """
 import json, sys, pyarrow as pa, pyarrow.parquet as pq
-from spark_jobs.portable import Scorer
+from spark_jobs.registry.portable import Scorer
 day, model, out = sys.argv[1:4]
 scorer = Scorer(json.load(open(model + '/portable/model.json')))
 source = pq.ParquetFile(day)
@@ -70,7 +70,7 @@ writer.close()
 """
 _SPARK_BARE = """
 import json, sys
-from spark_jobs.score import probability_column
+from spark_jobs.scoring.score import probability_column
 from spark_jobs.session import get_spark
 day, model, out = sys.argv[1:4]
 spark = get_spark('bench-bare')
@@ -136,7 +136,7 @@ def write_day(path: Path, rows: int) -> None:
 def commands(day: Path, root: Path, out: Path) -> dict[str, list[str]]:
     model = root / "models" / MODEL / "versions" / VERSION
     py = sys.executable
-    job = [py, "-m", "spark_jobs.score", "--storage-root", str(root), "--model", MODEL]
+    job = [py, "-m", "spark_jobs", "score", "--storage-root", str(root), "--model", MODEL]
     job += ["--date", "2026-01-01", "--input", str(day), "--model-version", VERSION]
     return {
         "job": job,
@@ -166,13 +166,13 @@ def main() -> None:
     parser.add_argument("--small-rows", type=int, default=2_000, help="rows in the small day (make run's)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best run counts")
     args = parser.parse_args()
-    env = os.environ | {"PYTHONPATH": str(ROOT), "SPARK_LOCAL_MASTER": f"local[{os.cpu_count() or 1}]"}
+    env = os.environ | {"SPARK_LOCAL_MASTER": f"local[{os.cpu_count() or 1}]"}
 
     with tempfile.TemporaryDirectory(prefix="bench-day-") as tmp:
         work = Path(tmp)
         root = work / "storage"
         progress("training the model on bank.csv with the project's training job")
-        train = [sys.executable, "-m", "spark_jobs.train", "--input", str(BANK), "--spec", str(SPEC)]
+        train = [sys.executable, "-m", "spark_jobs", "train", "--input", str(BANK), "--spec", str(SPEC)]
         train += ["--storage-root", str(root), "--version", VERSION]
         subprocess.run(train, cwd=ROOT, env=env, check=True, capture_output=True)
         sizes: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """A day scored in 1, 2 and 4 shards through the emulator's pods, side by side; prints JSON.
 
 The fan-out of issue 15: one Parquet day of bank-full's features repeated to --rows (row groups
-of a quarter of it), split by `spark_jobs.shards.plan`, each shard scored by the pod the
+of a quarter of it), split by `spark_jobs.scoring.shards.plan`, each shard scored by the pod the
 batch_scoring DAG would create (the same KubernetesPodOperator request: image, arguments,
 limits), all shards' pods created at once on the emulator's kubelet (host processes: a local
 storage root is not visible inside a container), then `shards.commit`. Wall time from the
@@ -56,9 +56,9 @@ def pod_body(where: dict[str, Any], shard: dict[str, Any], name: str, threads: i
 
 
 def run_shards(core: Any, root: Path, count: int, run: str, threads: int) -> float:
-    from spark_jobs import shards
-    from spark_jobs.contract import inspect_input
-    from spark_jobs.partitions import input_uri
+    from spark_jobs.data.contract import inspect_input
+    from spark_jobs.data.partitions import input_uri
+    from spark_jobs.scoring import shards
     from spark_jobs.spec import load_spec
 
     spec = load_spec(str(SPEC))
@@ -112,7 +112,7 @@ def main() -> None:
 
     from local_cloud.kubernetes_service import kubeconfig
     from local_cloud.process import running_emulator
-    from spark_jobs.partitions import input_uri
+    from spark_jobs.data.partitions import input_uri
     from spark_jobs.spec import load_spec
 
     cpus = os.cpu_count() or 1
@@ -120,10 +120,9 @@ def main() -> None:
         work = Path(tmp)
         root = work / "storage"
         progress("training the model on bank.csv with the project's training job")
-        env = os.environ | {"PYTHONPATH": str(ROOT)}
-        train = [sys.executable, "-m", "spark_jobs.train", "--input", str(BANK), "--spec", str(SPEC)]
+        train = [sys.executable, "-m", "spark_jobs", "train", "--input", str(BANK), "--spec", str(SPEC)]
         subprocess.run(
-            [*train, "--storage-root", str(root), "--version", VERSION], cwd=ROOT, env=env, check=True
+            [*train, "--storage-root", str(root), "--version", VERSION], cwd=ROOT, check=True
         )
         day = Path(input_uri(str(root), MODEL, DATE))
         day.mkdir(parents=True)

@@ -53,11 +53,11 @@ def replicate(src: Path, copies: int, dst: Path) -> int:
 
 
 def spark_training(path: Path) -> dict[str, float]:
-    from spark_jobs.contract import inspect_input, read_checked
-    from spark_jobs.features import TrainParams, with_label
+    from spark_jobs.data.contract import inspect_input, read_checked
     from spark_jobs.session import get_spark
     from spark_jobs.spec import load_spec
-    from spark_jobs.train import fit_and_evaluate
+    from spark_jobs.training.features import TrainParams, with_label
+    from spark_jobs.training.train import fit_and_evaluate
 
     spec = load_spec(str(SPEC))
     spark = get_spark("bench-train")

@@ -74,7 +74,7 @@ def ready(partitions: list[dict]) -> list[dict]:
 
 
 def partition(root: str, model: str, date: str, params: dict, version: str, run_id: str) -> dict:
-    """Where one model's day is read and written (the layout of spark_jobs.partitions)."""
+    """Where one model's day is read and written (the layout of spark_jobs.data.partitions)."""
     default_input = f"{root}/incoming/{model}/ds={date}"
     input_uri = params["input_uri"] or default_input
     output_uri = f"{root}/scores/{model}/ds={date}"
@@ -170,7 +170,7 @@ with DAG(
 
     @task
     def plan(params: dict, var: dict, dag_run: Any, triggering_asset_events: Any, run_id: str) -> list[dict]:
-        """What this run scores, one partition per model (the layout of spark_jobs.partitions): the
+        """What this run scores, one partition per model (the layout of spark_jobs.data.partitions): the
         Param's model, else each model whose champion triggered the run, else the deployment's."""
         from spark_jobs.locations import LocationError, check_version
 

@@ -24,7 +24,10 @@ RUN uv export --frozen --no-emit-project --no-default-groups --group airflow --n
     && pip install --no-cache-dir --require-hashes -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
+COPY --chown=airflow:root README.md ./
 COPY --chown=airflow:root spark_jobs/ spark_jobs/
+# The job package installed as its wheel (pyproject's build backend; the dependencies came above).
+RUN pip install --no-cache-dir --no-deps .
 COPY --chown=airflow:root local_cloud/ local_cloud/
 COPY --chown=airflow:root specs/ specs/
 COPY --chown=airflow:root aws/ aws/
@@ -35,4 +38,5 @@ RUN python -m local_cloud.lambda_runtimes
 # The emulator knows the batch-scoring image by its Dockerfile.
 COPY --chown=airflow:root docker/jobs.Dockerfile docker/jobs.Dockerfile
 
+# The emulator (local_cloud) runs from the checkout, as with make: it is not part of the wheel.
 ENV PYTHONPATH=/opt/ml-scaling

@@ -2,7 +2,7 @@
 # runs the job package's CLI, `python -m spark_jobs score ... --engine arrow`, as a non-root user on a
 # read-only root filesystem: everything written locally goes to the scratch volume the pod mounts at
 # /scratch. No JVM and no Spark: the pod's engine streams Arrow batches through numpy
-# (spark_jobs/score_arrow.py); days larger than a pod go to EMR's Spark (batch_scoring's engine=emr).
+# (spark_jobs/scoring/score_arrow.py); days larger than a pod go to EMR's Spark (batch_scoring's engine=emr).
 FROM python:3.11-slim-bookworm
 
 # The locked, hash-checked dependencies of the pod's engine (pyproject's `pod` group, written by

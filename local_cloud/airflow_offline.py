@@ -86,8 +86,6 @@ def airflow_env(
         ),
         # The job CLIs that run on the worker reach S3 with the SDK's settings, as on AWS.
         "AWS_ENDPOINT_URL": endpoint,
-        # Tasks import the job package's light modules (the image sets the same).
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "SPARK_LOCAL_MASTER": "local[2]",
     } | ({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url} if database_url else {})
 
@@ -157,7 +155,7 @@ def ship_lambda(storage_root: str | Path, endpoint: str) -> None:
     for this code (once per digest), so a release finds it and never builds on the worker. With
     the emulator's own credentials, as CI's deploy role has its own."""
     env = os.environ | CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
-    command = [sys.executable, "-m", "spark_jobs.lambda_package", "--storage-root", str(storage_root)]
+    command = [sys.executable, "-m", "spark_jobs", "lambda_package", "--storage-root", str(storage_root)]
     try:
         proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:

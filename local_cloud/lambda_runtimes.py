@@ -5,7 +5,7 @@ zip built for another Python fails to import its compiled modules. Each runtime 
 build/lambda-runtimes/: the path of an interpreter of that version found on this machine, and what
 Lambda's runtime puts beside the function's code (the real runtime interface client, boto3),
 installed from the lock for that interpreter. `make run` and `make test` prepare the runtime the project's
-function uses (spark_jobs.lambda_package.RUNTIME); the emulator prepares any other on its first
+function uses (spark_jobs.shipping.lambda_package.RUNTIME); the emulator prepares any other on its first
 invocation (a function kept from before an upgrade, say), as AWS runs every supported runtime.
 Without Python of that version, or wheels for it in the lock, it says so.
 """
@@ -59,8 +59,8 @@ def runtime(name: str, root: Path = RUNTIMES) -> Runtime:
 
 def prepare(name: str, root: Path = RUNTIMES) -> Runtime:
     """Prepare a runtime once per lock file (written aside, then moved into place)."""
-    from spark_jobs import environment
     from spark_jobs.errors import JobError
+    from spark_jobs.shipping import environment
 
     match = _NAME.match(name)
     if not match:
@@ -116,7 +116,7 @@ def find_interpreter(version: str) -> str:
 
 
 def _uv_python(version: str) -> str | None:
-    from spark_jobs.environment import uv
+    from spark_jobs.shipping.environment import uv
 
     try:
         out = subprocess.run(
@@ -144,7 +144,7 @@ def _real_interpreter(candidate: str, version: str) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from spark_jobs.lambda_package import RUNTIME
+    from spark_jobs.shipping.lambda_package import RUNTIME
 
     parser = argparse.ArgumentParser(
         prog="python -m local_cloud.lambda_runtimes", description=__doc__.split("\n")[0]

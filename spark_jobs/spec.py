@@ -53,7 +53,7 @@ class ContractSpec(_Strict):
 
 
 class DriftLimits(_Strict):
-    """How far a new version's training data may be from its champion's (spark_jobs.drift)."""
+    """How far a new version's training data may be from its champion's (spark_jobs.training.drift)."""
 
     # Population stability index of any one feature; 0.1 is a small shift, 0.25 a large one.
     max_psi: float | None = Field(default=None, gt=0.0)

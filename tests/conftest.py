@@ -125,13 +125,13 @@ def s3_env(s3_endpoint, monkeypatch):
 @pytest.fixture(scope="session")
 def spot_zip():
     """The real spot-predictions Lambda package, built as a release builds it."""
-    from spark_jobs import lambda_package
+    from spark_jobs.shipping import lambda_package
 
     return lambda_package.build()
 
 
 def train_args(input_path: object, root: object, *extra: str, spec: object = SPEC) -> list[str]:
-    """Arguments of `python -m spark_jobs.train` for an input, a storage root and extra options."""
+    """Arguments of `python -m spark_jobs train` for an input, a storage root and extra options."""
     return ["--input", str(input_path), "--spec", str(spec), "--storage-root", str(root), *extra]
 
 
@@ -144,7 +144,7 @@ def function_request(code: bytes, env: dict | None = None, **settings) -> dict:
 
     from local_cloud.airflow_offline import LAMBDA_ROLE
     from local_cloud.server import role_arn
-    from spark_jobs.lambda_package import HANDLER, RUNTIME
+    from spark_jobs.shipping.lambda_package import HANDLER, RUNTIME
 
     handler = settings.pop("handler", HANDLER)
     runtime = settings.pop("runtime", RUNTIME)
@@ -180,9 +180,9 @@ def handmade_version(root: object, version: str = "v1", promote: bool = True):
     import csv
 
     from spark_jobs import storage
-    from spark_jobs.portable import FORMAT, FORMAT_VERSION
-    from spark_jobs.registry import METRICS, PORTABLE, Gate, Registry
-    from spark_jobs.registry import SPEC as SPEC_FILE
+    from spark_jobs.registry.portable import FORMAT, FORMAT_VERSION
+    from spark_jobs.registry.store import METRICS, PORTABLE, Gate, Registry
+    from spark_jobs.registry.store import SPEC as SPEC_FILE
     from spark_jobs.spec import load_spec
 
     spec = load_spec(str(SPEC))
@@ -255,7 +255,7 @@ def trained_storage(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained") / "storage"
     args = train_args(BANK, root, "--version", TRAINED_VERSION, "--promote", "--min-metric", "roc_auc=0.8")
     proc = subprocess.run(
-        [sys.executable, "-m", "spark_jobs.train", *args],
+        [sys.executable, "-m", "spark_jobs", "train", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -263,7 +263,7 @@ def trained_storage(tmp_path_factory):
         env=os.environ | {"SPARK_LOCAL_MASTER": "local[2]"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from spark_jobs import lambda_package
+    from spark_jobs.shipping import lambda_package
 
     lambda_package.ship(str(root))  # as `make ship` does before a deployment's first night
     return root

@@ -47,7 +47,7 @@ class PodSize:
 
 def scoring_arguments(where: dict[str, Any], shard: dict[str, Any] | None = None) -> list[str]:
     """`python -m spark_jobs score ...` (the image's entrypoint gives `python -m spark_jobs`) for
-    one of the plan task's partitions, or one shard of it (spark_jobs.shards.plan)."""
+    one of the plan task's partitions, or one shard of it (spark_jobs.scoring.shards.plan)."""
     arguments = [
         "score",
         "--storage-root", where["storage_root"],
@@ -62,7 +62,7 @@ def scoring_arguments(where: dict[str, Any], shard: dict[str, Any] | None = None
 
 
 def plan_shards(where: dict[str, Any], target_rows: int, max_pods: int) -> dict[str, Any]:
-    """One partition's shards (spark_jobs.shards plan), fixed for the run: the model version (the
+    """One partition's shards (spark_jobs.scoring.shards plan), fixed for the run: the model version (the
     champion now, so every pod scores with the same one even if it changes meanwhile), the
     input's fingerprint, and each shard's pod arguments."""
     from scaling_platform.jobs import REFUSED_EXIT_CODES, run_job
@@ -84,7 +84,7 @@ def plan_shards(where: dict[str, Any], target_rows: int, max_pods: int) -> dict[
 
 
 def commit_shards(plan: dict[str, Any]) -> dict[str, Any]:
-    """Publish a partition's scored shards as the day (spark_jobs.shards commit); its summary."""
+    """Publish a partition's scored shards as the day (spark_jobs.scoring.shards commit); its summary."""
     from scaling_platform.jobs import run_job
 
     where = plan["where"]

@@ -111,7 +111,7 @@ def spark_submit_step(
 ) -> dict:
     """An EMR step that runs a job CLI with spark-submit, its code and Python environment shipped.
 
-    `shipped` is what `python -m spark_jobs.package` prints: `code_uri`, the zip of the job
+    `shipped` is what `python -m spark_jobs package` prints: `code_uri`, the zip of the job
     package (--py-files), `entrypoint_uri`, and `environment_uri`, the packed Python environment
     (--archives), unpacked as ./environment on every node.
     """

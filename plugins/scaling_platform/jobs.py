@@ -7,7 +7,6 @@ turns those into a process, and its JSON answer into a task result.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,22 +34,19 @@ REFUSED_EXIT_CODES = (2, 3, 5, 6, 7)
 
 
 def run_job(
-    module: str, *args: str, timeout: float = 600, refused: tuple[int, ...] = REFUSED_EXIT_CODES
+    job: str, *args: str, timeout: float = 600, refused: tuple[int, ...] = REFUSED_EXIT_CODES
 ) -> Any:
-    """Run `python -m spark_jobs.<module> ARGS`; return its stdout parsed as JSON. An exit code in
+    """Run `python -m spark_jobs JOB ARGS` (the job package's one CLI); return its stdout parsed as JSON. An exit code in
     `refused` fails the task for good (JobRefused); any other is retried (JobFailed)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [sys.executable, "-m", f"spark_jobs.{module}", *args],
+        [sys.executable, "-m", "spark_jobs", job, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
         cwd=PROJECT_ROOT,
         check=False,
     )
     if proc.returncode != 0:
         error = JobRefused if proc.returncode in refused else JobFailed
-        raise error(proc.stderr.strip() or f"spark_jobs.{module} exited {proc.returncode}")
+        raise error(proc.stderr.strip() or f"spark_jobs {job} exited {proc.returncode}")
     return json.loads(proc.stdout) if proc.stdout.strip() else None

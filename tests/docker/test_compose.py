@@ -147,7 +147,7 @@ def test_the_lambda_package_is_shipped_before_any_airflow_service_starts(compose
     services = compose["services"]
     ship = services["lambda-ship"]
     root = compose["x-airflow-common"]["environment"]["AIRFLOW_VAR_ML_STORAGE_ROOT"]
-    assert ship["entrypoint"] == ["python", "-m", "spark_jobs.lambda_package", "--storage-root", root]
+    assert ship["entrypoint"] == ["python", "-m", "spark_jobs", "lambda_package", "--storage-root", root]
     assert services["airflow-init"]["depends_on"]["lambda-ship"] == {
         "condition": "service_completed_successfully"
     }

@@ -28,8 +28,9 @@ from scaling_platform.lambda_release import FunctionSettings, release_model
 from local_cloud.airflow_offline import LAMBDA_ROLE
 from local_cloud.server import client, role_arn
 from local_cloud.standalone import Running, local_airflow
-from spark_jobs import sample_input, storage
-from spark_jobs.partitions import output_uri
+from spark_jobs import storage
+from spark_jobs.data import sample_input
+from spark_jobs.data.partitions import output_uri
 from tests.conftest import BANK, BANK_FUNCTION, bank_records, free_port
 from tests.e2e.airflow_ui import (
     Api,

@@ -12,9 +12,10 @@ import pytest
 
 from local_cloud.airflow_offline import airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
-from spark_jobs import sample_input, storage
-from spark_jobs.partitions import input_uri, output_uri
-from spark_jobs.registry import SPARK_MODEL, Registry
+from spark_jobs import storage
+from spark_jobs.data import sample_input
+from spark_jobs.data.partitions import input_uri, output_uri
+from spark_jobs.registry.store import SPARK_MODEL, Registry
 from tests.conftest import BANK
 from tests.e2e.conftest import EMR_TASKS, TRAINED_VERSION, copy_of
 
@@ -45,7 +46,7 @@ def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
-    from spark_jobs.features import with_positive_probability
+    from spark_jobs.training.features import with_positive_probability
 
     env, root, work = offline
     sample_input.cut(str(BANK), bank_spec, str(root), "2026-11-20", 500, "csv")
@@ -54,7 +55,7 @@ def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline
     assert code == 0, output[-4000:]
     assert states == dict.fromkeys(TASKS, "success") | dict.fromkeys(EMR_TASKS, "skipped")
     # The job's own output reached the task log through the followed pod log.
-    assert "[base]" in output and "spark_jobs.score scoring shard 0 of 1" in output
+    assert "[base]" in output and "spark_jobs.scoring.score scoring shard 0 of 1" in output
     assert "records.csv: 500 row(s) read, 0 rejected, 500 scored" in output
     summary = json.loads(storage.read_bytes(f"{output_uri(str(root), MODEL, '2026-11-20')}/_summary.json"))
     assert (summary["rows_in"], summary["rows_scored"]) == (500, 500)

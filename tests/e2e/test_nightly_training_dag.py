@@ -9,7 +9,7 @@ from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, mig
 from local_cloud.process import running_emulator
 from local_cloud.server import client
 from local_cloud.validation import read_journal
-from spark_jobs.registry import Registry
+from spark_jobs.registry.store import Registry
 from tests.conftest import BANK, BANK_FUNCTION, in_network
 
 pytestmark = [pytest.mark.spark, pytest.mark.emulator, pytest.mark.airflow]

@@ -58,7 +58,7 @@ def test_make_runs_road_reads_and_writes_the_emulators_s3(tmp_path):
     conf = {"date": on_emr, "engine": "emr"}
     emr = _run("local_cloud.run", "batch_scoring", *where, "--conf", json.dumps(conf))
     assert "of 2,000 record(s) scored" in emr and "in one Spark step, spark engine" in emr, emr[-2000:]
-    shown = _run(*cloud, "spark_jobs.registry", "show", *spec, "--report-copy", str(tmp_path / "reports"))
+    shown = _run(*cloud, "spark_jobs", "registry", "show", *spec, "--report-copy", str(tmp_path / "reports"))
     assert f"report:   s3://{BUCKET}/{PREFIX}/models/bank-marketing/versions/" in shown
     assert "<html" in next((tmp_path / "reports" / "bank-marketing").glob("*/index.html")).read_text().lower()
 

@@ -14,9 +14,10 @@ from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, mig
 from local_cloud.process import running_emulator
 from local_cloud.run import example_records
 from local_cloud.server import client
-from spark_jobs import sample_input, storage
-from spark_jobs.partitions import output_uri
-from spark_jobs.registry import Registry
+from spark_jobs import storage
+from spark_jobs.data import sample_input
+from spark_jobs.data.partitions import output_uri
+from spark_jobs.registry.store import Registry
 from spark_jobs.spec import load_spec
 from tests.conftest import BANK, PENGUINS, PENGUINS_SPEC
 from tests.e2e.conftest import EMR_TASKS, TRAINED_VERSION, copy_of

@@ -1,4 +1,4 @@
-"""The artefacts `spark_jobs.package` ships are enough to run the training step with spark-submit.
+"""The artefacts `spark_jobs.shipping.package` ships are enough to run the training step with spark-submit.
 
 The emulator runs steps with this project's interpreter; this test instead runs the step the way
 the cluster does: the packed environment's Python (no pyspark inside; Spark puts its own on the
@@ -16,8 +16,8 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from spark_jobs import environment, package
-from spark_jobs.registry import Registry
+from spark_jobs.registry.store import Registry
+from spark_jobs.shipping import environment, package
 from tests.conftest import BANK, train_args
 
 pytestmark = [pytest.mark.spark, pytest.mark.emulator]

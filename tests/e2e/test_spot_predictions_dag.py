@@ -21,8 +21,9 @@ from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, mig
 from local_cloud.process import running_emulator
 from local_cloud.server import client, role_arn
 from local_cloud.validation import read_journal
-from spark_jobs import lambda_package, storage
-from spark_jobs.registry import PORTABLE, SPARK_MODEL, Registry
+from spark_jobs import storage
+from spark_jobs.registry.store import PORTABLE, SPARK_MODEL, Registry
+from spark_jobs.shipping import lambda_package
 from tests.conftest import BANK, BANK_FUNCTION, bank_records
 from tests.e2e.conftest import TRAINED_VERSION, copy_of
 
@@ -53,7 +54,7 @@ def _responses(work):
 def test_predictions_come_from_the_champion_through_lambda_and_match_spark(offline, spark, bank_spec):
     from pyspark.ml import PipelineModel
 
-    from spark_jobs.features import with_positive_probability
+    from spark_jobs.training.features import with_positive_probability
 
     env, _, work = offline
     records = bank_records(5, start=100)

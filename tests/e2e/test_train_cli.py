@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spark_jobs.registry import Registry
+from spark_jobs.registry.store import Registry
 from tests.conftest import BANK, ROOT, train_args
 
 pytestmark = pytest.mark.spark
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.spark
 
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", *args],
+        [sys.executable, "-m", "spark_jobs", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -35,7 +35,7 @@ def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("storage")
     proc = _cli(
-        "spark_jobs.train",
+        "train",
         *train_args(BANK, root, "--run-id", "e2e-run", "--promote", "--min-metric", "roc_auc=0.8"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
 
 
 def test_help_lists_the_options():
-    train_help = _cli("spark_jobs.train", "--help")
+    train_help = _cli("train", "--help")
     assert train_help.returncode == 0
     for option in (
         "--input",
@@ -59,7 +59,7 @@ def test_help_lists_the_options():
         "--tolerance",
     ):
         assert option in train_help.stdout
-    registry_help = _cli("spark_jobs.registry", "--help")
+    registry_help = _cli("registry", "--help")
     assert registry_help.returncode == 0
     assert "show" in registry_help.stdout and "promote" in registry_help.stdout
 
@@ -98,7 +98,7 @@ def test_gate_promoted_it_and_show_lists_it(trained, tmp_path):
     registry, version, stdout = trained
     assert registry.champion()["version"] == version
     assert "promoted to champion" in stdout
-    shown = _cli("spark_jobs.registry", "show", "--model", "bank-marketing", "--storage-root", registry.root)
+    shown = _cli("registry", "show", "--model", "bank-marketing", "--storage-root", registry.root)
     assert shown.returncode == 0
     assert f"* {version}" in shown.stdout and f"champion: {version}" in shown.stdout
 
@@ -106,8 +106,8 @@ def test_gate_promoted_it_and_show_lists_it(trained, tmp_path):
 def test_saved_spark_model_and_portable_model_agree(trained, spark, bank_spec):
     from pyspark.ml import PipelineModel
 
-    from spark_jobs.contract import inspect_input, read_checked
-    from spark_jobs.features import with_label, with_positive_probability
+    from spark_jobs.data.contract import inspect_input, read_checked
+    from spark_jobs.training.features import with_label, with_positive_probability
 
     registry, version, _ = trained
     spark_model = PipelineModel.load(registry.version_uri(version) + "/spark_model")
@@ -123,7 +123,8 @@ def test_a_killed_run_leaves_no_complete_version_and_the_champion_stays(trained)
         [
             sys.executable,
             "-m",
-            "spark_jobs.train",
+            "spark_jobs",
+            "train",
             *train_args(BANK, registry.root, "--version", "killed", "--run-id", "night-1"),
         ],
         cwd=ROOT,
@@ -144,11 +145,13 @@ def test_a_killed_run_leaves_no_complete_version_and_the_champion_stays(trained)
     # Another run is refused while the killed run's claim lives (it expires 10 minutes after its
     # last renewal); the same run's retry takes it over and trains the version id cleanly.
     other = _cli(
-        "spark_jobs.train", *train_args(BANK, registry.root, "--version", "killed", "--run-id", "night-2")
+        "train",
+        *train_args(BANK, registry.root, "--version", "killed", "--run-id", "night-2"),
     )
     assert other.returncode == 4 and "is being written by night-1" in other.stderr, other.stderr[-2000:]
     again = _cli(
-        "spark_jobs.train", *train_args(BANK, registry.root, "--version", "killed", "--run-id", "night-1")
+        "train",
+        *train_args(BANK, registry.root, "--version", "killed", "--run-id", "night-1"),
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "killed" in registry.versions() and not staging.exists()

@@ -12,8 +12,8 @@ from scaling_platform.emr_operators import existing_step_ids
 
 from local_cloud.emr_steps import local_spark_submit
 from local_cloud.server import client
-from spark_jobs.package import ship
 from spark_jobs.session import s3a_settings
+from spark_jobs.shipping.package import ship
 from tests.conftest import BANK, in_network, train_args
 
 

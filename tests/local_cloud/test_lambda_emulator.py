@@ -15,7 +15,7 @@ from local_cloud.airflow_offline import LAMBDA_ROLE
 from local_cloud.process import running_emulator
 from local_cloud.server import client
 from local_cloud.validation import read_journal
-from spark_jobs.lambda_package import code_sha256
+from spark_jobs.shipping.lambda_package import code_sha256
 from tests.conftest import bank_records, function_request, handmade_version
 
 NO_RETRIES = botocore.config.Config(retries={"total_max_attempts": 1}, read_timeout=120)

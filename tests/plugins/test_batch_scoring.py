@@ -13,8 +13,9 @@ from kubernetes.client import ApiClient
 from scaling_platform.batch_scoring import JOB_UID, SCRATCH, PodSize, scoring_arguments, scoring_pod
 from scaling_platform.pod_operators import JOB_INPUT_ERRORS, JobPodOperator
 
-from spark_jobs import errors, score
+from spark_jobs import errors
 from spark_jobs.__main__ import JOBS
+from spark_jobs.scoring import score
 from tests.conftest import ROOT
 
 PLAN = {
@@ -149,7 +150,7 @@ def test_failures_a_retry_cannot_fix_are_not_retried(monkeypatch, exit_code, rea
 
 
 def test_a_shards_pod_gets_its_shard_as_the_jobs_cli_parses_it():
-    from spark_jobs.score import parse_args
+    from spark_jobs.scoring.score import parse_args
 
     shard = {"index": 1, "count": 3, "parts": [{"file": 4, "row_groups": [2, 3]}]}
     arguments = scoring_arguments(PLAN, shard)

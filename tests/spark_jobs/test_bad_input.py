@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs import train
 from spark_jobs.errors import DataContractError
-from spark_jobs.registry import Registry
+from spark_jobs.registry.store import Registry
+from spark_jobs.training import train
 from tests.conftest import BANK, ROOT, train_args
 
 LINES = BANK.read_text().splitlines(keepends=True)
@@ -115,7 +115,7 @@ def test_bad_input_fails_clearly_and_loses_nothing(case, registry_with_champion,
 def test_cli_exits_non_zero_with_the_message_only(tmp_path):
     """The real command, as EMR and pods run it: exit code and one line on stderr."""
     proc = subprocess.run(
-        [sys.executable, "-m", "spark_jobs.train", *train_args(tmp_path / "nope.csv", tmp_path / "root")],
+        [sys.executable, "-m", "spark_jobs", "train", *train_args(tmp_path / "nope.csv", tmp_path / "root")],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -9,8 +9,9 @@ import math
 
 import pytest
 
-from spark_jobs import drift, storage, train
-from spark_jobs.registry import Gate, Registry, evaluate_gate
+from spark_jobs import storage
+from spark_jobs.registry.store import Gate, Registry, evaluate_gate
+from spark_jobs.training import drift, train
 from tests.conftest import BANK, train_args
 from tests.e2e.conftest import TRAINED_VERSION, copy_of
 

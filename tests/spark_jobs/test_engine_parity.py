@@ -11,9 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from spark_jobs import sample_input, score, score_arrow, storage
-from spark_jobs.contract import CORRUPT, inspect_input, read_raw
-from spark_jobs.partitions import input_uri, output_uri
+from spark_jobs import storage
+from spark_jobs.data import sample_input
+from spark_jobs.data.contract import CORRUPT, inspect_input, read_raw
+from spark_jobs.data.partitions import input_uri, output_uri
+from spark_jobs.scoring import score, score_arrow
 from spark_jobs.spec import load_spec, parse_spec
 from tests.conftest import BANK, SPEC, handmade_version
 from tests.spark_jobs.test_types_by_meaning import CASES, ROLE, write_case

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs.features import TrainParams, build_pipeline, split, with_label
-from spark_jobs.metrics import evaluate, roc_points, summarize_confusion
+from spark_jobs.training.features import TrainParams, build_pipeline, split, with_label
+from spark_jobs.training.metrics import evaluate, roc_points, summarize_confusion
 
 
 def test_with_label_marks_the_positive_value(spark, bank_spec):

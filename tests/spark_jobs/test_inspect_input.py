@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from spark_jobs.contract import inspect_input
+from spark_jobs.data.contract import inspect_input
 from spark_jobs.errors import DataContractError
 from tests.conftest import BANK
 

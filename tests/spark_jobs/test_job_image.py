@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from spark_jobs import environment
 from spark_jobs.__main__ import JOBS
+from spark_jobs.shipping import environment
 from tests.conftest import ROOT
 
 
@@ -22,7 +22,7 @@ def _pins(text: str) -> dict[str, str]:
 def test_the_image_requirements_are_the_pod_engines_locked_dependencies_without_spark(tmp_path):
     out = tmp_path / "jobs-requirements.txt"
     proc = subprocess.run(
-        [sys.executable, "-m", "spark_jobs.package", "--image-requirements", str(out)],
+        [sys.executable, "-m", "spark_jobs", "package", "--image-requirements", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -81,7 +81,7 @@ def test_the_job_image_builds_without_a_jvm_and_runs_the_arrow_engine_as_10001()
     tag, _, user = Images(engine, ROOT).build("ml-scaling-jobs", ROOT / "docker" / "jobs.Dockerfile")
     assert user == "10001"
     probe = (
-        "import importlib.util, os, shutil; import spark_jobs.score_arrow; "
+        "import importlib.util, os, shutil; import spark_jobs.scoring.score_arrow; "
         "print(os.getuid(), importlib.util.find_spec('pyspark'), shutil.which('java'))"
     )
     run = ["run", "--rm", "--pull=never", "--network", "none", "--read-only", "--entrypoint", "python"]

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spark_jobs import lambda_handler, storage
+from spark_jobs import storage
 from spark_jobs.errors import IntegrityError, InvalidInputError, NoChampionError
-from spark_jobs.portable import Scorer
-from spark_jobs.registry import PORTABLE
+from spark_jobs.registry.portable import Scorer
+from spark_jobs.registry.store import PORTABLE
+from spark_jobs.serving import lambda_handler
 from tests.conftest import ROOT, bank_records, handmade_version
 
 
@@ -206,7 +207,7 @@ def test_the_handler_imports_neither_spark_nor_the_numeric_stack():
     code = (
         "import sys\n"
         "for name in ('pyspark', 'pandas', 'numpy', 'sklearn', 's3fs', 'boto3'): sys.modules[name] = None\n"
-        "import spark_jobs.lambda_handler\n"
+        "import spark_jobs.serving.lambda_handler\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -214,7 +215,7 @@ def test_the_handler_imports_neither_spark_nor_the_numeric_stack():
 
 
 def test_an_s3_root_is_read_and_written_with_the_runtimes_boto3(s3_env, monkeypatch):
-    from spark_jobs import serving
+    from spark_jobs.serving import predict as serving
 
     root = "s3://registry/served"
     handmade_version(root)  # written with s3fs, as training writes

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from spark_jobs import storage
-from spark_jobs.leases import ClaimedError, Lease, is_free
+from spark_jobs.registry.leases import ClaimedError, Lease, is_free
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from spark_jobs.contract import inspect_input, read_checked
+from spark_jobs.data.contract import inspect_input, read_checked
 from spark_jobs.errors import DataContractError
 from tests.conftest import BANK, SPEC
 
@@ -67,7 +67,7 @@ def test_extra_columns_are_named_in_a_warning_and_not_carried(spark, tmp_path, b
         r.rstrip("\n") + ";" + ";".join("0" for _ in extra) for r in ROWS
     ]
     data.write_text("\n".join(lines) + "\n")
-    with caplog.at_level("WARNING", logger="spark_jobs.contract"):
+    with caplog.at_level("WARNING", logger="spark_jobs.data.contract"):
         typed = read_checked(spark, inspect_input(str(data), bank_spec), bank_spec)
     assert typed.columns == list(bank_spec.columns)
     assert any("300 column(s)" in r.getMessage() and "are ignored" in r.getMessage() for r in caplog.records)

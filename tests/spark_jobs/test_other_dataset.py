@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spark_jobs import train
-from spark_jobs.registry import Registry
+from spark_jobs.registry.store import Registry
+from spark_jobs.training import train
 from tests.conftest import train_args
 
 SPEC = """

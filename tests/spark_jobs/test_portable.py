@@ -12,9 +12,15 @@ import pytest
 from sklearn.base import BaseEstimator
 
 from spark_jobs import storage
-from spark_jobs.contract import inspect_input, read_checked
-from spark_jobs.features import TrainParams, build_pipeline, split, with_label, with_positive_probability
-from spark_jobs.portable import PortableModel, Scorer, export_pipeline
+from spark_jobs.data.contract import inspect_input, read_checked
+from spark_jobs.registry.portable import PortableModel, Scorer, export_pipeline
+from spark_jobs.training.features import (
+    TrainParams,
+    build_pipeline,
+    split,
+    with_label,
+    with_positive_probability,
+)
 from tests.conftest import BANK, ROOT
 
 
@@ -73,7 +79,7 @@ def test_export_is_plain_json_loaded_as_a_scikit_learn_estimator_without_spark(f
     # A fresh interpreter in which importing pyspark fails.
     code = (
         "import sys, json; sys.modules['pyspark'] = None\n"
-        "from spark_jobs.portable import PortableModel\n"
+        "from spark_jobs.registry.portable import PortableModel\n"
         f"m = PortableModel.from_bytes(open({str(path)!r}, 'rb').read())\n"
         f"print(json.dumps(m.predict_proba({records!r}).tolist()))\n"
         f"print(json.dumps(m.estimator.predict(m.frame({records!r})).tolist()))\n"

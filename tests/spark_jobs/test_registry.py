@@ -10,9 +10,9 @@ import pytest
 
 from spark_jobs import storage
 from spark_jobs.errors import IntegrityError, JobError, RegistryError
-from spark_jobs.leases import ClaimedError
 from spark_jobs.locations import LocationError
-from spark_jobs.registry import Gate, Registry, evaluate_gate, gate_from
+from spark_jobs.registry.leases import ClaimedError
+from spark_jobs.registry.store import Gate, Registry, evaluate_gate, gate_from
 
 METRICS = {"roc_auc": 0.91, "pr_auc": 0.55, "f1": 0.45, "rows": {"test": 100}}
 
@@ -204,7 +204,7 @@ def test_a_spark_model_missing_a_stage_is_not_committed(registry, trained_storag
 def test_two_promotions_at_once_lose_neither(registry, monkeypatch):
     """v3 is promoted between v2's read of the pointer and its write: v2's compare-and-swap fails
     and its gate runs again, against v3."""
-    from spark_jobs import registry as registry_module
+    from spark_jobs.registry import store as registry_module
 
     _add_version(registry, "v1", METRICS | {"roc_auc": 0.80})
     registry.promote("v1", Gate())
@@ -240,7 +240,7 @@ def test_a_kill_between_gate_record_and_pointer_and_the_old_order_both_recover(r
 
 def test_skip_if_exists_with_promote_still_runs_the_gate(tmp_path, capsys):
     """A re-run of a night whose version is complete does not train again, but is still gated."""
-    from spark_jobs import train
+    from spark_jobs.training import train
     from tests.conftest import BANK, handmade_version, train_args
 
     registry = handmade_version(tmp_path / "root", "nightly-20261120", promote=False)

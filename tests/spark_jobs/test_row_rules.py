@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from spark_jobs.row_rules import (
+from spark_jobs.data.row_rules import (
     ABOVE,
     BELOW,
     DECIMAL,

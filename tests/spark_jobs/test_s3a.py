@@ -43,7 +43,7 @@ def test_local_spark_reads_and_writes_s3_through_s3a(emulator):
 
 
 def test_without_the_connector_a_job_says_spark_cannot_reach_the_input(emulator, tmp_path):
-    command = [sys.executable, "-m", "spark_jobs.train", "--input", "s3://s3a-test/in/bank.csv"]
+    command = [sys.executable, "-m", "spark_jobs", "train", "--input", "s3://s3a-test/in/bank.csv"]
     command += ["--spec", "specs/bank_marketing.yaml", "--storage-root", str(tmp_path / "storage")]
     env = emulator | {"SPARK_S3A_JARS": str(tmp_path)}  # a folder with no jars
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

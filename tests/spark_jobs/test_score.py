@@ -11,11 +11,13 @@ import time
 
 import pytest
 
-from spark_jobs import sample_input, score, storage
-from spark_jobs.contract import CORRUPT
-from spark_jobs.partitions import MARKER, input_uri, output_uri
-from spark_jobs.portable import Scorer
-from spark_jobs.registry import PORTABLE
+from spark_jobs import storage
+from spark_jobs.data import sample_input
+from spark_jobs.data.contract import CORRUPT
+from spark_jobs.data.partitions import MARKER, input_uri, output_uri
+from spark_jobs.registry.portable import Scorer
+from spark_jobs.registry.store import PORTABLE
+from spark_jobs.scoring import score
 from tests.conftest import BANK, ROOT, SPEC, bank_records, handmade_version
 
 DATE = "2026-11-20"

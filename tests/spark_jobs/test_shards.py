@@ -8,10 +8,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from spark_jobs import sample_input, score, shards, storage
-from spark_jobs.contract import inspect_input
+from spark_jobs import storage
+from spark_jobs.data import sample_input
+from spark_jobs.data.contract import inspect_input
+from spark_jobs.data.partitions import input_uri, output_uri
 from spark_jobs.errors import DataContractError, IncompleteShardsError
-from spark_jobs.partitions import input_uri, output_uri
+from spark_jobs.scoring import score, shards
 from spark_jobs.spec import load_spec
 from tests.conftest import BANK, SPEC, handmade_version
 

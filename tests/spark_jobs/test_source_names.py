@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from spark_jobs import score, storage, train
+from spark_jobs import storage
+from spark_jobs.data.partitions import MARKER, input_uri, output_uri
 from spark_jobs.errors import SpecError
-from spark_jobs.partitions import MARKER, input_uri, output_uri
+from spark_jobs.scoring import score
 from spark_jobs.spec import parse_spec
+from spark_jobs.training import train
 from tests.conftest import BANK, SPEC, train_args
 
 # Data columns with names Spark would read as struct access, or that hold spaces and brackets.

@@ -8,8 +8,8 @@ import math
 import pyarrow as pa
 import pytest
 
-from spark_jobs.row_rules import NOT_INTEGER, OUT_OF_RANGE
-from spark_jobs.spark_values import double_text, sample, simple_string, text_to_double, text_to_integer
+from spark_jobs.data.row_rules import NOT_INTEGER, OUT_OF_RANGE
+from spark_jobs.data.spark_values import double_text, sample, simple_string, text_to_double, text_to_integer
 
 
 @pytest.mark.parametrize(

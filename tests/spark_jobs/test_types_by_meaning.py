@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from spark_jobs import score
-from spark_jobs.contract import inspect_input, read_checked, read_raw
+from spark_jobs.data.contract import inspect_input, read_checked, read_raw
 from spark_jobs.errors import DataContractError
+from spark_jobs.scoring import score
 from spark_jobs.spec import parse_spec
 
 # A spec with one feature, `v`, of the type under test.

@@ -24,8 +24,7 @@ from typing import Any
 import fsspec
 
 from spark_jobs import storage
-from spark_jobs.errors import DataContractError, JobError
-from spark_jobs.row_rules import (
+from spark_jobs.data.row_rules import (
     CORRUPT,
     DECIMAL,
     EXACT_IN_DOUBLE,
@@ -45,9 +44,10 @@ from spark_jobs.row_rules import (
     Rule,
     value_rules,
 )
+from spark_jobs.errors import DataContractError, JobError
 from spark_jobs.spec import DatasetSpec
 
-log = logging.getLogger("spark_jobs.contract")
+log = logging.getLogger("spark_jobs.data.contract")
 
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
 _EXAMPLES = 3
@@ -604,7 +604,7 @@ def _quote(values: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m spark_jobs.contract --input URI --spec URI`: the Spark-free checks, in a second.
+    """`python -m spark_jobs contract --input URI --spec URI`: the Spark-free checks, in a second.
 
     Prints the resolved input as JSON (files, fingerprint); exits 3 with the reason otherwise.
     """
@@ -615,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     from spark_jobs.locations import argument
     from spark_jobs.spec import load_spec
 
-    parser = argparse.ArgumentParser(prog="python -m spark_jobs.contract", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m spark_jobs contract", description=main.__doc__)
     parser.add_argument("--input", required=True, type=argument("input"))
     parser.add_argument("--spec", required=True, type=argument("spec"))
     args = parser.parse_args(argv)
@@ -625,7 +625,3 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"uri": inp.uri, "files": len(inp.files), "fingerprint": inp.fingerprint}))
 
     return run_cli(check)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

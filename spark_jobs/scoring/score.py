@@ -13,10 +13,10 @@ for the same date, so a retry or re-run never leaves a half-written partition vi
 
 Two engines, one result (tests/spark_jobs/test_engine_parity.py): `--engine arrow` (the default,
 the scoring pod's) streams the day through Arrow record batches and numpy with no JVM
-(spark_jobs.score_arrow); `--engine spark` (an EMR cluster's, for days larger than a pod) checks
+(spark_jobs.scoring.score_arrow); `--engine spark` (an EMR cluster's, for days larger than a pod) checks
 rows with Spark Columns and scores them with the model as a Column expression, in one pass.
 
-Usage: python -m spark_jobs.score --storage-root URI --model NAME --date YYYY-MM-DD [options]
+Usage: python -m spark_jobs score --storage-root URI --model NAME --date YYYY-MM-DD [options]
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ import logging
 import os
 import secrets
 import shutil
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from spark_jobs import configure_logging, storage
-from spark_jobs.contract import (
+from spark_jobs import storage
+from spark_jobs.data.contract import (
     CORRUPT,
     InputFiles,
     cast_column,
@@ -47,19 +46,19 @@ from spark_jobs.contract import (
     spark_kind,
     typed_column,
 )
+from spark_jobs.data.partitions import MARKER, input_uri, iso_date, output_uri
+from spark_jobs.data.row_rules import ABOVE, BELOW, MALFORMED, MISSING, row_rules
 from spark_jobs.errors import DataContractError, JobError, run_cli
-from spark_jobs.leases import Lease, holder_id, is_free
 from spark_jobs.locations import argument, name_argument, optional_version
-from spark_jobs.partitions import MARKER, input_uri, iso_date, output_uri
-from spark_jobs.portable import Scorer
-from spark_jobs.registry import PORTABLE, SPEC, Registry, utc_now
-from spark_jobs.row_rules import ABOVE, BELOW, MALFORMED, MISSING, row_rules
+from spark_jobs.registry.leases import Lease, holder_id, is_free
+from spark_jobs.registry.portable import Scorer
+from spark_jobs.registry.store import PORTABLE, SPEC, Registry, utc_now
 from spark_jobs.spec import DatasetSpec
 
 if TYPE_CHECKING:
-    from spark_jobs.score_arrow import Tally
+    from spark_jobs.scoring.score_arrow import Tally
 
-log = logging.getLogger("spark_jobs.score")
+log = logging.getLogger("spark_jobs.scoring.score")
 
 REASON = "reject_reason"
 SUMMARY = "_summary.json"
@@ -197,7 +196,7 @@ def score_partition(args: argparse.Namespace) -> dict[str, Any]:
         if args.engine == "spark":
             tally, extra = spark_scores(inp, spec, doc, version, staging)
         else:
-            from spark_jobs import score_arrow
+            from spark_jobs.scoring import score_arrow
 
             tally = score_arrow.write_scores(inp, spec, Scorer(json.loads(doc)), version, staging)
             extra = {"model_loads": 1, "arrow_batches": tally.batches}
@@ -212,7 +211,7 @@ def score_partition(args: argparse.Namespace) -> dict[str, Any]:
 def score_shard(args: argparse.Namespace) -> dict[str, Any]:
     """One shard of the day (shards.plan) into its folder of the run, its summary last. No claim
     and no gate: the commit takes the partition's claim and judges the whole day."""
-    from spark_jobs import score_arrow, shards
+    from spark_jobs.scoring import score_arrow, shards
 
     if args.engine != "arrow":
         raise JobError("--shard is the pods' way to split a day: it needs --engine arrow")
@@ -286,7 +285,7 @@ def spark_scores(
     while the scores are written; the rejected rows, if any, in a second); the counts back."""
     from pyspark.sql import Observation
 
-    from spark_jobs.score_arrow import Tally
+    from spark_jobs.scoring.score_arrow import Tally
     from spark_jobs.session import get_spark
 
     spark = get_spark(f"score-{spec.name}")
@@ -415,14 +414,14 @@ def _ratio(text: str) -> float:
 
 
 def _shard(text: str) -> dict[str, Any]:
-    from spark_jobs.shards import parse_shard
+    from spark_jobs.scoring.shards import parse_shard
 
     return parse_shard(text)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m spark_jobs.score",
+        prog="python -m spark_jobs score",
         description=__doc__.split("\n")[0],
         epilog="Prints the summary as JSON. Exit codes: 3 bad input, 4 registry problem.",
     )
@@ -463,7 +462,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--shard",
         type=_shard,
-        help="score one shard of spark_jobs.shards.plan (JSON) into the run's shard folder; "
+        help="score one shard of spark_jobs.scoring.shards.plan (JSON) into the run's shard folder; "
         "the commit publishes the day and applies --max-rejected-ratio",
     )
     parser.add_argument("--run-id", help="recorded in the summary (the Airflow run id)")
@@ -472,13 +471,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging()
 
     def score() -> None:
         print(json.dumps(run(args), sort_keys=True))
 
     return run_cli(score)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

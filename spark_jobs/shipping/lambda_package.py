@@ -1,4 +1,4 @@
-"""The Lambda deployment package: `python -m spark_jobs.lambda_package --out FILE | --storage-root URI`.
+"""The Lambda deployment package: `python -m spark_jobs lambda_package --out FILE | --storage-root URI`.
 
 `--storage-root URI` builds and uploads it (`make ship`); with `--find` it only prints the
 package shipped for this code and lock; `--image-context DIR` writes the container image's inputs.
@@ -17,18 +17,18 @@ import argparse
 import base64
 import hashlib
 import json
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from spark_jobs import environment, package, storage
+from spark_jobs import storage
 from spark_jobs.errors import JobError, run_cli
 from spark_jobs.locations import argument
+from spark_jobs.shipping import environment, package
 
-HANDLER = "spark_jobs.lambda_handler.handler"
+HANDLER = "spark_jobs.serving.lambda_handler.handler"
 # The zip and the image carry the handler's module and what it imports, not the training code.
-ENTRY = "lambda_handler"
+ENTRY = HANDLER.rsplit(".", 1)[0]
 # The handler is pure Python: nothing ties it to EMR's 3.11, and python3.11 (Amazon Linux 2) is
 # on Lambda's deprecation path; python3.12 runs on Amazon Linux 2023 (glibc 2.34) until 2028.
 RUNTIME = "python3.12"
@@ -116,7 +116,7 @@ def ship(storage_root: str) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m spark_jobs.lambda_package", description=__doc__.split("\n")[0]
+        prog="python -m spark_jobs lambda_package", description=__doc__.split("\n")[0]
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="write the zip here")
@@ -155,7 +155,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps((find if args.find else ship)(args.storage_root)))
 
     return run_cli(command, also=(OSError,))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

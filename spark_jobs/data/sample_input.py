@@ -5,7 +5,7 @@ date), drops the target column, adds `record_id` (the row's number in the source
 joined back to the labels) and writes `<root>/incoming/<model>/ds=<date>/records.csv` (or
 `.parquet`), then `_SUCCESS`: the marker the batch_scoring DAG's sensor waits for.
 
-Usage: python -m spark_jobs.sample_input --source FILE --spec FILE --storage-root URI --date YYYY-MM-DD
+Usage: python -m spark_jobs sample_input --source FILE --spec FILE --storage-root URI --date YYYY-MM-DD
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ import csv
 import io
 import json
 import random
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from spark_jobs import storage
+from spark_jobs.data.partitions import MARKER, input_uri, iso_date
 from spark_jobs.errors import DataContractError, run_cli
 from spark_jobs.locations import argument
-from spark_jobs.partitions import MARKER, input_uri, iso_date
 from spark_jobs.spec import DatasetSpec, load_spec
 
 ID = "record_id"
@@ -90,7 +89,7 @@ def cut(source: str, spec: DatasetSpec, root: str, date: str, rows: int, fmt: st
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m spark_jobs.sample_input", description=__doc__.split("\n")[0]
+        prog="python -m spark_jobs sample_input", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--source", default="data/bank/bank-full.csv", help="labelled CSV (default: the bank data)"
@@ -117,7 +116,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

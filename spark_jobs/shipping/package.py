@@ -1,4 +1,4 @@
-"""Ship the job: `python -m spark_jobs.package --storage-root URI` prints the artefact URIs.
+"""Ship the job: `python -m spark_jobs package --storage-root URI` prints the artefact URIs.
 
 Builds a zip of this package (for spark-submit --py-files) and the spark-submit entry point
 under <root>/code/<source digest>/, and the packed Python environment (for --archives) under
@@ -16,61 +16,79 @@ import importlib.resources
 import io
 import json
 import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Sequence
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import spark_jobs
-from spark_jobs import environment, storage
+from spark_jobs import storage
 from spark_jobs.errors import run_cli
 from spark_jobs.locations import argument
+from spark_jobs.shipping import environment
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries get fixed times so equal code gives equal bytes
 
 
 def source_files(entry: str | None = None) -> dict[str, bytes]:
-    """The package's Python sources by archive name, sorted: all of them, or only the modules
-    that module `entry` imports (imported_modules)."""
-    package = importlib.resources.files(spark_jobs)
-    wanted = imported_modules(entry) if entry else None
-    return {
-        f"spark_jobs/{item.name}": item.read_bytes()
-        for item in sorted(package.iterdir(), key=lambda e: e.name)
-        if item.name.endswith(".py") and (wanted is None or item.name[:-3] in wanted)
-    }
+    """The package's Python sources by archive name (`spark_jobs/serving/predict.py`), sorted: all
+    of them, or only the modules that module `entry` imports (imported_modules)."""
+    sources = _sources()
+    wanted = imported_modules(entry, sources) if entry else set(sources)
+    return {_archive_name(name, sources[name]): sources[name].read_bytes() for name in sorted(wanted)}
 
 
-def imported_modules(entry: str) -> set[str]:
-    """The package's modules `entry` needs: itself, __init__, and every module of the package it
-    imports, at any depth, read from the code (an import inside a function counts: it runs
-    later, where only the shipped modules are)."""
-    package = importlib.resources.files(spark_jobs)
-    modules = {item.name[:-3] for item in package.iterdir() if item.name.endswith(".py")}
-    found: set[str] = {"__init__"}
+def imported_modules(entry: str, sources: dict[str, Traversable] | None = None) -> set[str]:
+    """The package's modules (dotted names) `entry` needs: itself, the packages around each, and
+    every module of the package it imports, at any depth, read from the code (an import inside a
+    function counts: it runs later, where only the shipped modules are)."""
+    sources = sources or _sources()
+    found: set[str] = set()
     todo = [entry]
     while todo:
         name = todo.pop()
-        if name in found:
+        if name in found or name not in sources:
             continue
         found.add(name)
-        for node in ast.walk(ast.parse(package.joinpath(f"{name}.py").read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == "spark_jobs":
-                todo += [alias.name for alias in node.names if alias.name in modules]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("spark_jobs."):
-                todo.append(str(node.module).split(".")[1])
+        todo += [name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)]  # its packages
+        for node in ast.walk(ast.parse(sources[name].read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                todo += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
             elif isinstance(node, ast.Import):
-                todo += [a.name.split(".")[1] for a in node.names if a.name.startswith("spark_jobs.")]
+                todo += [alias.name for alias in node.names]
     return found
+
+
+def _sources() -> dict[str, Traversable]:
+    """Every module of the package by dotted name (a package by its own name), read through
+    importlib.resources: on EMR the package is imported from the shipped zip, not a folder."""
+    found: dict[str, Traversable] = {}
+
+    def walk(folder: Traversable, prefix: str) -> None:
+        for item in folder.iterdir():
+            if item.is_dir() and item.joinpath("__init__.py").is_file():
+                walk(item, f"{prefix}.{item.name}")
+            elif item.name == "__init__.py":
+                found[prefix] = item
+            elif item.name.endswith(".py"):
+                found[f"{prefix}.{item.name[:-3]}"] = item
+
+    walk(importlib.resources.files(spark_jobs), "spark_jobs")
+    return found
+
+
+def _archive_name(module: str, source: Traversable) -> str:
+    folder = module if source.name == "__init__.py" else module.rsplit(".", 1)[0]
+    return f"{folder.replace('.', '/')}/{source.name}"
 
 
 def source_digest(files: dict[str, bytes]) -> str:
     """sha256 over the sources' names and bytes: identifies the code where there is no git."""
     digest = hashlib.sha256()
     for name, data in files.items():
-        digest.update(name.rsplit("/", 1)[-1].encode() + b"\0" + data)
+        digest.update(name.encode() + b"\0" + data)
     return digest.hexdigest()
 
 
@@ -109,7 +127,7 @@ def ship(storage_root: str, target: environment.Target | None = None) -> dict[st
     code_uri, entry_uri = storage.join(folder, "spark_jobs.zip"), storage.join(folder, "submit.py")
     if not storage.exists(entry_uri):  # the entry point is written last: its presence means complete
         storage.write_bytes(code_uri, build_zip(files))
-        storage.write_bytes(entry_uri, files["spark_jobs/submit.py"])
+        storage.write_bytes(entry_uri, files["spark_jobs/shipping/submit.py"])
     return {"code_uri": code_uri, "entrypoint_uri": entry_uri, "code_digest": digest} | ship_environment(
         root, target or environment.Target()
     )
@@ -127,7 +145,7 @@ def ship_environment(root: str, target: environment.Target) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spark_jobs.package", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m spark_jobs package", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--storage-root",
         default="storage",
@@ -159,7 +177,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(ship(args.storage_root, target)))
 
     return run_cli(command, also=(OSError,))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,5 @@
 """Values as Spark reads and prints them, in plain Python: so that scoring without a JVM
-(spark_jobs.score_arrow) takes, refuses and reports exactly what the Spark job does.
+(spark_jobs.scoring.score_arrow) takes, refuses and reports exactly what the Spark job does.
 
 - `text_to_double`, `text_to_integer`: Spark's casts from text (Java's `Double.parseDouble`
   with Spark's own words for infinity and NaN; whole numbers by the contract's pattern);
@@ -16,8 +16,8 @@ import math
 import re
 from typing import Any
 
-from spark_jobs.contract import SAMPLE_CHARS
-from spark_jobs.row_rules import INTEGER_PATTERN, INTEGER_RANGES, NOT_INTEGER, OUT_OF_RANGE
+from spark_jobs.data.contract import SAMPLE_CHARS
+from spark_jobs.data.row_rules import INTEGER_PATTERN, INTEGER_RANGES, NOT_INTEGER, OUT_OF_RANGE
 
 # Java's String.trim (and so parseDouble and Spark's integral casts) strips every char <= ' '.
 JAVA_SPACE = "".join(chr(c) for c in range(33))

@@ -25,7 +25,7 @@ from typing import Any
 from spark_jobs import storage
 from spark_jobs.errors import RegistryError
 
-log = logging.getLogger("spark_jobs.leases")
+log = logging.getLogger("spark_jobs.registry.leases")
 LIFETIME = 10 * 60  # seconds without a renewal after which a claim may be taken over
 
 

@@ -1,8 +1,8 @@
 """Batch scoring without a JVM: a day's files read, checked, scored and written as a stream of
 Arrow record batches, with numpy doing the arithmetic (the portable `Scorer`).
 
-The engine of the scoring pod (spark_jobs.score --engine arrow). It checks every row by
-spark_jobs.row_rules, as the Spark engine does, and so gives the same reasons in the same words,
+The engine of the scoring pod (spark_jobs.scoring.score --engine arrow). It checks every row by
+spark_jobs.data.row_rules, as the Spark engine does, and so gives the same reasons in the same words,
 scores with the same model and writes the same layout: one `part-*.parquet`
 and one `_rejected/part-*.parquet` per input file, so files of different schemas never meet.
 Memory is bounded by one batch, whatever the size of the day. Nothing here imports pyspark.
@@ -30,11 +30,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from spark_jobs import storage
-from spark_jobs.contract import InputFiles
-from spark_jobs.errors import DataContractError
-from spark_jobs.partitions import MARKER
-from spark_jobs.portable import Scorer
-from spark_jobs.row_rules import (
+from spark_jobs.data.contract import InputFiles
+from spark_jobs.data.partitions import MARKER
+from spark_jobs.data.row_rules import (
     ABOVE,
     BELOW,
     CORRUPT,
@@ -56,17 +54,19 @@ from spark_jobs.row_rules import (
     row_rules,
     value_rules,
 )
-from spark_jobs.score import REASON
-from spark_jobs.spark_values import (
+from spark_jobs.data.spark_values import (
     JAVA_SPACE,
     sample,
     simple_string,
     text_to_double,
     text_to_integer,
 )
+from spark_jobs.errors import DataContractError
+from spark_jobs.registry.portable import Scorer
+from spark_jobs.scoring.score import REASON
 from spark_jobs.spec import DatasetSpec
 
-log = logging.getLogger("spark_jobs.score_arrow")
+log = logging.getLogger("spark_jobs.scoring.score_arrow")
 
 BATCH_ROWS = 65_536
 # (what is wrong, a numpy mask of the rows breaking it, the value row i shows in the message)

@@ -3,12 +3,12 @@
 Layout under `<root>/models/<model>/`:
   versions/<version>/   one folder per version; complete only once manifest.json is there
   _staging/<version>/   where a version is written; a failed or killed run leaves only this
-  _leases/<version>.json  the claim of the run writing that version (spark_jobs.leases)
+  _leases/<version>.json  the claim of the run writing that version (spark_jobs.registry.leases)
   champion.json         pointer to the champion, moved by compare-and-swap
   gate/<version>.json   the gate's decision for each version that asked for promotion, written
                         before the pointer moves
 
-Usage: python -m spark_jobs.registry show|promote --storage-root URI (--model NAME | --spec FILE) ...
+Usage: python -m spark_jobs registry show|promote --storage-root URI (--model NAME | --spec FILE) ...
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import secrets
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,7 +29,6 @@ from typing import Any
 
 from spark_jobs import storage
 from spark_jobs.errors import IntegrityError, JobError, NoChampionError, RegistryError, run_cli
-from spark_jobs.leases import Lease, holder_id, is_free
 from spark_jobs.locations import (
     VERSION_ID,
     argument,
@@ -40,6 +38,7 @@ from spark_jobs.locations import (
     name_argument,
     version_argument,
 )
+from spark_jobs.registry.leases import Lease, holder_id, is_free
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
@@ -65,7 +64,7 @@ class Gate:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     primary_metric: str = "roc_auc"
     tolerance: float = 0.0
-    # Drift limits against the champion's training data (spark_jobs.drift); None: not checked.
+    # Drift limits against the champion's training data (spark_jobs.training.drift); None: not checked.
     max_psi: float | None = None
     max_unseen_share: float | None = None
 
@@ -296,7 +295,7 @@ class Registry:
 
     def load_portable(self, version: str | None = None) -> Any:
         """The portable model of a version (the champion by default), checksum verified."""
-        from spark_jobs.portable import PortableModel
+        from spark_jobs.registry.portable import PortableModel
 
         version = self.champion_version() if version is None else version
         return PortableModel.from_bytes(self.read_verified(version, PORTABLE))
@@ -457,7 +456,7 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from spark_jobs.spec import load_spec
 
-    parser = argparse.ArgumentParser(prog="python -m spark_jobs.registry", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m spark_jobs registry", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("show", "list versions, metrics and the champion"),
@@ -506,7 +505,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(registry.promote(args.version, gate), indent=1))
 
     return run_cli(command)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spark_jobs.features import LABEL, P_POSITIVE
+from spark_jobs.training.features import LABEL, P_POSITIVE
 
 ROC_BINS = 1000
 

@@ -1,7 +1,7 @@
 """Where a day's data lives under the storage root: one `ds=YYYY-MM-DD` folder per logical date.
 
 <root>/incoming/<model>/ds=<date>/   records to score; complete once `_SUCCESS` is there
-<root>/scores/<model>/ds=<date>/     their scores (spark_jobs.score)
+<root>/scores/<model>/ds=<date>/     their scores (spark_jobs.scoring.score)
 """
 
 from __future__ import annotations

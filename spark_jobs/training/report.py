@@ -92,7 +92,7 @@ def _weights_png(weights: list[tuple[str, float]]) -> bytes:
 
 
 def _drift_section(drift: Mapping[str, Any] | None) -> str:
-    """Per-feature drift against the champion's training data (spark_jobs.drift)."""
+    """Per-feature drift against the champion's training data (spark_jobs.training.drift)."""
     esc = html.escape
     if not drift:
         return "<h2>Data drift</h2><p>No champion yet: nothing to compare with.</p>"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from spark_jobs.errors import JobError
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]  # the checkout: shipping runs where uv.lock is
 PYTHON_VERSION = "3.11"
 # Spark on the cluster provides these.
 PROVIDED_BY_SPARK = ("pyspark", "py4j")

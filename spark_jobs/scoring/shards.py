@@ -27,12 +27,12 @@ from typing import Any
 import fsspec
 
 from spark_jobs import storage
-from spark_jobs.contract import InputFiles
+from spark_jobs.data.contract import InputFiles
+from spark_jobs.data.partitions import MARKER, output_uri
 from spark_jobs.errors import DataContractError, IncompleteShardsError
-from spark_jobs.partitions import MARKER, output_uri
-from spark_jobs.score import REJECTED, SUMMARY
+from spark_jobs.scoring.score import REJECTED, SUMMARY
 
-log = logging.getLogger("spark_jobs.shards")
+log = logging.getLogger("spark_jobs.scoring.shards")
 
 _HEAD_BYTES = 1 << 16  # what a CSV file's rows are estimated from
 
@@ -156,8 +156,8 @@ def commit(
     max_rejected_ratio: float,
 ) -> dict[str, Any]:
     """Publish the `count` shards a run scored as the day's partition, whole; its summary back."""
-    from spark_jobs.registry import utc_now
-    from spark_jobs.score import check_rejected_ratio, claimed_partition, staged_partition
+    from spark_jobs.registry.store import utc_now
+    from spark_jobs.scoring.score import check_rejected_ratio, claimed_partition, staged_partition
 
     started = time.monotonic()
     where = shards_uri(root, model, date, run_id)
@@ -286,15 +286,14 @@ def _published(root: str, model: str, date: str, run_id: str, fingerprint: str) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m spark_jobs.shards plan|commit ...`: prints the plan, or the committed summary, as JSON."""
+    """`python -m spark_jobs shards plan|commit ...`: prints the plan, or the committed summary, as JSON."""
     import argparse
 
-    from spark_jobs import configure_logging
+    from spark_jobs.data.partitions import input_uri, iso_date
     from spark_jobs.errors import run_cli
     from spark_jobs.locations import argument, name_argument, optional_version
-    from spark_jobs.partitions import input_uri, iso_date
 
-    parser = argparse.ArgumentParser(prog="python -m spark_jobs.shards", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m spark_jobs shards", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("plan", "commit"):
         sub = commands.add_parser(name)
@@ -312,7 +311,6 @@ def main(argv: list[str] | None = None) -> int:
     commit_args.add_argument("--fingerprint", required=True, help="the planned input's")
     commit_args.add_argument("--max-rejected-ratio", type=float, required=True)
     args = parser.parse_args(argv)
-    configure_logging()
 
     def run() -> None:
         if args.command == "commit":
@@ -321,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.shards, args.fingerprint, args.max_rejected_ratio,
             )  # fmt: skip
         else:
-            from spark_jobs.contract import inspect_input
-            from spark_jobs.registry import SPEC, Registry
+            from spark_jobs.data.contract import inspect_input
+            from spark_jobs.registry.store import SPEC, Registry
             from spark_jobs.spec import DatasetSpec
 
             registry = Registry(args.storage_root, args.model)
@@ -338,7 +336,3 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(doc, sort_keys=True))
 
     return run_cli(run)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

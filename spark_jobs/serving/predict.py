@@ -15,8 +15,8 @@ from typing import Any
 
 from spark_jobs import storage
 from spark_jobs.errors import InvalidInputError
-from spark_jobs.portable import Scorer
-from spark_jobs.registry import PORTABLE, SPEC, Registry
+from spark_jobs.registry.portable import Scorer
+from spark_jobs.registry.store import PORTABLE, SPEC, Registry
 from spark_jobs.spec import DatasetSpec
 
 MAX_REPORTED_ERRORS = 20
@@ -226,7 +226,7 @@ def example_record(spec: DatasetSpec, scorer: Scorer) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m spark_jobs.serving smoke --storage-root URI --model NAME --version V` prints a
+    """`python -m spark_jobs serving smoke --storage-root URI --model NAME --version V` prints a
     request for that version and the answer it must give: a release checks a new Lambda
     version with it before moving the alias."""
     import argparse
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from spark_jobs.errors import run_cli
     from spark_jobs.locations import argument, name_argument, version_argument
 
-    parser = argparse.ArgumentParser(prog="python -m spark_jobs.serving", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m spark_jobs serving", description=main.__doc__)
     parser.add_argument("command", choices=["smoke"])
     parser.add_argument("--storage-root", required=True, type=argument("storage root"))
     parser.add_argument("--model", required=True, type=name_argument)
@@ -247,7 +247,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"event": event, "expected": predictor.predict(event["records"])}))
 
     return run_cli(smoke)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

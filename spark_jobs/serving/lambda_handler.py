@@ -1,4 +1,4 @@
-"""AWS Lambda handler for spot predictions: `spark_jobs.lambda_handler.handler`.
+"""AWS Lambda handler for spot predictions: `spark_jobs.serving.lambda_handler.handler`.
 
 Configuration (function environment):
   ML_STORAGE_ROOT   storage root of the model registry (s3://bucket/prefix, or a local folder offline)
@@ -31,8 +31,15 @@ from typing import Any
 
 from spark_jobs.errors import InvalidInputError, NoChampionError
 from spark_jobs.locations import LocationError, allowed_prefixes, check_location
-from spark_jobs.registry import Registry
-from spark_jobs.serving import Predictor, parse_records_file, read_object, shown, to_json_lines, write_object
+from spark_jobs.registry.store import Registry
+from spark_jobs.serving.predict import (
+    Predictor,
+    parse_records_file,
+    read_object,
+    shown,
+    to_json_lines,
+    write_object,
+)
 
 log = logging.getLogger("spot_predictions")
 log.setLevel(logging.INFO)

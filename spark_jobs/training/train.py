@@ -11,20 +11,16 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-import spark_jobs
 from spark_jobs import storage
-from spark_jobs.contract import inspect_input, read_checked
+from spark_jobs.data.contract import inspect_input, read_checked
 from spark_jobs.errors import DataContractError, JobError, run_cli
-from spark_jobs.features import LABEL, P_POSITIVE, TrainParams, build_pipeline, split, with_label
 from spark_jobs.locations import argument, version_argument
-from spark_jobs.package import code_version
-from spark_jobs.registry import (
+from spark_jobs.registry.store import (
     METRICS,
     PORTABLE,
     REPORT,
@@ -36,9 +32,11 @@ from spark_jobs.registry import (
     new_version_id,
     utc_now,
 )
+from spark_jobs.shipping.package import code_version
 from spark_jobs.spec import load_spec
+from spark_jobs.training.features import LABEL, P_POSITIVE, TrainParams, build_pipeline, split, with_label
 
-log = logging.getLogger("spark_jobs.train")
+log = logging.getLogger("spark_jobs.training.train")
 
 # Spark and the export compute the same double-precision formula; anything above this means
 # the export maps a feature wrongly, and such a model must not be registered.
@@ -47,7 +45,7 @@ PARITY_SAMPLE_ROWS = 20_000
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m spark_jobs.train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m spark_jobs train", description=__doc__.split("\n")[0])
     p.add_argument(
         "--input",
         required=True,
@@ -160,7 +158,7 @@ def write_artefacts(
     staging: str, version: str, trained: dict[str, Any], spec: Any, manifest: dict[str, Any]
 ) -> None:
     """Spark model, portable export, metrics, spec and report into the staging folder."""
-    from spark_jobs import report
+    from spark_jobs.training import report
 
     met = trained["metrics"]
     trained["model"].write().save(storage.spark_uri(storage.join(staging, SPARK_MODEL)))
@@ -188,7 +186,7 @@ def write_artefacts(
 
 def data_drift(registry: Registry, data: Any, spec: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The data's profile, and its drift from the champion's training data (None: no champion)."""
-    from spark_jobs import drift
+    from spark_jobs.training import drift
 
     profile = drift.profile(data, spec)
     champion = registry.champion()
@@ -209,9 +207,9 @@ def data_drift(registry: Registry, data: Any, spec: Any) -> tuple[dict[str, Any]
 
 def fit_and_evaluate(data: Any, spec: Any, params: TrainParams) -> dict[str, Any]:
     """Fit on the train split, evaluate on the test split, export and parity-check the model."""
-    from spark_jobs import metrics as m
-    from spark_jobs.features import with_positive_probability
-    from spark_jobs.portable import PortableModel, export_pipeline
+    from spark_jobs.registry.portable import PortableModel, export_pipeline
+    from spark_jobs.training import metrics as m
+    from spark_jobs.training.features import with_positive_probability
 
     train, test = split(data, params)
     train, test = train.cache(), test.cache()
@@ -290,8 +288,3 @@ def summary(result: dict[str, Any]) -> str:
     champ = result["champion"]
     lines.append(f"  champion  {champ['version'] if champ else '(none)'}")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    spark_jobs.configure_logging()
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training: the MLlib pipeline the spec implies, its evaluation, the drift profile and the report."""
