@@ -121,9 +121,7 @@ def main() -> None:
         root = work / "storage"
         progress("training the model on bank.csv with the project's training job")
         train = [sys.executable, "-m", "spark_jobs", "train", "--input", str(BANK), "--spec", str(SPEC)]
-        subprocess.run(
-            [*train, "--storage-root", str(root), "--version", VERSION], cwd=ROOT, check=True
-        )
+        subprocess.run([*train, "--storage-root", str(root), "--version", VERSION], cwd=ROOT, check=True)
         day = Path(input_uri(str(root), MODEL, DATE))
         day.mkdir(parents=True)
         frame = pandas_frame(load_spec(str(SPEC)), args.rows)

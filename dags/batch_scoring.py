@@ -32,7 +32,6 @@ Image and namespace come from Variables `ml_batch_image` and `ml_k8s_namespace`.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -63,9 +62,11 @@ from scaling_platform.emr_operators import (
     IdempotentEmrAddStepsOperator,
     wait_for_cluster,
 )
-from scaling_platform.jobs import run_job
+from scaling_platform.jobs import ship_code
 from scaling_platform.pod_operators import JobPodOperator
 from scaling_platform.storage_paths import storage_path
+
+from spark_jobs.interface import Partition, ScoreSummary
 
 
 def ready(partitions: list[dict]) -> list[dict]:
@@ -74,23 +75,11 @@ def ready(partitions: list[dict]) -> list[dict]:
 
 
 def partition(root: str, model: str, date: str, params: dict, version: str, run_id: str) -> dict:
-    """Where one model's day is read and written (the layout of spark_jobs.data.partitions)."""
-    default_input = f"{root}/incoming/{model}/ds={date}"
-    input_uri = params["input_uri"] or default_input
-    output_uri = f"{root}/scores/{model}/ds={date}"
-    return {
-        "storage_root": root,
-        "model": model,
-        "date": date,
-        "input_uri": input_uri,
-        # The default partition is complete once its marker is there; a given input once it exists.
-        "ready_uri": f"{default_input}/_SUCCESS" if input_uri == default_input else input_uri,
-        "model_version": version,
-        "max_rejected_ratio": params["max_rejected_ratio"],
-        "output_uri": output_uri,
-        "summary_uri": f"{output_uri}/_summary.json",
-        "run_id": run_id,
-    }
+    """Where one model's day is read and written (the layout of spark_jobs.interface)."""
+    where = Partition.of(
+        root, model, date, run_id, params["max_rejected_ratio"], params["input_uri"], version
+    )
+    return where.model_dump()
 
 
 log = logging.getLogger(__name__)
@@ -170,7 +159,7 @@ with DAG(
 
     @task
     def plan(params: dict, var: dict, dag_run: Any, triggering_asset_events: Any, run_id: str) -> list[dict]:
-        """What this run scores, one partition per model (the layout of spark_jobs.data.partitions): the
+        """What this run scores, one partition per model (the layout of spark_jobs.interface): the
         Param's model, else each model whose champion triggered the run, else the deployment's."""
         from spark_jobs.locations import LocationError, check_version
 
@@ -256,7 +245,7 @@ with DAG(
             if params["if_input_missing"] == "skip":
                 raise AirflowSkipException(message)
             raise AirflowFailException(message)
-        code = run_job("package", "--storage-root", found[0]["storage_root"])
+        code = ship_code(found[0]["storage_root"]).model_dump()
         try:
             cluster = emr_config.cluster_from_variables(
                 var["value"],
@@ -283,10 +272,10 @@ with DAG(
         """Each partition's summary, committed by its step with its output: this run's."""
         summaries = []
         for where in emr["partitions"]:
-            doc = json.loads(storage_path(where["summary_uri"]).read_bytes())
-            if doc.get("run_id") != where["run_id"]:
-                raise AirflowFailException(f"{where['summary_uri']} was written by run {doc.get('run_id')}")
-            summaries.append(doc)
+            summary = ScoreSummary.parse(storage_path(where["summary_uri"]).read_text())
+            if summary.run_id != where["run_id"]:
+                raise AirflowFailException(f"{where['summary_uri']} was written by run {summary.run_id}")
+            summaries.append(summary.model_dump())
         return summaries
 
     partitions = plan()

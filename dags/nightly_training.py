@@ -50,8 +50,11 @@ from scaling_platform.emr_operators import (
     IdempotentEmrAddStepsOperator,
     wait_for_cluster,
 )
-from scaling_platform.jobs import run_job
+from scaling_platform.jobs import check_input, find_lambda_package, ship_code, training_arguments
+from scaling_platform.jobs import promote as promote_version
 from scaling_platform.lambda_release import FunctionSettings, release_model
+
+from spark_jobs.interface import ChampionEvent, Decision
 
 TRAINING_TIMEOUT = 3 * 60 * 60  # seconds
 
@@ -137,15 +140,15 @@ with DAG(
     @task
     def validate_input(cfg: dict) -> dict:
         """The Spark-free part of the data contract, before any cluster costs money."""
-        return run_job("contract", "--input", cfg["input_uri"], "--spec", cfg["spec_uri"])
+        return check_input(cfg["input_uri"], cfg["spec_uri"]).model_dump()
 
     @task
     def ship_code(cfg: dict, var: dict) -> dict:
         """The job code and its environment for the step; and, before any cluster costs money, the
         Lambda package a promotion will release (CI ships it: `make ship`; never built here)."""
         if var["value"].get("ml_lambda_role_arn", None):
-            run_job("lambda_package", "--storage-root", cfg["storage_root"], "--find")
-        return run_job("package", "--storage-root", cfg["storage_root"])
+            find_lambda_package(cfg["storage_root"])
+        return ship_code(cfg["storage_root"]).model_dump()
 
     @task
     def cluster_request(cfg: dict, params: dict, var: dict) -> dict:
@@ -169,20 +172,9 @@ with DAG(
                 # another model's of the same night.
                 name=f"train {cfg['model']} {cfg['version']}",
                 shipped=code,
-                job_args=[
-                    "train",
-                    "--input",
-                    cfg["input_uri"],
-                    "--spec",
-                    cfg["spec_uri"],
-                    "--storage-root",
-                    cfg["storage_root"],
-                    "--version",
-                    cfg["version"],
-                    "--run-id",
-                    cfg["run_id"],
-                    "--skip-if-exists",
-                ],
+                job_args=training_arguments(
+                    cfg["input_uri"], cfg["spec_uri"], cfg["storage_root"], cfg["version"], cfg["run_id"]
+                ),
             )
         ]
 
@@ -190,23 +182,11 @@ with DAG(
     def promote(cfg: dict, params: dict) -> dict:
         """Gate the new version (the spec's gate, with the Params that were given); the champion
         moves only if it passes."""
-        given = []
-        for metric in ("roc_auc", "pr_auc"):
-            if params[f"min_{metric}"] is not None:
-                given += ["--min-metric", f"{metric}={params[f'min_{metric}']}"]
-        if params["tolerance"] is not None:
-            given += ["--tolerance", str(params["tolerance"])]
-        return run_job(
-            "registry",
-            "promote",
-            "--storage-root",
-            cfg["storage_root"],
-            "--spec",
-            cfg["spec_uri"],
-            "--version",
-            cfg["version"],
-            *given,
+        minimums = {metric: params[f"min_{metric}"] for metric in ("roc_auc", "pr_auc")}
+        decision = promote_version(
+            cfg["storage_root"], cfg["spec_uri"], cfg["version"], minimums, params["tolerance"]
         )
+        return decision.model_dump()
 
     @task
     def release_to_lambda(cfg: dict, decision: dict, var: dict) -> dict:
@@ -214,30 +194,32 @@ with DAG(
         it, check that version's answer, then move the alias. A failure leaves the alias as it was."""
         from airflow.providers.amazon.aws.hooks.lambda_function import LambdaHook
 
-        if not decision["promoted"]:
-            raise AirflowSkipException(f"{decision['version']} was not promoted: the function is unchanged")
+        decided = Decision.model_validate(decision)
+        if not decided.promoted:
+            raise AirflowSkipException(f"{decided.version} was not promoted: the function is unchanged")
         role = var["value"].get("ml_lambda_role_arn", None)
         if not role:
             raise AirflowSkipException("Variable ml_lambda_role_arn is not set: no function to release to")
-        settings = FunctionSettings(name=spot_function(var, decision["model"]), role_arn=role)
+        settings = FunctionSettings(name=spot_function(var, decided.model), role_arn=role)
         client = LambdaHook(aws_conn_id="aws_default").conn
-        return release_model(client, settings, cfg["storage_root"], decision["model"], decision["version"])
+        return release_model(client, settings, cfg["storage_root"], decided.model, decided.version)
 
     @task(outlets=[CHAMPION])
     def publish_champion(decision: dict, ds: str, outlet_events: Any) -> dict:
         """Tell the DAGs that follow training (batch_scoring) which champion tonight ended with."""
-        champion = decision["version"] if decision["promoted"] else decision.get("champion_before")
+        decided = Decision.model_validate(decision)
+        champion = decided.version if decided.promoted else decided.champion_before
         if not champion:
-            raise AirflowSkipException(f"{decision['version']} was not promoted and there is no champion yet")
-        extra = {
-            "date": ds,
-            "model": decision["model"],
-            "champion": champion,
-            "promoted": decision["promoted"],
-            "version": decision["version"],
-        }
-        outlet_events[CHAMPION].extra = extra
-        return extra
+            raise AirflowSkipException(f"{decided.version} was not promoted and there is no champion yet")
+        event = ChampionEvent(
+            date=ds,
+            model=decided.model,
+            champion=champion,
+            promoted=decided.promoted,
+            version=decided.version,
+        )
+        outlet_events[CHAMPION].extra = event.model_dump()
+        return event.model_dump()
 
     cfg = resolve()
     checked = validate_input(cfg)

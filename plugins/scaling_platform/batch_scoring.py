@@ -66,26 +66,28 @@ def plan_shards(where: dict[str, Any], target_rows: int, max_pods: int) -> dict[
     champion now, so every pod scores with the same one even if it changes meanwhile), the
     input's fingerprint, and each shard's pod arguments."""
     from scaling_platform.jobs import REFUSED_EXIT_CODES, run_job
+    from spark_jobs.interface import ShardPlan
 
     args = ["--storage-root", where["storage_root"], "--model", where["model"], "--date", where["date"]]
     args += ["--input", where["input_uri"], "--target-rows", str(target_rows), "--max-shards", str(max_pods)]
     if where["model_version"]:
         args += ["--model-version", where["model_version"]]
     # A model version the registry lacks (exit 4) is not there on a retry either.
-    planned = run_job("shards", "plan", *args, refused=(*REFUSED_EXIT_CODES, 4))
-    fixed = where | {"model_version": planned["model_version"]}
+    planned = run_job("shards", "plan", *args, answer=ShardPlan, refused=(*REFUSED_EXIT_CODES, 4))
+    fixed = where | {"model_version": planned.model_version}
     return {
         "where": fixed,
-        "fingerprint": planned["fingerprint"],
-        "count": len(planned["shards"]),
-        "rows": sum(s["rows"] for s in planned["shards"]),
-        "arguments": [scoring_arguments(fixed, s) for s in planned["shards"]],
+        "fingerprint": planned.fingerprint,
+        "count": len(planned.shards),
+        "rows": sum(s.rows for s in planned.shards),
+        "arguments": [scoring_arguments(fixed, s.model_dump()) for s in planned.shards],
     }
 
 
 def commit_shards(plan: dict[str, Any]) -> dict[str, Any]:
     """Publish a partition's scored shards as the day (spark_jobs.scoring.shards commit); its summary."""
     from scaling_platform.jobs import run_job
+    from spark_jobs.interface import ScoreSummary
 
     where = plan["where"]
     args = ["--storage-root", where["storage_root"], "--model", where["model"], "--date", where["date"]]
@@ -99,8 +101,8 @@ def commit_shards(plan: dict[str, Any]) -> dict[str, Any]:
     ]
     args += ["--max-rejected-ratio", str(where["max_rejected_ratio"])]
     # Copying a large day's parts on an object store takes a while.
-    summary: dict[str, Any] = run_job("shards", "commit", *args, timeout=3 * 60 * 60)
-    return summary
+    summary = run_job("shards", "commit", *args, answer=ScoreSummary, timeout=3 * 60 * 60)
+    return summary.model_dump()
 
 
 def container_resources(size: PodSize) -> k8s.V1ResourceRequirements:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from scaling_platform.jobs import run_job
+from scaling_platform.jobs import find_lambda_package, smoke_check
 
 # Each model has its own function, `<prefix>-<model>` (Variable ml_lambda_function_prefix), released
 # by its own nightly run: two models never share a configuration that a release rewrites.
@@ -83,10 +83,8 @@ def release_model(
     """Release a registry version: find the Lambda package `make ship` uploaded (never built on
     the worker), work out the check request and its answer from the registry (both job CLIs),
     then `release`."""
-    package = run_job("lambda_package", "--storage-root", storage_root, "--find")
-    smoke = run_job(
-        "serving", "smoke", "--storage-root", storage_root, "--model", model, "--version", version
-    )
+    package = find_lambda_package(storage_root).model_dump()
+    smoke = smoke_check(storage_root, model, version).model_dump()
     return release(client, settings, package, model_environment(storage_root, model, version), smoke)
 
 

@@ -609,9 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     Prints the resolved input as JSON (files, fingerprint); exits 3 with the reason otherwise.
     """
     import argparse
-    import json
 
     from spark_jobs.errors import run_cli
+    from spark_jobs.interface import InputChecked
     from spark_jobs.locations import argument
     from spark_jobs.spec import load_spec
 
@@ -622,6 +622,6 @@ def main(argv: list[str] | None = None) -> int:
 
     def check() -> None:
         inp = inspect_input(args.input, load_spec(args.spec))
-        print(json.dumps({"uri": inp.uri, "files": len(inp.files), "fingerprint": inp.fingerprint}))
+        print(InputChecked(uri=inp.uri, files=len(inp.files), fingerprint=inp.fingerprint).show())
 
     return run_cli(check)

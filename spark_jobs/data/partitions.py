@@ -1,4 +1,5 @@
-"""Where a day's data lives under the storage root: one `ds=YYYY-MM-DD` folder per logical date.
+"""A day's partition under a storage root, as the jobs name it: the layout of spark_jobs.interface
+(where the DAGs read it too), on the root as storage normalizes it.
 
 <root>/incoming/<model>/ds=<date>/   records to score; complete once `_SUCCESS` is there
 <root>/scores/<model>/ds=<date>/     their scores (spark_jobs.scoring.score)
@@ -9,17 +10,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from spark_jobs import storage
+from spark_jobs import interface, storage
 
-MARKER = "_SUCCESS"
+MARKER = interface.MARKER
 
 
 def input_uri(root: str, model: str, date: str) -> str:
-    return storage.join(storage.normalize(root), "incoming", model, f"ds={date}")
+    return interface.input_uri(storage.normalize(root), model, date)
 
 
 def output_uri(root: str, model: str, date: str) -> str:
-    return storage.join(storage.normalize(root), "scores", model, f"ds={date}")
+    return interface.output_uri(storage.normalize(root), model, date)
 
 
 def iso_date(text: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 from spark_jobs import storage
 from spark_jobs.errors import IntegrityError, JobError, NoChampionError, RegistryError, run_cli
+from spark_jobs.interface import Decision
 from spark_jobs.locations import (
     VERSION_ID,
     argument,
@@ -502,6 +503,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             assert spec is not None
             gate = gate_from(spec.gate, args.min_metric, args.tolerance)
-            print(json.dumps(registry.promote(args.version, gate), indent=1))
+            print(Decision(**registry.promote(args.version, gate)).show())
 
     return run_cli(command)

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from spark_jobs import storage
+from spark_jobs import interface, storage
 from spark_jobs.data.contract import (
     CORRUPT,
     InputFiles,
@@ -49,6 +49,7 @@ from spark_jobs.data.contract import (
 from spark_jobs.data.partitions import MARKER, input_uri, iso_date, output_uri
 from spark_jobs.data.row_rules import ABOVE, BELOW, MALFORMED, MISSING, row_rules
 from spark_jobs.errors import DataContractError, JobError, run_cli
+from spark_jobs.interface import ScoreSummary
 from spark_jobs.locations import argument, name_argument, optional_version
 from spark_jobs.registry.leases import Lease, holder_id, is_free
 from spark_jobs.registry.portable import Scorer
@@ -61,8 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("spark_jobs.scoring.score")
 
 REASON = "reject_reason"
-SUMMARY = "_summary.json"
-REJECTED = "_rejected"
+SUMMARY, REJECTED = interface.SUMMARY, interface.REJECTED
 OUTPUT_COLUMNS = ("probability", "prediction", "model_version")
 
 
@@ -473,6 +473,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
     def score() -> None:
-        print(json.dumps(run(args), sort_keys=True))
+        print(ScoreSummary(**run(args)).show())
 
     return run_cli(score)

@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from spark_jobs.data.partitions import input_uri, iso_date
     from spark_jobs.errors import run_cli
+    from spark_jobs.interface import Answer, ScoreSummary, ShardPlan
     from spark_jobs.locations import argument, name_argument, optional_version
 
     parser = argparse.ArgumentParser(prog="python -m spark_jobs shards", description=__doc__.split("\n")[0])
@@ -314,10 +315,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> None:
         if args.command == "commit":
-            doc = commit(
+            answer: Answer = ScoreSummary(**commit(
                 args.storage_root, args.model, args.date, args.run_id,
                 args.shards, args.fingerprint, args.max_rejected_ratio,
-            )  # fmt: skip
+            ))  # fmt: skip
         else:
             from spark_jobs.data.contract import inspect_input
             from spark_jobs.registry.store import SPEC, Registry
@@ -332,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
                 shards = plan(inp, args.target_rows, args.max_shards)
             except ValueError as exc:
                 raise DataContractError(str(exc)) from None
-            doc = {"model_version": version, "fingerprint": inp.fingerprint, "shards": shards}
-        print(json.dumps(doc, sort_keys=True))
+            answer = ShardPlan.model_validate(
+                {"model_version": version, "fingerprint": inp.fingerprint, "shards": shards}
+            )
+        print(answer.show())
 
     return run_cli(run)

@@ -232,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     from spark_jobs.errors import run_cli
+    from spark_jobs.interface import SmokeCheck
     from spark_jobs.locations import argument, name_argument, version_argument
 
     parser = argparse.ArgumentParser(prog="python -m spark_jobs serving", description=main.__doc__)
@@ -244,6 +245,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     def smoke() -> None:
         predictor = Predictor.load(Registry(args.storage_root, args.model), args.version)
         event = {"records": [example_record(predictor.spec, predictor.scorer)]}
-        print(json.dumps({"event": event, "expected": predictor.predict(event["records"])}))
+        print(SmokeCheck(event=event, expected=predictor.predict(event["records"])).show())
 
     return run_cli(smoke)

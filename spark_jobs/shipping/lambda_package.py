@@ -23,6 +23,7 @@ from pathlib import Path
 
 from spark_jobs import storage
 from spark_jobs.errors import JobError, run_cli
+from spark_jobs.interface import LambdaPackage
 from spark_jobs.locations import argument
 from spark_jobs.shipping import environment, package
 
@@ -152,6 +153,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out.write_bytes(data)
             print(json.dumps({"zip": str(args.out), "bytes": len(data), "code_sha256": code_sha256(data)}))
         else:
-            print(json.dumps((find if args.find else ship)(args.storage_root)))
+            print(LambdaPackage(**(find if args.find else ship)(args.storage_root)).show())
 
     return run_cli(command, also=(OSError,))

@@ -26,6 +26,7 @@ from typing import Any
 import spark_jobs
 from spark_jobs import storage
 from spark_jobs.errors import run_cli
+from spark_jobs.interface import Shipped
 from spark_jobs.locations import argument
 from spark_jobs.shipping import environment
 
@@ -174,6 +175,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.image_requirements.write_text(environment.requirements(group="pod"))
             print(json.dumps({"requirements": str(args.image_requirements)}))
         else:
-            print(json.dumps(ship(args.storage_root, target)))
+            print(Shipped(**ship(args.storage_root, target)).show())
 
     return run_cli(command, also=(OSError,))

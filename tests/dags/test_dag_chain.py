@@ -52,7 +52,7 @@ def _plan(dags, events=None, **params):
 
 
 def test_the_plan_uses_the_jobs_partition_layout(dags):
-    """The DAG cannot import spark_jobs; its plan must still name the places the job reads and writes."""
+    """The DAG's plan (spark_jobs.interface) names the places the job itself reads and writes."""
     from spark_jobs.data.partitions import MARKER, input_uri, output_uri
 
     (where,) = _plan(dags)

@@ -55,7 +55,14 @@ def test_there_is_no_default_log_bucket(dag):
 def _promote_args(dag, monkeypatch, **params):
     promote = dag.get_task("promote").python_callable
     calls = []
-    monkeypatch.setitem(promote.__globals__, "run_job", lambda *args: calls.append(args) or {})
+    from scaling_platform import jobs
+
+    from spark_jobs.interface import Decision
+
+    decided = Decision(model="m", version="v", promoted=False, reasons=[])
+    monkeypatch.setattr(
+        jobs, "run_job", lambda *args, answer: calls.append(args) or answer.model_validate(decided)
+    )
     promote(cfg={"storage_root": "r", "spec_uri": "s.yaml", "version": "v"}, params=dict(dag.params) | params)
     (args,) = calls
     return args
@@ -64,9 +71,11 @@ def _promote_args(dag, monkeypatch, **params):
 def test_the_gate_is_the_specs_unless_a_param_is_given(dag, monkeypatch):
     # Empty gate Params: no override, so the spec's thresholds and tolerance decide.
     args = _promote_args(dag, monkeypatch)
-    assert "--min-metric" not in args and "--tolerance" not in args
+    assert args[:2] == ("registry", "promote") and not any(
+        "--min-metric" in a or "--tolerance" in a for a in args
+    )
     args = _promote_args(dag, monkeypatch, min_pr_auc=0.3, tolerance=0.05)
-    assert args[-4:] == ("--min-metric", "pr_auc=0.3", "--tolerance", "0.05")
+    assert args[-2:] == ("--min-metric=pr_auc=0.3", "--tolerance=0.05")
 
 
 def test_two_models_of_one_night_never_share_a_step_or_a_cluster_name(dag):

@@ -8,7 +8,7 @@ import os
 import shutil
 
 import pytest
-from scaling_platform.jobs import run_job
+from scaling_platform.jobs import smoke_check
 from scaling_platform.lambda_release import (
     FunctionSettings,
     ReleaseFailed,
@@ -136,9 +136,7 @@ def test_a_release_whose_new_version_fails_its_check_leaves_the_alias(offline):
     alias_before = lam.get_alias(FunctionName=BANK_FUNCTION, Name="live")["FunctionVersion"]
 
     # The smoke request is computed from the intact first version, so only the function fails.
-    smoke = run_job(
-        "serving", "smoke", "--storage-root", root, "--model", "bank-marketing", "--version", VERSION
-    )
+    smoke = smoke_check(root, "bank-marketing", VERSION).model_dump()
     smoke["expected"]["model_version"] = "spot-e2e-2"
     env = model_environment(root, "bank-marketing", "spot-e2e-2")
     with pytest.raises(ReleaseFailed, match="failed its check, the alias was not moved.*is corrupt"):

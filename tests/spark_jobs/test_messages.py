@@ -77,13 +77,23 @@ def test_a_refused_input_is_not_retried(tmp_path):
     from airflow.providers.common.compat.sdk import AirflowFailException
     from scaling_platform.jobs import JobFailed, JobRefused, run_job
 
+    from spark_jobs.interface import Decision, InputChecked
+
     bad = tmp_path / "bad.csv"
     bad.write_text("a;b\n1;2\n")
     with pytest.raises(JobRefused) as refused:
-        run_job("contract", "--input", str(bad), "--spec", str(SPEC))
+        run_job("contract", "--input", str(bad), "--spec", str(SPEC), answer=InputChecked)
     assert isinstance(refused.value, AirflowFailException) and "missing column(s)" in str(refused.value)
     with pytest.raises(JobFailed) as other:  # a registry problem (exit 4) may be retried
         run_job(
-            "registry", "promote", "--storage-root", str(tmp_path), "--spec", str(SPEC), "--version", "v9"
+            "registry",
+            "promote",
+            "--storage-root",
+            str(tmp_path),
+            "--spec",
+            str(SPEC),
+            "--version",
+            "v9",
+            answer=Decision,
         )
     assert not isinstance(other.value, AirflowFailException)
