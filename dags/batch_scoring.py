@@ -42,6 +42,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param, PokeReturnValue, TriggerRule, task
 from scaling_platform import emr as emr_config
+from scaling_platform import jobs
 from scaling_platform.assets import CHAMPION, nights_by_model, run_date
 from scaling_platform.batch_scoring import commit_shards, plan_shards, scoring_arguments, scoring_pod
 from scaling_platform.defaults import (
@@ -62,19 +63,20 @@ from scaling_platform.emr_operators import (
     IdempotentEmrAddStepsOperator,
     wait_for_cluster,
 )
-from scaling_platform.jobs import ship_code
 from scaling_platform.pod_operators import JobPodOperator
 from scaling_platform.storage_paths import storage_path
 
 from spark_jobs.interface import Partition, ScoreSummary
 
 
-def ready(partitions: list[dict]) -> list[dict]:
+def ready(partitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The partitions whose input is there."""
     return [where for where in partitions if storage_path(where["ready_uri"]).exists()]
 
 
-def partition(root: str, model: str, date: str, params: dict, version: str, run_id: str) -> dict:
+def partition(
+    root: str, model: str, date: str, params: dict[str, Any], version: str, run_id: str
+) -> dict[str, Any]:
     """Where one model's day is read and written (the layout of spark_jobs.interface)."""
     where = Partition.of(
         root, model, date, run_id, params["max_rejected_ratio"], params["input_uri"], version
@@ -158,7 +160,9 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(params: dict, var: dict, dag_run: Any, triggering_asset_events: Any, run_id: str) -> list[dict]:
+    def plan(
+        params: dict[str, Any], var: dict[str, Any], dag_run: Any, triggering_asset_events: Any, run_id: str
+    ) -> list[dict[str, Any]]:
         """What this run scores, one partition per model (the layout of spark_jobs.interface): the
         Param's model, else each model whose champion triggered the run, else the deployment's."""
         from spark_jobs.locations import LocationError, check_version
@@ -184,7 +188,7 @@ with DAG(
         ]
 
     @task.sensor(poke_interval=300, timeout=6 * 60 * 60, mode="reschedule")
-    def wait_for_input(where: dict, params: dict) -> PokeReturnValue:
+    def wait_for_input(where: dict[str, Any], params: dict[str, Any]) -> PokeReturnValue:
         if storage_path(where["ready_uri"]).exists():
             return PokeReturnValue(is_done=True)
         missing = f"no input for {where['date']}: {where['ready_uri']} does not exist"
@@ -196,14 +200,14 @@ with DAG(
         return PokeReturnValue(is_done=False)
 
     @task.branch(trigger_rule=TriggerRule.ALL_DONE)
-    def engine(params: dict) -> str:
+    def engine(params: dict[str, Any]) -> str:
         """Pods (the default) or an EMR cluster, as the Param says."""
         return "shard" if params["engine"] == "kubernetes" else "emr_plan"
 
     # After every partition's wait, whatever its outcome: one model's missing input leaves the
     # others' scoring alone (its commit then fails or skips as the Param says).
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def shard(partitions: list[dict], params: dict) -> list[dict]:
+    def shard(partitions: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
         """Each partition whose input is there, split into shards (whole files, or row groups of
         large Parquet files) of about `target_rows_per_shard` rows, at most `max_pods`."""
         plans = []
@@ -218,11 +222,11 @@ with DAG(
         return plans
 
     @task
-    def pod_arguments(plans: list[dict]) -> list[list[str]]:
+    def pod_arguments(plans: list[dict[str, Any]]) -> list[list[str]]:
         return [arguments for plan in plans for arguments in plan["arguments"]]
 
     @task
-    def commit(where: dict, plans: list[dict], params: dict) -> dict:
+    def commit(where: dict[str, Any], plans: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
         """The partition's shards, checked and published whole with one summary (this task's
         XCom); a failing day (too many rejected rows, a shard not scored) commits nothing."""
         plan = next((p for p in plans if p["where"]["output_uri"] == where["output_uri"]), None)
@@ -234,7 +238,9 @@ with DAG(
         return commit_shards(plan)
 
     @task
-    def emr_plan(partitions: list[dict], params: dict, var: dict, run_id: str) -> dict:
+    def emr_plan(
+        partitions: list[dict[str, Any]], params: dict[str, Any], var: dict[str, Any], run_id: str
+    ) -> dict[str, Any]:
         """The EMR road: the job code shipped, the cluster, and one step per partition whose input
         is there, running the same scoring job with `--engine spark` (it claims and commits its
         partition itself, as the pods' commit does)."""
@@ -245,7 +251,7 @@ with DAG(
             if params["if_input_missing"] == "skip":
                 raise AirflowSkipException(message)
             raise AirflowFailException(message)
-        code = ship_code(found[0]["storage_root"]).model_dump()
+        code = jobs.ship_code(found[0]["storage_root"]).model_dump()
         try:
             cluster = emr_config.cluster_from_variables(
                 var["value"],
@@ -268,7 +274,7 @@ with DAG(
         return {"cluster": cluster, "steps": steps, "partitions": found}
 
     @task
-    def emr_summaries(emr: dict) -> list[dict]:
+    def emr_summaries(emr: dict[str, Any]) -> list[dict[str, Any]]:
         """Each partition's summary, committed by its step with its output: this run's."""
         summaries = []
         for where in emr["partitions"]:

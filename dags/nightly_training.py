@@ -29,6 +29,7 @@ import pendulum
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import DAG, Param, task
 from scaling_platform import emr as emr_config
+from scaling_platform import jobs
 from scaling_platform.assets import CHAMPION
 from scaling_platform.defaults import (
     check_locations,
@@ -50,8 +51,6 @@ from scaling_platform.emr_operators import (
     IdempotentEmrAddStepsOperator,
     wait_for_cluster,
 )
-from scaling_platform.jobs import check_input, find_lambda_package, ship_code, training_arguments
-from scaling_platform.jobs import promote as promote_version
 from scaling_platform.lambda_release import FunctionSettings, release_model
 
 from spark_jobs.interface import ChampionEvent, Decision
@@ -109,7 +108,7 @@ with DAG(
 ) as dag:
 
     @task
-    def resolve(params: dict, var: dict, ds_nodash: str, run_id: str) -> dict:
+    def resolve(params: dict[str, Any], var: dict[str, Any], ds_nodash: str, run_id: str) -> dict[str, Any]:
         """The run's effective settings: Params where given, else the deployment's Variables."""
         value = var["value"]
         if params["spec"] and not params["input_uri"] and params["spec"] != value.get("ml_spec_uri", None):
@@ -138,20 +137,20 @@ with DAG(
         }
 
     @task
-    def validate_input(cfg: dict) -> dict:
+    def validate_input(cfg: dict[str, Any]) -> dict[str, Any]:
         """The Spark-free part of the data contract, before any cluster costs money."""
-        return check_input(cfg["input_uri"], cfg["spec_uri"]).model_dump()
+        return jobs.check_input(cfg["input_uri"], cfg["spec_uri"]).model_dump()
 
     @task
-    def ship_code(cfg: dict, var: dict) -> dict:
+    def ship_code(cfg: dict[str, Any], var: dict[str, Any]) -> dict[str, Any]:
         """The job code and its environment for the step; and, before any cluster costs money, the
         Lambda package a promotion will release (CI ships it: `make ship`; never built here)."""
         if var["value"].get("ml_lambda_role_arn", None):
-            find_lambda_package(cfg["storage_root"])
-        return ship_code(cfg["storage_root"]).model_dump()
+            jobs.find_lambda_package(cfg["storage_root"])
+        return jobs.ship_code(cfg["storage_root"]).model_dump()
 
     @task
-    def cluster_request(cfg: dict, params: dict, var: dict) -> dict:
+    def cluster_request(cfg: dict[str, Any], params: dict[str, Any], var: dict[str, Any]) -> dict[str, Any]:
         """The cluster, in the deployment's network and with its IMDSv2 security configuration."""
         try:
             return emr_config.cluster_from_variables(
@@ -165,31 +164,33 @@ with DAG(
             raise AirflowFailException(str(exc)) from None
 
     @task
-    def step_request(cfg: dict, code: dict) -> list[dict]:
+    def step_request(cfg: dict[str, Any], code: dict[str, Any]) -> list[dict[str, Any]]:
         return [
             emr_config.spark_submit_step(
                 # The model in the name: a retry finds its own step on a shared cluster, never
                 # another model's of the same night.
                 name=f"train {cfg['model']} {cfg['version']}",
                 shipped=code,
-                job_args=training_arguments(
+                job_args=jobs.training_arguments(
                     cfg["input_uri"], cfg["spec_uri"], cfg["storage_root"], cfg["version"], cfg["run_id"]
                 ),
             )
         ]
 
     @task
-    def promote(cfg: dict, params: dict) -> dict:
+    def promote(cfg: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """Gate the new version (the spec's gate, with the Params that were given); the champion
         moves only if it passes."""
         minimums = {metric: params[f"min_{metric}"] for metric in ("roc_auc", "pr_auc")}
-        decision = promote_version(
+        decision = jobs.promote(
             cfg["storage_root"], cfg["spec_uri"], cfg["version"], minimums, params["tolerance"]
         )
         return decision.model_dump()
 
     @task
-    def release_to_lambda(cfg: dict, decision: dict, var: dict) -> dict:
+    def release_to_lambda(
+        cfg: dict[str, Any], decision: dict[str, Any], var: dict[str, Any]
+    ) -> dict[str, Any]:
         """Serve the new champion from the spot-predictions function: publish a version pinned to
         it, check that version's answer, then move the alias. A failure leaves the alias as it was."""
         from airflow.providers.amazon.aws.hooks.lambda_function import LambdaHook
@@ -205,7 +206,7 @@ with DAG(
         return release_model(client, settings, cfg["storage_root"], decided.model, decided.version)
 
     @task(outlets=[CHAMPION])
-    def publish_champion(decision: dict, ds: str, outlet_events: Any) -> dict:
+    def publish_champion(decision: dict[str, Any], ds: str, outlet_events: Any) -> dict[str, Any]:
         """Tell the DAGs that follow training (batch_scoring) which champion tonight ended with."""
         decided = Decision.model_validate(decision)
         champion = decided.version if decided.promoted else decided.champion_before

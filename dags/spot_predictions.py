@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, task
@@ -82,7 +83,7 @@ with DAG(
 ) as dag:
 
     @task
-    def locate(params: dict, var: dict, run_id: str) -> dict:
+    def locate(params: dict[str, Any], var: dict[str, Any], run_id: str) -> dict[str, Any]:
         """The model's function, and where this run's response (and a batch's predictions) are
         stored: keyed by run id."""
         root = storage_root(params, var)

@@ -185,7 +185,7 @@ def migrate(env: dict[str, str]) -> None:
 
 
 def dags_test(
-    env: dict[str, str], dag_id: str, conf: dict, logical_date: str
+    env: dict[str, str], dag_id: str, conf: dict[str, Any], logical_date: str
 ) -> tuple[int, str, dict[str, str]]:
     """Run `airflow dags test`; return its exit code, its output, and each task's final state (a
     mapped task's instances as `task_id[i]`).

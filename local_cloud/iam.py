@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
 log = logging.getLogger("local_cloud.iam")
@@ -165,7 +165,11 @@ def s3_checks(method: str, path: str, query: str, headers: Mapping[str, str], bo
 
 
 def emr_checks(
-    operation: str, params: Mapping[str, Any], region: str, account: str, cluster_tags: Callable[[str], dict]
+    operation: str,
+    params: Mapping[str, Any],
+    region: str,
+    account: str,
+    cluster_tags: Callable[[str], dict[str, Any]],
 ) -> list[Check]:
     action = f"elasticmapreduce:{operation}"
     if operation == "RunJobFlow":
@@ -237,7 +241,7 @@ class IamEnforcer:
         self._region = region
         self._account = account
 
-    def authorize(self, checked: Any, environ: dict) -> tuple[str, list, bytes] | None:
+    def authorize(self, checked: Any, environ: dict[str, Any]) -> tuple[str, list[Any], bytes] | None:
         """For the request validator: a denial of an EMR or Lambda request, or None."""
         key = access_key(environ)
         if key == ADMIN_KEY:
@@ -260,15 +264,15 @@ class IamEnforcer:
             else _json_denial(rest, "AccessDeniedException", denial_message(principal, denied))
         )
 
-    def s3_middleware(self, app: Callable) -> Callable:
+    def s3_middleware(self, app: Callable[..., Any]) -> Callable[..., Any]:
         """`app` (moto), answering S3 requests their signer may not make with 403 AccessDenied."""
         from local_cloud.validation import credential_service
 
-        def wrapped(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             key = access_key(environ)
             # Only what is signed for s3 (anonymous requests are not checked).
             if key in (ADMIN_KEY, None) or credential_service(environ) not in ("s3", None):
-                return app(environ, start_response)
+                return cast(Iterable[bytes], app(environ, start_response))
             principal = self._principals.get(key or "")
             if principal is None:
                 code, message = (
@@ -287,7 +291,7 @@ class IamEnforcer:
                 )  # fmt: skip
                 denied = principal.denied(checks)
                 if denied is None:
-                    return app(environ, start_response)
+                    return cast(Iterable[bytes], app(environ, start_response))
                 code, message = "AccessDenied", denial_message(principal, denied)
             payload = _S3_DENIED.format(code=code, message=escape(message)).encode()
             start_response(
@@ -306,7 +310,7 @@ class IamEnforcer:
         return {t["Key"]: t["Value"] for t in cluster.tags} if cluster is not None else {}
 
 
-def _json_denial(rest: bool, kind: str, message: str) -> tuple[str, list, bytes]:
+def _json_denial(rest: bool, kind: str, message: str) -> tuple[str, list[Any], bytes]:
     if rest:  # Lambda's REST-JSON errors: 403 and a "Message"
         body = json.dumps({"Type": "User", "Message": message}).encode()
         return "403 Forbidden", [("Content-Type", "application/json"), ("x-amzn-ErrorType", kind)], body

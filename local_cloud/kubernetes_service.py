@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
 import kubernetes_validate
@@ -150,7 +150,7 @@ class KubernetesApi:
 
     def __init__(
         self,
-        app: Callable,
+        app: Callable[..., Any],
         pods_dir: Path,
         images: Mapping[str, Path],
         context: Path,
@@ -176,7 +176,7 @@ class KubernetesApi:
         self._namespaces = {"default", "kube-system", "kube-public"}
         self._versions = itertools.count(1)
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         ours = (
             path.rstrip("/") == "/version"
@@ -184,7 +184,7 @@ class KubernetesApi:
             or path.startswith(("/api/", "/apis/"))
         )
         if not ours or _signed_for_aws(environ):
-            return self._app(environ, start_response)
+            return cast(Iterable[bytes], self._app(environ, start_response))
         method = environ["REQUEST_METHOD"]
         entry: dict[str, Any] = {"method": method, "path": path, "namespace": None, "pod": None}
 
@@ -217,7 +217,9 @@ class KubernetesApi:
 
     # -- discovery and namespaces --
 
-    def _version(self, environ: dict, respond: Callable, entry: dict) -> Iterable[bytes]:
+    def _version(
+        self, environ: dict[str, Any], respond: Callable[..., Any], entry: dict[str, Any]
+    ) -> Iterable[bytes]:
         major, minor, _ = KUBERNETES_VERSION.split(".")
         info = {
             "major": major,
@@ -234,7 +236,9 @@ class KubernetesApi:
         }
         return _json(respond, 200, info)
 
-    def _api_versions(self, environ: dict, respond: Callable, entry: dict) -> Iterable[bytes]:
+    def _api_versions(
+        self, environ: dict[str, Any], respond: Callable[..., Any], entry: dict[str, Any]
+    ) -> Iterable[bytes]:
         body = {
             "kind": "APIVersions",
             "versions": ["v1"],
@@ -244,7 +248,9 @@ class KubernetesApi:
         }
         return _json(respond, 200, body)
 
-    def _api_resources(self, environ: dict, respond: Callable, entry: dict) -> Iterable[bytes]:
+    def _api_resources(
+        self, environ: dict[str, Any], respond: Callable[..., Any], entry: dict[str, Any]
+    ) -> Iterable[bytes]:
         def resource(name: str, kind: str, namespaced: bool, verbs: list[str]) -> dict[str, Any]:
             return {"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": verbs}
 
@@ -261,7 +267,9 @@ class KubernetesApi:
         }
         return _json(respond, 200, body)
 
-    def _list_namespaces(self, environ: dict, respond: Callable, entry: dict) -> Iterable[bytes]:
+    def _list_namespaces(
+        self, environ: dict[str, Any], respond: Callable[..., Any], entry: dict[str, Any]
+    ) -> Iterable[bytes]:
         with self._lock:
             names = sorted(self._namespaces)
         items = [_namespace(n) for n in names]
@@ -270,13 +278,15 @@ class KubernetesApi:
         )
 
     def _read_namespace(
-        self, environ: dict, respond: Callable, entry: dict, namespace: str
+        self, environ: dict[str, Any], respond: Callable[..., Any], entry: dict[str, Any], namespace: str
     ) -> Iterable[bytes]:
         return _json(respond, 200, {"kind": "Namespace", "apiVersion": "v1", **_namespace(namespace)})
 
     # -- pods --
 
-    def _create_pod(self, environ: dict, respond: Callable, entry: dict, namespace: str) -> Iterable[bytes]:
+    def _create_pod(
+        self, environ: dict[str, Any], respond: Callable[..., Any], entry: dict[str, Any], namespace: str
+    ) -> Iterable[bytes]:
         body = _read_json(environ)
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body of the request is not a JSON object")
@@ -347,12 +357,21 @@ class KubernetesApi:
         return _Pod(metadata, spec, PodRun(manifest, folder, self._catalog, self._emitter(metadata)))
 
     def _read_pod(
-        self, environ: dict, respond: Callable, entry: dict, namespace: str, name: str
+        self,
+        environ: dict[str, Any],
+        respond: Callable[..., Any],
+        entry: dict[str, Any],
+        namespace: str,
+        name: str,
     ) -> Iterable[bytes]:
         return _json(respond, 200, self._get(namespace, name).render())
 
     def _list_pods(
-        self, environ: dict, respond: Callable, entry: dict, namespace: str | None = None
+        self,
+        environ: dict[str, Any],
+        respond: Callable[..., Any],
+        entry: dict[str, Any],
+        namespace: str | None = None,
     ) -> Iterable[bytes]:
         query = _query(environ)
         _refuse_watch(query)
@@ -368,7 +387,12 @@ class KubernetesApi:
         return _json(respond, 200, self._list("PodList", items))
 
     def _patch_pod(
-        self, environ: dict, respond: Callable, entry: dict, namespace: str, name: str
+        self,
+        environ: dict[str, Any],
+        respond: Callable[..., Any],
+        entry: dict[str, Any],
+        namespace: str,
+        name: str,
     ) -> Iterable[bytes]:
         kind = environ.get("CONTENT_TYPE", "").split(";")[0].strip()
         patch = _read_json(environ)
@@ -406,7 +430,12 @@ class KubernetesApi:
             return _json(respond, 200, pod.render())
 
     def _delete_pod(
-        self, environ: dict, respond: Callable, entry: dict, namespace: str, name: str
+        self,
+        environ: dict[str, Any],
+        respond: Callable[..., Any],
+        entry: dict[str, Any],
+        namespace: str,
+        name: str,
     ) -> Iterable[bytes]:
         options = _read_json(environ) or {}
         query = _query(environ)
@@ -429,7 +458,12 @@ class KubernetesApi:
         return _json(respond, 200, rendered)
 
     def _pod_log(
-        self, environ: dict, respond: Callable, entry: dict, namespace: str, name: str
+        self,
+        environ: dict[str, Any],
+        respond: Callable[..., Any],
+        entry: dict[str, Any],
+        namespace: str,
+        name: str,
     ) -> Iterable[bytes]:
         query = _query(environ)
         pod = self._get(namespace, name)
@@ -479,7 +513,11 @@ class KubernetesApi:
     # -- events --
 
     def _list_events(
-        self, environ: dict, respond: Callable, entry: dict, namespace: str | None = None
+        self,
+        environ: dict[str, Any],
+        respond: Callable[..., Any],
+        entry: dict[str, Any],
+        namespace: str | None = None,
     ) -> Iterable[bytes]:
         query = _query(environ)
         _refuse_watch(query)
@@ -924,12 +962,12 @@ def _since(query: Mapping[str, str]) -> int | None:
 # --- HTTP helpers ---------------------------------------------------------------------------
 
 
-def _signed_for_aws(environ: dict) -> bool:
+def _signed_for_aws(environ: dict[str, Any]) -> bool:
     query = environ.get("QUERY_STRING", "")
     return environ.get("HTTP_AUTHORIZATION", "").startswith("AWS") or "X-Amz-Signature=" in query
 
 
-def _query(environ: dict) -> dict[str, str]:
+def _query(environ: dict[str, Any]) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
 
 
@@ -942,7 +980,7 @@ def _refuse_watch(query: Mapping[str, str]) -> None:
         raise ApiError(400, "BadRequest", "watch is not supported by the local cloud emulator; poll instead")
 
 
-def _read_json(environ: dict) -> Any:
+def _read_json(environ: dict[str, Any]) -> Any:
     body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     if not body.strip():
         return None
@@ -952,7 +990,7 @@ def _read_json(environ: dict) -> Any:
         raise ApiError(400, "BadRequest", "the body of the request is not valid JSON") from None
 
 
-def _json(respond: Callable, code: int, body: Any) -> list[bytes]:
+def _json(respond: Callable[..., Any], code: int, body: Any) -> list[bytes]:
     payload = json.dumps(body).encode()
     phrase = {
         200: "OK",

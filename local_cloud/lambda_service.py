@@ -14,6 +14,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
 from local_cloud.lambda_runtime import FunctionVersion, Outcome, SandboxPool
@@ -26,16 +27,16 @@ log = logging.getLogger("local_cloud.lambda")
 
 
 class LambdaInvocations:
-    def __init__(self, app: Callable, pool: SandboxPool, account: str, region: str):
+    def __init__(self, app: Callable[..., Any], pool: SandboxPool, account: str, region: str):
         self._app = app
         self._pool = pool
         self._account = account
         self._region = region
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         match = _INVOKE.match(environ.get("PATH_INFO", "")) if environ["REQUEST_METHOD"] == "POST" else None
         if match is None:
-            return self._app(environ, start_response)
+            return cast(Iterable[bytes], self._app(environ, start_response))
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         if len(body) > MAX_SYNC_PAYLOAD:
             message = (
@@ -70,7 +71,11 @@ class LambdaInvocations:
         return self._respond(outcome, environ, headers, start_response)
 
     def _respond(
-        self, outcome: Outcome, environ: dict, headers: list[tuple[str, str]], start_response: Callable
+        self,
+        outcome: Outcome,
+        environ: dict[str, Any],
+        headers: list[tuple[str, str]],
+        start_response: Callable[..., Any],
     ) -> Iterable[bytes]:
         payload, error = outcome.payload, outcome.error_type
         if len(payload) > MAX_SYNC_PAYLOAD:
@@ -116,7 +121,7 @@ class LambdaInvocations:
         )
 
 
-def _error(start_response: Callable, status: str, kind: str, message: str) -> list[bytes]:
+def _error(start_response: Callable[..., Any], status: str, kind: str, message: str) -> list[bytes]:
     body = json.dumps({"Type": "User", "message": message}).encode()
     start_response(
         status,

@@ -99,7 +99,7 @@ def _running(identity: dict[str, float]) -> bool:
     """Whether that very process (not a later one given the same pid) is still running."""
     try:
         process = psutil.Process(int(identity["pid"]))
-        return process.create_time() == identity["started"] and process.status() != psutil.STATUS_ZOMBIE
+        return bool(process.create_time() == identity["started"] and process.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import psutil
 
@@ -392,7 +392,7 @@ class PodRun:
                 status["reason"] = self.reason
             if self.message:
                 status["message"] = self.message
-            return json.loads(json.dumps(status))  # a copy the caller may keep
+            return cast(dict[str, Any], json.loads(json.dumps(status)))  # a copy the caller may keep
 
     def stop(self, grace: float) -> None:
         """Stop every container as a kubelet does on deletion: SIGTERM, then SIGKILL after `grace`."""

@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from local_cloud.state import store_blob
 from local_cloud.validation import credential_service
@@ -55,19 +55,19 @@ class S3State:
         self._drop_unreferenced()
         return count
 
-    def middleware(self, app: Callable) -> Callable:
+    def middleware(self, app: Callable[..., Any]) -> Callable[..., Any]:
         """`app` (moto), saving S3 after each successful request that may have changed it."""
 
-        def wrapped(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             if (
                 self._restoring
                 or environ.get("REQUEST_METHOD") not in _CHANGES
                 or credential_service(environ) != "s3"
             ):
-                return app(environ, start_response)
+                return cast(Iterable[bytes], app(environ, start_response))
             status: list[str] = []
 
-            def capture(code: str, headers: list, exc_info: Any = None) -> Any:
+            def capture(code: str, headers: list[Any], exc_info: Any = None) -> Any:
                 status.append(code)
                 return start_response(code, headers, exc_info) if exc_info else start_response(code, headers)
 

@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from local_cloud.airflow_offline import AIRFLOW, DEFAULT_SPEC, DEFAULT_STORAGE_ROOT, offline_airflow
 from local_cloud.lifetime import die_with_parent, stop_group
@@ -67,7 +68,7 @@ def standalone_env(base: Mapping[str, str], port: int) -> dict[str, str]:
     }
 
 
-def deployment_settings(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, dict]]:
+def deployment_settings(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """The Variables and connections the offline environment carries as AIRFLOW_VAR_*/AIRFLOW_CONN_*."""
     variables = {
         k.removeprefix("AIRFLOW_VAR_").lower(): v for k, v in env.items() if k.startswith("AIRFLOW_VAR_")
@@ -191,7 +192,7 @@ def _wait_healthy(
                     f"the {name} exited {proc.returncode} while starting; its log: "
                     f"{home / 'services' / f'{name}.log'}"
                 )
-        health: dict = {}
+        health: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError):
             with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as response:
                 health = json.load(response)

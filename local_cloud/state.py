@@ -69,7 +69,7 @@ class DurableState:
         with self._lock, self._log.open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
 
-    def replay(self, app: Callable) -> int:
+    def replay(self, app: Callable[..., Any]) -> int:
         """Send every recorded request to `app` (moto), oldest first; return how many."""
         count = 0
         for entry in self._entries():

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
 import botocore.session
@@ -32,7 +32,7 @@ REST_SERVICES = ("lambda",)
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[^/]+)/aws4_request")
 
 
-def credential_service(environ: dict) -> str | None:
+def credential_service(environ: dict[str, Any]) -> str | None:
     """The service a SigV4-signed request was signed for (its credential scope), if any."""
     scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
     return scope.group("service") if scope else None
@@ -52,11 +52,11 @@ class Checked:
 class RequestValidator:
     def __init__(
         self,
-        app: Callable,
+        app: Callable[..., Any],
         journal: Path | None = None,
         on_success: Callable[[Checked, dict[str, Any], bytes], None] | None = None,
         rules: Mapping[tuple[str, str], Callable[[dict[str, Any]], str | None]] | None = None,
-        authorize: Callable[[Checked, dict], tuple[str, list, bytes] | None] | None = None,
+        authorize: Callable[[Checked, dict[str, Any]], tuple[str, list[Any], bytes] | None] | None = None,
     ):
         session = botocore.session.get_session()
         self._json = {
@@ -73,12 +73,12 @@ class RequestValidator:
         self._authorize = authorize
         self._lock = threading.Lock()
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         prefix, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
         service = credential_service(environ)
         routes = self._rest.get(service) if service else None
         if prefix not in self._json and routes is None:
-            return self._app(environ, start_response)
+            return cast(Iterable[bytes], self._app(environ, start_response))
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
         if prefix in self._json:
@@ -93,7 +93,7 @@ class RequestValidator:
             assert routes is not None
             checked = routes.check(environ, body)
         if checked is None:  # not an operation of the model: moto answers as AWS would (404)
-            return self._app(environ, start_response)
+            return cast(Iterable[bytes], self._app(environ, start_response))
         self._record({"service": checked.service, "operation": checked.operation, "error": checked.error})
         if checked.error is None:
             denial = self._authorize(checked, environ) if self._authorize else None
@@ -119,17 +119,17 @@ class RequestValidator:
         return [payload]
 
     def _forward(
-        self, checked: Checked, environ: dict, body: bytes, start_response: Callable
+        self, checked: Checked, environ: dict[str, Any], body: bytes, start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         if self._on_success is None:
-            return self._app(environ, start_response)
+            return cast(Iterable[bytes], self._app(environ, start_response))
         status: list[str] = []
 
-        def capture(code: str, headers: list, exc_info: Any = None) -> Any:
+        def capture(code: str, headers: list[Any], exc_info: Any = None) -> Any:
             status.append(code)
             return start_response(code, headers, exc_info) if exc_info else start_response(code, headers)
 
-        result = self._app(dict(environ), capture)
+        result = cast(Iterable[bytes], self._app(dict(environ), capture))
         if status and status[0].startswith("2"):
             self._on_success(checked, environ, body)
         return result
@@ -176,7 +176,7 @@ class _RestRoutes:
             pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
             self._routes.append((op.http["method"], re.compile(f"^{pattern}/?$"), op))
 
-    def check(self, environ: dict, body: bytes) -> Checked | None:
+    def check(self, environ: dict[str, Any], body: bytes) -> Checked | None:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         for route_method, pattern, op in self._routes:
             match = pattern.match(path) if route_method == method else None
@@ -192,7 +192,9 @@ class _RestRoutes:
         return None
 
 
-def _rest_error(op: OperationModel, path_params: dict[str, str], environ: dict, body: bytes) -> str | None:
+def _rest_error(
+    op: OperationModel, path_params: dict[str, str], environ: dict[str, Any], body: bytes
+) -> str | None:
     shape = op.input_shape
     if shape is None:
         return None

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -37,7 +37,7 @@ def join(uri: str, *parts: str) -> str:
 
 def filesystem(uri: str) -> tuple[Any, str]:
     """The fsspec filesystem and the path within it for a URI."""
-    return fsspec.core.url_to_fs(normalize(uri))
+    return cast(tuple[Any, str], fsspec.core.url_to_fs(normalize(uri)))
 
 
 def is_local(uri: str) -> bool:
@@ -138,7 +138,7 @@ def read_tagged(uri: str) -> tuple[bytes, str] | None:
             return data, hashlib.sha256(data).hexdigest()
         from fsspec.asyn import sync
 
-        return sync(fs.loop, _get_tagged, fs, *path.split("/", 1))
+        return cast(tuple[bytes, str] | None, sync(fs.loop, _get_tagged, fs, *path.split("/", 1)))
     except FileNotFoundError:
         return None
 

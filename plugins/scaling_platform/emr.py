@@ -45,7 +45,7 @@ class ClusterSettings:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def job_flow_overrides(settings: ClusterSettings, *, dag_id: str, run_id: str) -> dict:
+def job_flow_overrides(settings: ClusterSettings, *, dag_id: str, run_id: str) -> dict[str, Any]:
     """RunJobFlow parameters: Spark on the EMR 7 line, on-demand primary and core, spot tasks.
 
     The cluster stays up between steps (the DAG adds them) and is torn down by the DAG's
@@ -59,7 +59,7 @@ def job_flow_overrides(settings: ClusterSettings, *, dag_id: str, run_id: str) -
         groups.append(
             _group("Task (spot)", "TASK", "SPOT", settings.task_instance_type, settings.task_spot_count)
         )
-    instances: dict = {
+    instances: dict[str, Any] = {
         "InstanceGroups": groups,
         "KeepJobFlowAliveWhenNoSteps": True,
         "TerminationProtected": False,
@@ -76,7 +76,7 @@ def job_flow_overrides(settings: ClusterSettings, *, dag_id: str, run_id: str) -
         strict=False,
     ):
         instances[key] = group
-    overrides: dict = {
+    overrides: dict[str, Any] = {
         "Name": settings.name,
         "ReleaseLabel": settings.release_label,
         "LogUri": settings.log_uri,
@@ -108,7 +108,7 @@ def spark_submit_step(
     shipped: Mapping[str, str],
     job_args: Sequence[str],
     conf: Mapping[str, str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """An EMR step that runs a job CLI with spark-submit, its code and Python environment shipped.
 
     `shipped` is what `python -m spark_jobs package` prints: `code_uri`, the zip of the job
@@ -144,7 +144,7 @@ def spark_submit_step(
 
 def cluster_from_variables(
     value: Mapping[str, Any], *, name: str, task_spot_count: int, dag_id: str, run_id: str
-) -> dict:
+) -> dict[str, Any]:
     """RunJobFlow parameters in the deployment's log bucket, network and IMDSv2 security
     configuration (Variables `emr_log_uri`, `ml_emr_security_configuration`, `ml_emr_subnet_id`,
     `ml_emr_security_groups`); a ValueError says which Variable is missing or wrong."""
@@ -177,7 +177,7 @@ def cluster_from_variables(
         raise ValueError(f"Variable ml_emr_security_groups: {exc}") from None
 
 
-def _group(name: str, role: str, market: str, instance_type: str, count: int) -> dict:
+def _group(name: str, role: str, market: str, instance_type: str, count: int) -> dict[str, Any]:
     return {
         "Name": name,
         "InstanceRole": role,
@@ -187,7 +187,7 @@ def _group(name: str, role: str, market: str, instance_type: str, count: int) ->
     }
 
 
-def _tags(tags: Mapping[str, str]) -> list[dict]:
+def _tags(tags: Mapping[str, str]) -> list[dict[str, Any]]:
     return [{"Key": k, "Value": str(v)[:256]} for k, v in tags.items()]
 
 

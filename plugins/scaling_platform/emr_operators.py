@@ -129,7 +129,7 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
 
     def poke(self, context: Any) -> bool:
         try:
-            return super().poke(context)
+            return bool(super().poke(context))
         except AirflowException as exc:
             self._fail_with_logs(exc)
             raise

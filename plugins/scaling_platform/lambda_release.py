@@ -79,7 +79,7 @@ def code_location(zip_uri: str) -> dict[str, Any]:
 
 def release_model(
     client: Any, settings: FunctionSettings, storage_root: str, model: str, version: str
-) -> dict:
+) -> dict[str, Any]:
     """Release a registry version: find the Lambda package `make ship` uploaded (never built on
     the worker), work out the check request and its answer from the registry (both job CLIs),
     then `release`."""

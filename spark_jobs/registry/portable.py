@@ -200,7 +200,7 @@ class Scorer:
             x = impute if value is None else float(value)
             total += weight * ((x - mean) / std if std > 0 else 0.0)
         for name, weights in self._categorical:
-            total += weights.get(row.get(name), 0.0)  # type: ignore[arg-type]
+            total += weights.get(row.get(name), 0.0)
         return total + self._intercept
 
     def probability(self, row: Mapping[str, Any]) -> float:
@@ -262,4 +262,4 @@ class Scorer:
 
     def label(self, probability: float) -> str:
         # Spark's default threshold: positive only when strictly above 0.5.
-        return self.positive if probability > 0.5 else self.negative
+        return str(self.positive if probability > 0.5 else self.negative)

@@ -11,7 +11,7 @@ every row against the spec the model was trained on, scores the rows that pass w
 The partition is written under `_staging/` and moved into place whole, replacing an earlier run's
 for the same date, so a retry or re-run never leaves a half-written partition visible.
 
-Two engines, one result (tests/spark_jobs/test_engine_parity.py): `--engine arrow` (the default,
+Two engines, one result (tests/spark_jobs/scoring/test_engine_parity.py): `--engine arrow` (the default,
 the scoring pod's) streams the day through Arrow record batches and numpy with no JVM
 (spark_jobs.scoring.score_arrow); `--engine spark` (an EMR cluster's, for days larger than a pod) checks
 rows with Spark Columns and scores them with the model as a Column expression, in one pass.
@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 from spark_jobs import interface, storage
 from spark_jobs.data.contract import (
-    CORRUPT,
     InputFiles,
     cast_column,
     inspect_input,
@@ -47,7 +46,7 @@ from spark_jobs.data.contract import (
     typed_column,
 )
 from spark_jobs.data.partitions import MARKER, input_uri, iso_date, output_uri
-from spark_jobs.data.row_rules import ABOVE, BELOW, MALFORMED, MISSING, row_rules
+from spark_jobs.data.row_rules import ABOVE, BELOW, CORRUPT, MALFORMED, MISSING, row_rules
 from spark_jobs.errors import DataContractError, JobError, run_cli
 from spark_jobs.interface import ScoreSummary
 from spark_jobs.locations import argument, name_argument, optional_version

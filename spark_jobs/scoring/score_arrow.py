@@ -70,7 +70,7 @@ log = logging.getLogger("spark_jobs.scoring.score_arrow")
 
 BATCH_ROWS = 65_536
 # (what is wrong, a numpy mask of the rows breaking it, the value row i shows in the message)
-Check = tuple[str, np.ndarray, Callable[[int], str] | None]
+Check = tuple[str, np.ndarray[Any, Any], Callable[[int], str] | None]
 ARROW_TYPES = {"integer": pa.int32(), "long": pa.int64(), "double": pa.float64(), "string": pa.string()}
 
 
@@ -89,7 +89,7 @@ class Tally:
         self.reasons[what] = self.reasons.get(what, 0) + count
 
 
-Rules = list[tuple[Rule, np.ndarray]]
+Rules = list[tuple[Rule, np.ndarray[Any, Any]]]
 
 
 # -- checks (a batch in, masks and messages out, no I/O) ----------------------------------------
@@ -103,7 +103,7 @@ class Typed:
     value: pa.Array
     rules: Rules
 
-    def mask(self, test: str) -> np.ndarray:
+    def mask(self, test: str) -> np.ndarray[Any, Any]:
         return next(mask for rule, mask in self.rules if rule.test == test)
 
 
@@ -137,10 +137,10 @@ def typed_column(array: pa.Array, type_name: str) -> Typed:
         return _by_value(array, rules, parse, target)
     if kind == DECIMAL:
         return _by_value(array, rules, lambda d: _from_decimal(decimal.Decimal(d), type_name), target)
-    x = pc.fill_null(array, 0).to_numpy(zero_copy_only=False)
-    finite = np.isfinite(x) if kind == FLOATING else np.ones(len(x), bool)
+    x: np.ndarray[Any, Any] = pc.fill_null(array, 0).to_numpy(zero_copy_only=False)
+    finite: np.ndarray[Any, Any] = np.isfinite(x) if kind == FLOATING else np.ones(len(x), bool)
 
-    def out_of_range() -> np.ndarray:  # asked for only when the spec's type is an integer
+    def out_of_range() -> np.ndarray[Any, Any]:  # asked for only when the spec's type is an integer
         low, high, _ = INTEGER_RANGES[type_name]
         if kind == INTEGRAL:
             # An unsigned column is never below, and comparing it with a negative bound fails.
@@ -149,15 +149,16 @@ def typed_column(array: pa.Array, type_name: str) -> Typed:
         with np.errstate(invalid="ignore"):
             return finite & ((x < float(low)) | (x >= float(high) + 1.0))
 
-    def inexact() -> np.ndarray:
+    def inexact() -> np.ndarray[Any, Any]:
         signed = pa.types.is_signed_integer(array.type)
         return (x > EXACT_IN_DOUBLE) | ((x < -EXACT_IN_DOUBLE) if signed else False)
 
-    def not_whole() -> np.ndarray:
+    def not_whole() -> np.ndarray[Any, Any]:
         with np.errstate(invalid="ignore"):
-            return finite & (x != np.floor(x))
+            whole: np.ndarray[Any, Any] = x == np.floor(x)
+        return finite & ~whole
 
-    tests: dict[str, Callable[[], np.ndarray]] = {
+    tests: dict[str, Callable[[], np.ndarray[Any, Any]]] = {
         NOT_FINITE: lambda: ~finite,
         INEXACT: inexact,
         NOT_WHOLE: not_whole,
@@ -250,7 +251,7 @@ def _raw_text(raw: pa.Array) -> Callable[[int], str]:
     return lambda i: sample(raw[i].as_py(), raw.type)
 
 
-def reasons(size: int, checks: list[Check]) -> tuple[np.ndarray, pa.Array]:
+def reasons(size: int, checks: list[Check]) -> tuple[np.ndarray[Any, Any], pa.Array]:
     """Which rows are rejected, and why (every rule each breaks, joined by "; "; null for the rest)."""
     rejected = _any([mask for _, mask, _ in checks], size)
     why: list[str | None] = [None] * size
@@ -290,11 +291,11 @@ def score_batch(
     return scored, bad
 
 
-def _mask(values: Any) -> np.ndarray:
+def _mask(values: Any) -> np.ndarray[Any, Any]:
     return np.asarray(values.to_numpy(zero_copy_only=False), bool)
 
 
-def _any(masks: list[np.ndarray], size: int) -> np.ndarray:
+def _any(masks: list[np.ndarray[Any, Any]], size: int) -> np.ndarray[Any, Any]:
     out = np.zeros(size, bool)
     for mask in masks:
         out |= mask

@@ -72,7 +72,7 @@ def _estimated_rows(uri: str) -> int:
     lines = head.count(b"\n")
     if uri.endswith(".gz") or not lines:
         return max(1, size // 100)  # compressed or one line: about 100 bytes a row
-    return max(1, round(size / (len(head) / lines)))
+    return max(1, int(round(size / (len(head) / lines))))
 
 
 def plan(inp: InputFiles, target_rows: int, max_shards: int) -> list[dict[str, Any]]:

@@ -154,7 +154,7 @@ def uv() -> str:
     return str(find_uv_bin())
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess:
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:

@@ -1,5 +1,5 @@
 """Spark's casts and printing of values, in plain Python: the figures are what Spark 3.5 on Java 17
-answered for the same values (tests/spark_jobs/test_engine_parity.py asks Spark itself)."""
+answered for the same values (tests/spark_jobs/scoring/test_engine_parity.py asks Spark itself)."""
 
 from __future__ import annotations
 

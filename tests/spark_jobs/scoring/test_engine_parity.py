@@ -18,8 +18,8 @@ from spark_jobs.data.partitions import input_uri, output_uri
 from spark_jobs.scoring import score, score_arrow
 from spark_jobs.spec import load_spec, parse_spec
 from tests.conftest import BANK, SPEC, handmade_version
-from tests.spark_jobs.test_types_by_meaning import CASES, ROLE, write_case
-from tests.spark_jobs.test_types_by_meaning import SPEC as ONE_VALUE_SPEC
+from tests.spark_jobs.data.test_types_by_meaning import CASES, ROLE, write_case
+from tests.spark_jobs.data.test_types_by_meaning import SPEC as ONE_VALUE_SPEC
 
 pytestmark = pytest.mark.spark
 
