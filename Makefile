@@ -109,11 +109,11 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	@touch $@
 
 # The emulator runs the function's handler on its runtime's Python (python3.12), with the runtime
-# client installed from the lock for that interpreter (local_cloud/lambda_runtimes.py). Only the
+# client installed from the lock for that interpreter (local_cloud/aws/awslambda/runtimes.py). Only the
 # targets that invoke the function need it: shipping or building the zip needs no Python 3.12.
 LAMBDA_RUNTIME := build/lambda-runtimes/.prepared
-$(LAMBDA_RUNTIME): $(VENV)/.synced uv.lock spark_jobs/shipping/lambda_package.py local_cloud/lambda_runtimes.py
-	$(PY) -m local_cloud.lambda_runtimes
+$(LAMBDA_RUNTIME): $(VENV)/.synced uv.lock spark_jobs/shipping/lambda_package.py local_cloud/aws/awslambda/runtimes.py
+	$(PY) -m local_cloud.aws.awslambda.runtimes
 	@touch $@
 
 setup: $(VENV)/.synced $(S3A_JARS) check-java containers
@@ -135,7 +135,7 @@ containers: $(VENV)/.synced $(JOB_IMAGE_CONTEXT)
 		echo "installing podman (apt) to run the pods as containers"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CONTAINER_PACKAGES) >/dev/null; \
 	fi
-	$(PY) -m local_cloud.containers
+	$(PY) -m local_cloud.kubernetes.containers
 
 check-java:
 	@java -version >/dev/null 2>&1 || { echo "error: Java 17 is needed for Spark (java not found on PATH)" >&2; exit 1; }
@@ -183,10 +183,10 @@ predict: setup $(LAMBDA_RUNTIME)
 
 # The UI and the scheduler, offline, until Ctrl-C: the same DAGs, connections and emulator as `make run`.
 airflow: setup $(LAMBDA_RUNTIME)
-	$(PY) -m local_cloud.standalone --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC) --port $(PORT)
+	$(PY) -m local_cloud.airflow.standalone --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC) --port $(PORT)
 
 airflow-stop:
-	$(PY) -m local_cloud.standalone --stop
+	$(PY) -m local_cloud.airflow.standalone --stop
 
 show: setup
 	$(WITH_CLOUD) $(PY) -m spark_jobs registry show --spec $(SPEC) --storage-root $(STORAGE_ROOT) \

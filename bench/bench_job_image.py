@@ -29,7 +29,7 @@ IMPORT = (
 
 
 def main() -> None:
-    from local_cloud.containers import Images, find_engine
+    from local_cloud.kubernetes.containers import Images, find_engine
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)

@@ -66,7 +66,7 @@ def warm(n: int, calls: int) -> dict[str, float]:
 
 
 def emulator_roundtrip(root: str, spot_zip: bytes) -> float:
-    from local_cloud.airflow_offline import LAMBDA_ROLE
+    from local_cloud.airflow.offline import LAMBDA_ROLE
     from local_cloud.server import client, serve
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise

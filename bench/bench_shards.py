@@ -110,7 +110,7 @@ def main() -> None:
     import kubernetes
     from bench_scoring import pandas_frame
 
-    from local_cloud.kubernetes_service import kubeconfig
+    from local_cloud.kubernetes.api import kubeconfig
     from local_cloud.process import running_emulator
     from spark_jobs.data.partitions import input_uri
     from spark_jobs.spec import load_spec

@@ -34,7 +34,7 @@ COPY --chown=airflow:root aws/ aws/
 COPY --chown=airflow:root data/ data/
 # The spot-predictions function runs on Lambda's python3.12: the emulator runs its handler on a
 # Python 3.12 (uv's build, checksum-checked) with the runtime client from the lock.
-RUN python -m local_cloud.lambda_runtimes
+RUN python -m local_cloud.aws.awslambda.runtimes
 # The emulator knows the batch-scoring image by its Dockerfile.
 COPY --chown=airflow:root docker/jobs.Dockerfile docker/jobs.Dockerfile
 

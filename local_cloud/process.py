@@ -40,13 +40,13 @@ def running_emulator(
 ) -> Iterator[str]:
     """Yield the endpoint URL of a fresh emulator; its log is workdir/emulator.log, the AWS
     requests it validated are in workdir/requests.jsonl, its Lambda sandboxes under
-    workdir/lambda. With a `state_dir`, Lambda functions outlive it (local_cloud.state). Pods run
+    workdir/lambda. With a `state_dir`, Lambda functions outlive it (local_cloud.aws.state). Pods run
     `images` (DEFAULT_IMAGES if None), with their logs and volumes under workdir/pods and their
     Kubernetes requests journalled in workdir/kubernetes.jsonl. With `iam` (the storage and log
     buckets the policies name) each workload's requests are checked against its IAM policy
-    (local_cloud.iam; the files in `policies`, aws/iam by default). Pods run as containers of the
+    (local_cloud.aws.iam; the files in `policies`, aws/iam by default). Pods run as containers of the
     engine `pod_runtime` names, or as host processes (`process`); by default the emulator picks
-    (local_cloud.containers.find_engine)."""
+    (local_cloud.kubernetes.containers.find_engine)."""
     ready = workdir / "endpoint"
     # An emulator of an earlier run that was killed before it could stop this one (by SIGKILL).
     try:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from local_cloud.airflow_offline import DEFAULT_SPEC, DEFAULT_STORAGE_ROOT, dags_test, offline_airflow
+from local_cloud.airflow.offline import DEFAULT_SPEC, DEFAULT_STORAGE_ROOT, dags_test, offline_airflow
 from local_cloud.process import ROOT, StartupError
 from local_cloud.server import CREDENTIALS
 

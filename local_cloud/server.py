@@ -24,11 +24,12 @@ from typing import Any
 
 import boto3
 
-from local_cloud import emr_network
-from local_cloud.containers import find_engine
-from local_cloud.emr_rules import run_job_flow_error
-from local_cloud.emr_steps import StepRunner
-from local_cloud.iam import (
+from local_cloud.aws.awslambda.sandbox import SandboxPool
+from local_cloud.aws.awslambda.service import LambdaInvocations
+from local_cloud.aws.emr import network as emr_network
+from local_cloud.aws.emr.rules import run_job_flow_error
+from local_cloud.aws.emr.steps import StepRunner
+from local_cloud.aws.iam import (
     INSTANCE_PROFILE_KEY,
     LAMBDA_KEY,
     POD_KEY,
@@ -37,14 +38,13 @@ from local_cloud.iam import (
     credentials,
     offline_principals,
 )
-from local_cloud.kubernetes_service import KubernetesApi
-from local_cloud.lambda_runtime import SandboxPool
-from local_cloud.lambda_service import LambdaInvocations
+from local_cloud.aws.s3 import S3State
+from local_cloud.aws.state import DurableState
+from local_cloud.aws.validation import RequestValidator
+from local_cloud.kubernetes.api import KubernetesApi
+from local_cloud.kubernetes.containers import find_engine
 from local_cloud.lifetime import watch_parent
 from local_cloud.process import ROOT
-from local_cloud.s3_state import S3State
-from local_cloud.state import DurableState
-from local_cloud.validation import RequestValidator
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -65,7 +65,7 @@ _LAMBDA_TRUST = {
 
 def client(endpoint: str, service: str, keys: Mapping[str, str] = CREDENTIALS, **kwargs: Any) -> Any:
     """A boto3 client for one of the emulator's services, signing with `keys` (the
-    administrator's by default; local_cloud.iam.credentials(...) for a workload's)."""
+    administrator's by default; local_cloud.aws.iam.credentials(...) for a workload's)."""
     return boto3.client(
         service,
         endpoint_url=endpoint,
@@ -113,7 +113,7 @@ def serve(
 
     `workdir` holds the Lambda sandboxes' code and logs (a temporary folder if None); `roles` are
     IAM roles Lambda may assume (provisioned outside this project on AWS); with a `state_dir`,
-    Lambda functions, versions and aliases outlive this emulator (local_cloud.state). `images`
+    Lambda functions, versions and aliases outlive this emulator (local_cloud.aws.state). `images`
     maps image repository names to Dockerfiles (built from the repository root); each pod's logs
     and volumes go under `pods_dir` (a temporary folder if None); Kubernetes requests are
     journalled to `kube_journal`; they run as containers of the engine `pod_runtime` names (`auto`:
@@ -138,7 +138,7 @@ def serve(
     # S3 written through to disk, so what one run wrote the next one reads.
     s3_state = S3State(state_dir / "s3", ACCOUNT) if state_dir else None
     aws_app = s3_state.middleware(moto_app) if s3_state else moto_app
-    # IAM: with the buckets the policies name, each workload's requests are checked (local_cloud.iam).
+    # IAM: with the buckets the policies name, each workload's requests are checked (local_cloud.aws.iam).
     enforcer = None
     if iam_buckets is not None:
         values = {

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from local_cloud.airflow_offline import offline_emulator
+from local_cloud.airflow.offline import offline_emulator
 from local_cloud.lifetime import die_with_parent
 from local_cloud.process import ROOT, StartupError
 from local_cloud.server import CREDENTIALS

@@ -142,7 +142,7 @@ def function_request(code: bytes, env: dict | None = None, **settings) -> dict:
 
     from scaling_platform.lambda_release import FunctionSettings, function_config
 
-    from local_cloud.airflow_offline import LAMBDA_ROLE
+    from local_cloud.airflow.offline import LAMBDA_ROLE
     from local_cloud.server import role_arn
     from spark_jobs.shipping.lambda_package import HANDLER, RUNTIME
 
@@ -235,9 +235,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# Where a test's clusters start: the tagged network every emulator creates (local_cloud.emr_network).
+# Where a test's clusters start: the tagged network every emulator creates (local_cloud.aws.emr.network).
 def in_network() -> dict:
-    from local_cloud import emr_network
+    from local_cloud.aws.emr import network as emr_network
 
     return {"subnet_id": emr_network.SUBNET, "security_groups": emr_network.SECURITY_GROUPS}
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from local_cloud import server
-from local_cloud.airflow_offline import airflow_env
-from local_cloud.kubernetes_service import kubeconfig
+from local_cloud.airflow.offline import airflow_env
+from local_cloud.kubernetes.api import kubeconfig
 from tests.conftest import ROOT
 
 SCHEMA = ROOT / ".tools" / "compose-spec.json"  # fetched by `make test` (Makefile: COMPOSE_SCHEMA)

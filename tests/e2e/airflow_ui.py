@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from local_cloud.standalone import USER
+from local_cloud.airflow.standalone import USER
 from tests.conftest import ROOT
 
 CHROMIUM = "/usr/bin/chromium"

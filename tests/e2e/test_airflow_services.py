@@ -25,9 +25,9 @@ import psutil
 import pytest
 from scaling_platform.lambda_release import FunctionSettings, release_model
 
-from local_cloud.airflow_offline import LAMBDA_ROLE
+from local_cloud.airflow.offline import LAMBDA_ROLE
+from local_cloud.airflow.standalone import Running, local_airflow
 from local_cloud.server import client, role_arn
-from local_cloud.standalone import Running, local_airflow
 from spark_jobs import storage
 from spark_jobs.data import sample_input
 from spark_jobs.data.partitions import output_uri

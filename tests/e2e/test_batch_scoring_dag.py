@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from local_cloud.airflow_offline import airflow_env, dags_test, migrate
+from local_cloud.airflow.offline import airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
 from spark_jobs import storage
 from spark_jobs.data import sample_input

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from scaling_platform.emr import ClusterSettings, job_flow_overrides
 
-from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate, ship_lambda
+from local_cloud.airflow.offline import LAMBDA_ROLE, airflow_env, dags_test, migrate, ship_lambda
+from local_cloud.aws.validation import read_journal
 from local_cloud.process import running_emulator
 from local_cloud.server import client
-from local_cloud.validation import read_journal
 from spark_jobs.registry.store import Registry
 from tests.conftest import BANK, BANK_FUNCTION, in_network
 

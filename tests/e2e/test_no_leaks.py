@@ -10,7 +10,7 @@ import uuid
 import pytest
 from scaling_platform.lambda_release import FunctionSettings, release_model
 
-from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
+from local_cloud.airflow.offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
 from local_cloud.server import client, role_arn
 from tests.conftest import BANK, BANK_FUNCTION

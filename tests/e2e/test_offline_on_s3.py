@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from local_cloud.airflow_offline import DEFAULT_STORAGE_ROOT
-from local_cloud.containers import describe, find_engine
+from local_cloud.airflow.offline import DEFAULT_STORAGE_ROOT
+from local_cloud.kubernetes.containers import describe, find_engine
 from tests.conftest import BANK_FULL as BANK
 from tests.conftest import ROOT
 

@@ -10,7 +10,7 @@ import json
 import pytest
 import yaml
 
-from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
+from local_cloud.airflow.offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
 from local_cloud.process import running_emulator
 from local_cloud.run import example_records
 from local_cloud.server import client

@@ -17,10 +17,10 @@ from scaling_platform.lambda_release import (
     release_model,
 )
 
-from local_cloud.airflow_offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
+from local_cloud.airflow.offline import LAMBDA_ROLE, airflow_env, dags_test, migrate
+from local_cloud.aws.validation import read_journal
 from local_cloud.process import running_emulator
 from local_cloud.server import client, role_arn
-from local_cloud.validation import read_journal
 from spark_jobs import storage
 from spark_jobs.registry.store import PORTABLE, SPARK_MODEL, Registry
 from spark_jobs.shipping import lambda_package

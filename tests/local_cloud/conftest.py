@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from local_cloud.airflow_offline import LAMBDA_ROLE
+from local_cloud.airflow.offline import LAMBDA_ROLE
 from local_cloud.process import DEFAULT_IMAGES, running_emulator
 
 # Small images for the Kubernetes tests: pods whose command is a `python -c` script start in a blink.

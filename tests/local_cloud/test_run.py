@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from local_cloud.airflow_offline import AIRFLOW, airflow_env
+from local_cloud.airflow.offline import AIRFLOW, airflow_env
 from tests.conftest import BANK, ROOT
 
 pytestmark = [pytest.mark.spark, pytest.mark.emulator, pytest.mark.airflow]

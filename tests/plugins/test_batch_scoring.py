@@ -98,7 +98,7 @@ def test_the_job_accepts_the_command_line_the_pod_carries():
 
 
 def test_the_image_runs_as_the_user_and_with_the_scratch_the_pod_expects():
-    from local_cloud.pod_runtime import parse_dockerfile
+    from local_cloud.kubernetes.images import parse_dockerfile
 
     image = parse_dockerfile(ROOT / "docker" / "jobs.Dockerfile")
     assert image.uid == JOB_UID

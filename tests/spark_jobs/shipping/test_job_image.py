@@ -62,7 +62,7 @@ def test_the_entrypoint_lists_the_jobs_and_runs_one():
 def test_the_images_name_no_path_of_one_cpu_architecture(dockerfile):
     """Debian's JDK lives under java-17-openjdk-<arch>: a JAVA_HOME naming amd64 breaks the image
     on arm64 (Graviton nodes, Apple silicon); without it Spark finds `java` on PATH."""
-    from local_cloud.pod_runtime import parse_dockerfile
+    from local_cloud.kubernetes.images import parse_dockerfile
 
     env = dict(parse_dockerfile(ROOT / "docker" / dockerfile).env)
     assert "PYTHONUNBUFFERED" in env or "PYTHONPATH" in env  # the parser read the ENV lines
@@ -73,7 +73,7 @@ def test_the_images_name_no_path_of_one_cpu_architecture(dockerfile):
 def test_the_job_image_builds_without_a_jvm_and_runs_the_arrow_engine_as_10001():
     """docker/jobs.Dockerfile builds from the pod group's wheels alone; the container runs the job
     CLI as uid 10001 under a read-only root, imports the Arrow engine, and refuses Spark clearly."""
-    from local_cloud.containers import EngineError, Images, find_engine
+    from local_cloud.kubernetes.containers import EngineError, Images, find_engine
 
     engine = find_engine()
     if engine is None:

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from local_cloud.lambda_runtimes import find_interpreter
+from local_cloud.aws.awslambda.runtimes import find_interpreter
 from spark_jobs.shipping import lambda_package
 from tests.conftest import ROOT
 

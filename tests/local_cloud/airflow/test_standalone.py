@@ -20,7 +20,15 @@ pytestmark = [pytest.mark.emulator, pytest.mark.airflow]
 
 
 def _start(home, port):
-    command = [sys.executable, "-m", "local_cloud.standalone", "--home", str(home), "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "local_cloud.airflow.standalone",
+        "--home",
+        str(home),
+        "--port",
+        str(port),
+    ]
     command += ["--storage-root", str(home / "storage")]
     # A new session, as a terminal gives `make airflow`: Ctrl-C reaches this group only.
     launcher = subprocess.Popen(
@@ -82,7 +90,7 @@ def test_airflow_stop_stops_it_from_another_shell(tmp_path):
     port = free_port()
     launcher, started, _ = _start(tmp_path, port)
     stop = subprocess.run(
-        [sys.executable, "-m", "local_cloud.standalone", "--home", str(tmp_path), "--stop"],
+        [sys.executable, "-m", "local_cloud.airflow.standalone", "--home", str(tmp_path), "--stop"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -101,7 +109,7 @@ def test_a_port_in_use_is_named_in_one_line_and_nothing_starts(tmp_path):
         command = [
             sys.executable,
             "-m",
-            "local_cloud.standalone",
+            "local_cloud.airflow.standalone",
             "--home",
             str(tmp_path),
             "--port",
@@ -123,8 +131,8 @@ def test_a_slow_start_reports_what_is_up_and_times_out_in_one_line(tmp_path):
     import json
     import threading
 
+    from local_cloud.airflow.standalone import _wait_healthy
     from local_cloud.process import StartupError
-    from local_cloud.standalone import _wait_healthy
 
     health = {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "healthy"}}
 
@@ -154,8 +162,8 @@ def test_a_slow_start_reports_what_is_up_and_times_out_in_one_line(tmp_path):
 
 
 def test_a_service_that_exits_while_starting_is_named(tmp_path):
+    from local_cloud.airflow.standalone import _wait_healthy
     from local_cloud.process import StartupError
-    from local_cloud.standalone import _wait_healthy
 
     exited = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     exited.wait()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
-from local_cloud.emr_rules import MANAGED_POLICY_TAG
+from local_cloud.aws.emr.rules import MANAGED_POLICY_TAG
 
 SUBNET = "subnet-0e3a000000000c0de"
 # EmrManagedMasterSecurityGroup, EmrManagedSlaveSecurityGroup, ServiceAccessSecurityGroup.

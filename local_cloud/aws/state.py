@@ -4,7 +4,7 @@ moto keeps everything in memory, but `make run` deploys the spot-predictions fun
 emulator and `local_cloud.run spot_predictions` invokes it in the next. Each successful request
 that changes a function is appended to a log (code blobs stored once by checksum) and replayed,
 in order, into a new emulator before it serves, so versions and aliases come back as they were.
-S3 objects are kept by local_cloud.s3_state.
+S3 objects are kept by local_cloud.aws.s3.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Response
 
-from local_cloud.validation import Checked
+from local_cloud.aws.validation import Checked
 
 DURABLE = {
     "lambda": {

@@ -11,10 +11,10 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from local_cloud.airflow_offline import LAMBDA_ROLE
+from local_cloud.airflow.offline import LAMBDA_ROLE
+from local_cloud.aws.validation import read_journal
 from local_cloud.process import running_emulator
 from local_cloud.server import client
-from local_cloud.validation import read_journal
 from spark_jobs.shipping.lambda_package import code_sha256
 from tests.conftest import bank_records, function_request, handmade_version
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Settings measured on these machines (runc, not crun, on a cgroup v1 "hybrid" layout; ulimits under
 # the host's hard limit; the host's CA bundle inside builds, for pip behind a TLS proxy). Used with
 # podman when runc is installed and the user named no settings file of their own.

@@ -1,6 +1,6 @@
-"""Airflow as users run it, offline: `python -m local_cloud.standalone` (what `make airflow` runs).
+"""Airflow as users run it, offline: `python -m local_cloud.airflow.standalone` (what `make airflow` runs).
 
-Starts PostgreSQL (the metadata database, local_cloud.metadata_db), the local cloud emulator, and
+Starts PostgreSQL (the metadata database, local_cloud.airflow.metadata_db), the local cloud emulator, and
 Airflow's four services, one process each as a deployment runs them (api-server, scheduler,
 dag-processor, triggerer; LocalExecutor), all on 127.0.0.1 only: the log servers of the scheduler
 and the triggerer are not started (they bind every interface; on one machine the API server reads
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local_cloud.airflow_offline import AIRFLOW, DEFAULT_SPEC, DEFAULT_STORAGE_ROOT, offline_airflow
+from local_cloud.airflow.metadata_db import running_postgres
+from local_cloud.airflow.offline import AIRFLOW, DEFAULT_SPEC, DEFAULT_STORAGE_ROOT, offline_airflow
 from local_cloud.lifetime import die_with_parent, stop_group
-from local_cloud.metadata_db import running_postgres
 from local_cloud.process import ROOT, StartupError
 
 HOME = ROOT / ".airflow"
@@ -269,7 +269,7 @@ def _alive(pid: int) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m local_cloud.standalone", description=__doc__.split("\n")[0]
+        prog="python -m local_cloud.airflow.standalone", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--port", type=int, default=8080, help="the UI and API port on 127.0.0.1")
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""The emulator's S3 outlives it (local_cloud.s3_state): what one run wrote, the next run reads,
+"""The emulator's S3 outlives it (local_cloud.aws.s3): what one run wrote, the next run reads,
 whatever the keys, and what was deleted stays deleted."""
 
 from __future__ import annotations

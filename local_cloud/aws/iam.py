@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
-log = logging.getLogger("local_cloud.iam")
+log = logging.getLogger("local_cloud.aws.iam")
 ADMIN_KEY = "testing"  # local_cloud.server.CREDENTIALS: the platform team, not a workload
 _OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "StringEquals": lambda want, got: want == got,
@@ -266,7 +266,7 @@ class IamEnforcer:
 
     def s3_middleware(self, app: Callable[..., Any]) -> Callable[..., Any]:
         """`app` (moto), answering S3 requests their signer may not make with 403 AccessDenied."""
-        from local_cloud.validation import credential_service
+        from local_cloud.aws.validation import credential_service
 
         def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             key = access_key(environ)
@@ -343,7 +343,7 @@ WORKER_KEY = "AKIAOFFLINEWORKER001"
 INSTANCE_PROFILE_KEY = "AKIAOFFLINEEMRNODE01"
 LAMBDA_KEY = "AKIAOFFLINELAMBDA001"
 POD_KEY = "AKIAOFFLINEPOD000001"
-POLICIES = Path(__file__).resolve().parents[1] / "aws" / "iam"
+POLICIES = Path(__file__).resolve().parents[2] / "aws" / "iam"
 
 
 def credentials(key: str) -> dict[str, str]:

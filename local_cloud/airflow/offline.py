@@ -1,7 +1,7 @@
 """Airflow offline: its own AIRFLOW_HOME and metadata database, its AWS connection on the emulator.
 
 Used by `make run` (through local_cloud.run, SQLite, `airflow dags test`), by `make airflow`
-(local_cloud.standalone, PostgreSQL) and by the end-to-end tests, so all run a DAG the same way.
+(local_cloud.airflow.standalone, PostgreSQL) and by the end-to-end tests, so all run a DAG the same way.
 Connections and Variables are environment variables here (`make airflow` moves them into its
 database): no DAG code changes.
 """
@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from local_cloud import emr_network
-from local_cloud.iam import WORKER_KEY, credentials
-from local_cloud.kubernetes_service import kubeconfig
+from local_cloud.aws.emr import network as emr_network
+from local_cloud.aws.iam import WORKER_KEY, credentials
+from local_cloud.kubernetes.api import kubeconfig
 from local_cloud.lifetime import die_with_parent
 from local_cloud.process import ROOT, SECURITY_CONFIGURATION, StartupError, running_emulator
 from local_cloud.server import CREDENTIALS, REGION, client, role_arn
@@ -33,7 +33,7 @@ LOG_BUCKET = "ml-scaling-logs"
 # The Airflow worker's own credentials: the emulator holds them to the worker's IAM policy.
 WORKER = credentials(WORKER_KEY)
 DEFAULT_SPEC = ROOT / "specs" / "bank_marketing.yaml"
-# Offline, as on AWS, runs read and write the emulator's S3 (kept between runs; see local_cloud.s3_state).
+# Offline, as on AWS, runs read and write the emulator's S3 (kept between runs; see local_cloud.aws.s3).
 DEFAULT_STORAGE_ROOT = "s3://ml-scaling-storage/ml-scaling"
 POLL_SECONDS = "5"
 

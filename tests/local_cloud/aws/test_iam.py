@@ -1,4 +1,4 @@
-"""IAM in the emulator (local_cloud.iam): the policy files docs/aws.md shows are the ones each
+"""IAM in the emulator (local_cloud.aws.iam): the policy files docs/aws.md shows are the ones each
 workload is held to, and a statement taken out fails the task that needed it with AccessDenied."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import shutil
 import botocore.exceptions
 import pytest
 
-from local_cloud.airflow_offline import LAMBDA_ROLE, LOG_BUCKET, dags_test, offline_airflow
-from local_cloud.iam import (
+from local_cloud.airflow.offline import LAMBDA_ROLE, LOG_BUCKET, dags_test, offline_airflow
+from local_cloud.aws.iam import (
     INSTANCE_PROFILE_KEY,
     LAMBDA_KEY,
     POD_KEY,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from local_cloud.lambda_runtimes import find_interpreter
+from local_cloud.aws.awslambda.runtimes import find_interpreter
 
 
 def test_a_wrapper_on_path_is_resolved_to_the_interpreter_behind_it(tmp_path, monkeypatch):

@@ -16,11 +16,12 @@ import psutil
 import pytest
 from kubernetes.client import ApiException
 
-from local_cloud.containers import LABEL, find_engine
-from local_cloud.kubernetes_service import kubeconfig, parse_label_selector
-from local_cloud.pod_runtime import parse_dockerfile, parse_quantity, repository
+from local_cloud.aws.validation import read_journal
+from local_cloud.kubernetes.api import kubeconfig, parse_label_selector
+from local_cloud.kubernetes.containers import LABEL, find_engine
+from local_cloud.kubernetes.images import parse_dockerfile, repository
+from local_cloud.kubernetes.kubelet import parse_quantity
 from local_cloud.process import ROOT
-from local_cloud.validation import read_journal
 
 NS = "local-cloud-tests"
 TOOLS = "registry.example.com:5000/local-cloud-test/tools:1.0"
@@ -133,6 +134,33 @@ def test_the_job_image_dockerfile_is_read_as_docker_would_build_it():
     env = dict(image.env)
     assert env["HOME"] == env["TMPDIR"] == "/scratch"
     assert env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_the_last_stage_decides_with_args_env_and_continuations_as_docker_reads_them(tmp_path):
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "FROM python:3.11 AS build\n"
+        "ENV STAGE=build\n"
+        "CMD [\"build\"]\n"
+        "FROM python:3.11-slim\n"
+        'ARG HOME_DIR="/srv/app"\n'
+        "ENV LEGACY a value with spaces\n"
+        "ENV APP_HOME=${HOME_DIR} \\\n"
+        "# a comment inside the continuation\n"
+        "    MODE=$HOME_DIR/mode\n"
+        "WORKDIR $HOME_DIR\n"
+        "WORKDIR sub\n"
+        "USER 10001:0\n"
+        "CMD echo hi\n"
+        "ENTRYPOINT [\"python\", \"-m\", \"job\"]\n"
+    )
+    image = parse_dockerfile(dockerfile)
+    env = dict(image.env)
+    assert "STAGE" not in env  # the first stage's ENV is not the image's
+    assert env == {"LEGACY": "a value with spaces", "APP_HOME": "/srv/app", "MODE": "/srv/app/mode"}
+    assert (image.workdir, image.uid) == ("/srv/app/sub", 10001)
+    # CMD set in this stage survives a later ENTRYPOINT; the shell form runs under /bin/sh -c.
+    assert image.entrypoint == ("python", "-m", "job") and image.cmd == ("/bin/sh", "-c", "echo hi")
 
 
 def test_quantities_and_image_references_parse_as_kubernetes_does():

@@ -69,7 +69,7 @@ class RequestValidator:
         # What the service checks beyond the request's shape (JSON-protocol operations), by
         # (service, operation): a function of the parameters that says what is wrong, or None.
         self._rules = rules or {}
-        # Who may make a well-formed request (local_cloud.iam): a denial's status, headers, body.
+        # Who may make a well-formed request (local_cloud.aws.iam): a denial's status, headers, body.
         self._authorize = authorize
         self._lock = threading.Lock()
 

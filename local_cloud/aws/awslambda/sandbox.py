@@ -3,7 +3,7 @@
 Each sandbox is one "container": a process running `awslambdaric` with the function's handler,
 its unpacked code as the task root and its environment, talking to a small Runtime API served
 here over HTTP/1.1 (the client hangs on HTTP/1.0). It runs on the interpreter of the function's
-runtime (local_cloud.lambda_runtimes), and its import path is what Lambda's is: the task root,
+runtime (local_cloud.aws.awslambda.runtimes), and its import path is what Lambda's is: the task root,
 then the runtime (awslambdaric and the boto3 that Lambda provides) and the standard library, not
 this project's virtualenv; a handler that imports something its zip lacks, or a zip built for
 another Python, fails as it would on AWS. A sandbox serves one invocation at a time and is kept
@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from local_cloud.lambda_runtimes import RUNTIMES, Runtime, RuntimeMissing, prepare, runtime
+from local_cloud.aws.awslambda.runtimes import RUNTIMES, Runtime, RuntimeMissing, prepare, runtime
 
 API = "/2018-06-01/runtime"
 LOG_TAIL_BYTES = 4096

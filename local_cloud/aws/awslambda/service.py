@@ -3,7 +3,7 @@
 A WSGI middleware in front of moto that answers POST .../functions/NAME/invocations itself: it
 resolves the name and qualifier (version or alias) with moto's backend, refuses a request over
 Lambda's 6 MB synchronous limit as AWS does, runs the version in a warm sandbox
-(local_cloud.lambda_runtime), and answers with Lambda's headers: X-Amz-Executed-Version,
+(local_cloud.aws.awslambda.sandbox), and answers with Lambda's headers: X-Amz-Executed-Version,
 X-Amz-Function-Error, and the 4 KB log tail in X-Amz-Log-Result when LogType is Tail.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
-from local_cloud.lambda_runtime import FunctionVersion, Outcome, SandboxPool
-from local_cloud.lambda_runtimes import RuntimeMissing
+from local_cloud.aws.awslambda.runtimes import RuntimeMissing
+from local_cloud.aws.awslambda.sandbox import FunctionVersion, Outcome, SandboxPool
 
 # Lambda's limit for synchronous request and response payloads.
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024

@@ -1,6 +1,6 @@
 """The emulator's kubelet: each pod's containers run as real containers, or as local processes.
 
-With a container engine (local_cloud.containers: podman or docker) the image a pod names is built
+With a container engine (local_cloud.kubernetes.containers: podman or docker) the image a pod names is built
 from its Dockerfile and each container runs in it, with the securityContext, limits, volumes and env
 a node gives it. Without one, the fallback runs the container as a host process: the image is known
 through its Dockerfile (ENTRYPOINT, CMD, WORKDIR, ENV, USER of the last stage), the build context
@@ -17,14 +17,13 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +31,8 @@ from typing import IO, Any, cast
 
 import psutil
 
-from local_cloud.containers import Engine, EngineError, Images, RunSpec, describe, write_env_file
+from local_cloud.kubernetes.containers import RunSpec, describe, write_env_file
+from local_cloud.kubernetes.images import Image, ImageCatalog, PullError
 
 NODE = "local-cloud"
 HOST_IP = "127.0.0.1"
@@ -43,7 +43,6 @@ MAX_KILL_GRACE = 5.0  # the longest a deleted pod's processes get between SIGTER
 HOST_ENV = ("PATH", "JAVA_HOME", "LANG", "LC_ALL", "TZ")
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 _VAR_REF = re.compile(r"\$\$|\$\((\w+)\)")
-_DOCKER_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 Emit = Callable[[str, str, str, str | None], None]  # type, reason, message, container name
 
@@ -75,169 +74,6 @@ def rfc3339_nano(ns: int) -> str:
     fraction = f"{ns % 1_000_000_000:09d}".rstrip("0")
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
     return f"{base}.{fraction}Z" if fraction else f"{base}Z"
-
-
-# --- images ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Image:
-    """What a Dockerfile's last stage tells the runtime about its image."""
-
-    dockerfile: Path
-    entrypoint: tuple[str, ...] = ()
-    cmd: tuple[str, ...] = ()
-    workdir: str = "/"
-    env: tuple[tuple[str, str], ...] = ()
-    user: str = ""
-    tag: str = ""  # the built image, when an engine runs the pods
-    image_id: str = ""
-
-    @property
-    def uid(self) -> int | None:
-        """The numeric user the image runs as (root when it names none), or None for a user name."""
-        name = self.user.split(":")[0] or "0"
-        return int(name) if name.isdigit() else None
-
-
-def parse_dockerfile(path: Path) -> Image:
-    """The runtime configuration of a Dockerfile's last stage (the base image's own is unknown)."""
-    image = Image(path)
-    args: dict[str, str] = {}
-    env: dict[str, str] = {}
-    cmd_set = False
-    for instruction, rest in _instructions(path.read_text()):
-        if instruction == "FROM":
-            image, env, cmd_set = Image(path), {}, False
-        elif instruction == "ARG":
-            name, _, default = rest.partition("=")
-            args[name.strip()] = default.strip().strip('"')
-        elif instruction == "ENV":
-            env.update(_env_pairs(_substitute(rest, args | env)))
-            image = _replace(image, env=tuple(env.items()))
-        elif instruction == "WORKDIR":
-            image = _replace(image, workdir=os.path.join(image.workdir, _substitute(rest, args | env)))
-        elif instruction == "USER":
-            image = _replace(image, user=_substitute(rest, args | env).strip())
-        elif instruction == "ENTRYPOINT":
-            # Docker resets an inherited CMD when ENTRYPOINT is set, but keeps one set in this stage.
-            image = _replace(image, entrypoint=_exec_form(rest), cmd=image.cmd if cmd_set else ())
-        elif instruction == "CMD":
-            image, cmd_set = _replace(image, cmd=_exec_form(rest)), True
-    return image
-
-
-def _replace(image: Image, **changes: Any) -> Image:
-    return Image(**{**image.__dict__, **changes})
-
-
-def _instructions(text: str) -> Iterator[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with line continuations joined and comment lines dropped."""
-    buffer = ""
-    for raw in text.splitlines():
-        if raw.strip().startswith("#"):
-            continue  # comments, parser directives, and comment lines inside a continuation
-        line = raw.rstrip()
-        if line.endswith("\\"):
-            buffer += line[:-1]
-            continue
-        buffer += line
-        if buffer.strip():
-            word, _, rest = buffer.strip().partition(" ")
-            yield word.upper(), rest.strip()
-        buffer = ""
-
-
-def _substitute(text: str, variables: Mapping[str, str]) -> str:
-    return _DOCKER_VAR.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
-
-
-def _env_pairs(rest: str) -> list[tuple[str, str]]:
-    first = rest.split(None, 1)
-    if first and "=" not in first[0]:  # the legacy `ENV KEY value with spaces` form
-        return [(first[0], first[1] if len(first) > 1 else "")]
-    pairs = [word.partition("=") for word in shlex.split(rest)]
-    return [(key, value) for key, _, value in pairs]
-
-
-def _exec_form(rest: str) -> tuple[str, ...]:
-    if rest.startswith("["):
-        try:
-            words = json.loads(rest)
-        except ValueError:
-            words = None
-        if isinstance(words, list) and all(isinstance(w, str) for w in words):
-            return tuple(words)
-    return ("/bin/sh", "-c", rest)  # the shell form, as Docker runs it
-
-
-def repository(reference: str) -> str:
-    """An image reference's repository path, without registry host, tag or digest."""
-    name = reference.split("@", 1)[0]
-    slash = name.rfind("/")
-    if ":" in name[slash + 1 :]:
-        name = name[: name.rfind(":")]
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        name = rest
-    return name
-
-
-class PullError(Exception):
-    """The image cannot be had: unknown to the catalog, or its build failed."""
-
-
-class ImageCatalog:
-    """The images the emulator can "pull": repository name -> Dockerfile."""
-
-    def __init__(
-        self,
-        images: Mapping[str, Path],
-        context: Path,
-        node_env: Mapping[str, str] = {},  # noqa: B006 (read only)
-        engine: Engine | None = None,
-        label: str = "",
-    ):
-        """`node_env` is what every container gets from the node, as on EKS (the region and the
-        pod's role credentials): here the emulator's endpoint and credentials. Read at each start.
-        With an `engine` images are built and containers run there, labelled `label`."""
-        self.context = context
-        self.node_env = node_env
-        self.engine = engine
-        self.label = label
-        self._builds = Images(engine, context) if engine else None
-        self._dockerfiles = {name: Path(path) for name, path in images.items()}
-
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._dockerfiles)
-
-    def resolve(self, reference: str) -> Image | None:
-        """The image a reference names, matched by repository (or its last path segment)."""
-        repo = repository(reference)
-        for candidate in (repo, repo.rsplit("/", 1)[-1]):
-            if candidate in self._dockerfiles:
-                # Parsed on every pull so an edited Dockerfile counts, as a rebuilt image would.
-                return parse_dockerfile(self._dockerfiles[candidate])
-        return None
-
-    def pull(self, reference: str) -> Image:
-        """The image, built by the engine if there is one (its layer cache keeps a rebuild short)."""
-        image = self.resolve(reference)
-        if image is None:
-            known = ", ".join(self.names) or "none"
-            raise PullError(
-                f'the local cloud emulator has no Dockerfile for repository "{repository(reference)}" '
-                f"(it knows: {known})"
-            )
-        if self._builds is None:
-            return _replace(image, image_id=f"local-cloud://{image.dockerfile}")
-        try:
-            tag, image_id, user = self._builds.build(repository(reference), image.dockerfile)
-        except (EngineError, subprocess.TimeoutExpired) as exc:
-            raise PullError(f"building {image.dockerfile.name} failed: {exc}") from None
-        # The built image's user is what the node checks.
-        return _replace(image, tag=tag, image_id=image_id, user=user)
 
 
 # --- logs -----------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from scaling_platform.emr import MANAGED_POLICY_TAG, ClusterSettings, job_flow_overrides
 
+from local_cloud.aws.validation import read_journal
 from local_cloud.process import SECURITY_CONFIGURATION
 from local_cloud.server import client
-from local_cloud.validation import read_journal
 from tests.conftest import in_network
 
 
@@ -98,7 +98,7 @@ def _network(endpoint, tag=True):
     ],
 )
 def test_emr_refuses_what_the_managed_role_and_security_configurations_need(emulator, change, refusal):
-    """What EMR checks beyond the request's shape (local_cloud/emr_rules.py); moto alone accepts all."""
+    """What EMR checks beyond the request's shape (local_cloud/aws/emr/rules.py); moto alone accepts all."""
     emr = _unchecked_emr(emulator)
     subnet, groups = _network(emulator, tag=change != "untagged subnet")
     settings = {

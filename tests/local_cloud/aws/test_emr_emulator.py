@@ -10,7 +10,7 @@ import pytest
 from scaling_platform.emr import ClusterSettings, job_flow_overrides, spark_submit_step
 from scaling_platform.emr_operators import existing_step_ids
 
-from local_cloud.emr_steps import local_spark_submit
+from local_cloud.aws.emr.steps import local_spark_submit
 from local_cloud.server import client
 from spark_jobs.session import s3a_settings
 from spark_jobs.shipping.package import ship

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
-from local_cloud.state import store_blob
-from local_cloud.validation import credential_service
+from local_cloud.aws.state import store_blob
+from local_cloud.aws.validation import credential_service
 
 _CHANGES = {"PUT", "POST", "DELETE"}
 

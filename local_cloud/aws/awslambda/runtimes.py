@@ -1,4 +1,4 @@
-"""The Lambda runtimes the emulator runs: `python -m local_cloud.lambda_runtimes [RUNTIME ...]`.
+"""The Lambda runtimes the emulator runs: `python -m local_cloud.aws.awslambda.runtimes [RUNTIME ...]`.
 
 A function's runtime (`python3.12`) decides the interpreter its handler runs on, as on Lambda: a
 zip built for another Python fails to import its compiled modules. Each runtime is a folder under
@@ -52,7 +52,7 @@ def runtime(name: str, root: Path = RUNTIMES) -> Runtime:
     except FileNotFoundError:
         raise RuntimeMissing(
             f"the emulator has no Lambda runtime {name!r} yet: "
-            f"`python -m local_cloud.lambda_runtimes {name}` prepares it"
+            f"`python -m local_cloud.aws.awslambda.runtimes {name}` prepares it"
         ) from None
     return Runtime(name, interpreter, folder / "modules")
 
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from spark_jobs.shipping.lambda_package import RUNTIME
 
     parser = argparse.ArgumentParser(
-        prog="python -m local_cloud.lambda_runtimes", description=__doc__.split("\n")[0]
+        prog="python -m local_cloud.aws.awslambda.runtimes", description=__doc__.split("\n")[0]
     )
     parser.add_argument("runtimes", nargs="*", default=[RUNTIME], help=f"default: {RUNTIME}")
     args = parser.parse_args(argv)

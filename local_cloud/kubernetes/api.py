@@ -3,7 +3,7 @@
 A WSGI middleware in front of the AWS apps that answers `/version`, `/api` and `/apis` itself (a
 request signed for AWS passes through, whatever its path). Pods are validated as an API server
 would (the Kubernetes JSON schemas, strictly, plus the name, quantity and reference checks
-the schemas cannot express) and run on the emulator's kubelet (local_cloud.pod_runtime): create,
+the schemas cannot express) and run on the emulator's kubelet (local_cloud.kubernetes.kubelet): create,
 read, list with label and field selectors, patch labels and annotations, delete, logs (follow,
 timestamps, since, tail) and events. Each request is journalled, one JSON line:
 {"method", "path", "namespace", "pod", "status"}.
@@ -29,10 +29,10 @@ from urllib.parse import parse_qs, unquote
 
 import kubernetes_validate
 
-from local_cloud.containers import Engine, describe
-from local_cloud.pod_runtime import (
+from local_cloud.kubernetes.containers import Engine, describe
+from local_cloud.kubernetes.images import ImageCatalog
+from local_cloud.kubernetes.kubelet import (
     NODE,
-    ImageCatalog,
     LogRecord,
     PodRun,
     parse_quantity,
