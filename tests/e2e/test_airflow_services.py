@@ -103,7 +103,8 @@ def test_every_server_listens_on_loopback_only(airflow):
         if c.status == psutil.CONN_LISTEN
     }
     assert listening, "nothing listens"
-    assert {ip for ip, _, _ in listening} == {"127.0.0.1"}, listening
+    # A JVM's IPv6 socket shows its 127.0.0.1 as ::ffff:127.0.0.1, the same loopback address.
+    assert {ip.removeprefix("::ffff:") for ip, _, _ in listening} == {"127.0.0.1"}, listening
     assert not {port for _, port, _ in listening} & {8793, 8794}, listening
     # PostgreSQL is reached on its unix socket only.
     assert "postgres" not in {name for _, _, name in listening}
