@@ -44,7 +44,7 @@ from airflow.sdk import DAG, Param, PokeReturnValue, TriggerRule, task
 from scaling_platform import emr as emr_config
 from scaling_platform import jobs
 from scaling_platform.assets import CHAMPION, nights_by_model, run_date
-from scaling_platform.batch_scoring import commit_shards, plan_shards, scoring_arguments, scoring_pod
+from scaling_platform.batch_scoring import commit_shards, emr_scoring_arguments, plan_shards, scoring_pod
 from scaling_platform.defaults import (
     check_locations,
     default_args,
@@ -267,7 +267,7 @@ with DAG(
                 # The model and date in the name: a retry finds its own step on a shared cluster.
                 name=f"score {w['model']} {w['date']}",
                 shipped=code,
-                job_args=[*scoring_arguments(w), "--engine", "spark"],
+                job_args=emr_scoring_arguments(w),
             )
             for w in found
         ]

@@ -61,6 +61,11 @@ def scoring_arguments(where: dict[str, Any], shard: dict[str, Any] | None = None
     return arguments + (["--shard", json.dumps(shard, separators=(",", ":"))] if shard else [])
 
 
+def emr_scoring_arguments(where: dict[str, Any]) -> list[str]:
+    """The same job for a whole partition as one EMR step (submit.py ARGS): the Spark engine."""
+    return [*scoring_arguments(where), "--engine", "spark"]
+
+
 def plan_shards(where: dict[str, Any], target_rows: int, max_pods: int) -> dict[str, Any]:
     """One partition's shards (spark_jobs.scoring.shards plan), fixed for the run: the model version (the
     champion now, so every pod scores with the same one even if it changes meanwhile), the

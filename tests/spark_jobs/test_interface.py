@@ -27,6 +27,16 @@ def test_dags_and_plugins_import_only_the_interface_of_the_job_package_at_module
     assert found and set(found.values()) == {"spark_jobs.interface"}, found
 
 
+def test_dag_files_assemble_no_command_line_and_spell_no_partition_path():
+    for path in (ROOT / "dags").glob("*.py"):
+        nodes = list(ast.walk(ast.parse(path.read_text())))
+        texts = [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        assert not [t for t in texts if t.startswith("--")], path.name  # options are scaling_platform.jobs'
+        # A path built in a DAG file (an f-string), not a description of one: spark_jobs.interface's.
+        built = [ast.unparse(n) for n in nodes if isinstance(n, ast.JoinedStr)]
+        assert not [b for b in built if "ds=" in b or "/incoming/" in b or "/scores/" in b], path.name
+
+
 def test_the_interface_loads_nothing_but_pydantic_and_the_standard_library():
     code = (
         "import sys; before = set(sys.modules); import spark_jobs.interface; "

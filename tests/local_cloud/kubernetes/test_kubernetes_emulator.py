@@ -141,7 +141,7 @@ def test_the_last_stage_decides_with_args_env_and_continuations_as_docker_reads_
     dockerfile.write_text(
         "FROM python:3.11 AS build\n"
         "ENV STAGE=build\n"
-        "CMD [\"build\"]\n"
+        'CMD ["build"]\n'
         "FROM python:3.11-slim\n"
         'ARG HOME_DIR="/srv/app"\n'
         "ENV LEGACY a value with spaces\n"
@@ -152,7 +152,7 @@ def test_the_last_stage_decides_with_args_env_and_continuations_as_docker_reads_
         "WORKDIR sub\n"
         "USER 10001:0\n"
         "CMD echo hi\n"
-        "ENTRYPOINT [\"python\", \"-m\", \"job\"]\n"
+        'ENTRYPOINT ["python", "-m", "job"]\n'
     )
     image = parse_dockerfile(dockerfile)
     env = dict(image.env)
