@@ -21,43 +21,28 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
-import kubernetes_validate
-
+from local_cloud.kubernetes.admission import check_metadata_maps, validate_pod
 from local_cloud.kubernetes.containers import Engine, describe
 from local_cloud.kubernetes.images import ImageCatalog
-from local_cloud.kubernetes.kubelet import (
-    NODE,
-    LogRecord,
-    PodRun,
-    parse_quantity,
-    parse_records,
-    rfc3339,
-    rfc3339_nano,
+from local_cloud.kubernetes.kubelet import NODE, PodRun
+from local_cloud.kubernetes.logs import WAITING_TEXT, follow, render, since
+from local_cloud.kubernetes.selectors import (
+    EVENT_FIELDS,
+    POD_FIELDS,
+    parse_field_selector,
+    parse_label_selector,
 )
+from local_cloud.kubernetes.status import KUBERNETES_VERSION, ApiError, invalid, not_found
+from local_cloud.kubernetes.units import rfc3339, rfc3339_nano
 
-KUBERNETES_VERSION = "1.37.0"
 DEFAULT_GRACE = 30
-LOG_POLL = 0.1  # seconds between two looks at a followed log
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
-_FIELD_REFS = {
-    "metadata.name",
-    "metadata.namespace",
-    "metadata.uid",
-    "spec.nodeName",
-    "spec.serviceAccountName",
-    "status.hostIP",
-    "status.podIP",
-}
 _NS = r"/api/v1/namespaces/(?P<namespace>[^/]+)"
 _POD = _NS + r"/pods/(?P<name>[^/]+)"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -89,44 +74,6 @@ def kubeconfig(endpoint: str, namespace: str = "default") -> dict[str, Any]:
         "current-context": name,
         "preferences": {},
     }
-
-
-class ApiError(Exception):
-    """An API server error, answered as a v1 Status."""
-
-    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None):
-        super().__init__(message)
-        self.code, self.reason, self.message, self.details = code, reason, message, details
-
-    def status(self) -> dict[str, Any]:
-        body = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details:
-            body["details"] = self.details
-        return body
-
-
-def _invalid(name: str, causes: list[tuple[str, str]]) -> ApiError:
-    """The API server's 422 for a pod that fails validation: (field, problem) per cause."""
-    texts = [f"{where}: {problem}" if where else problem for where, problem in causes]
-    joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
-    details = {
-        "name": name,
-        "kind": "Pod",
-        "causes": [{"reason": "FieldValueInvalid", "message": p, "field": f} for f, p in causes],
-    }
-    return ApiError(422, "Invalid", f'Pod "{name}" is invalid: {joined}', details)
-
-
-def _not_found(name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
 
 
 @dataclass
@@ -311,7 +258,7 @@ class KubernetesApi:
             metadata["name"] = f"{str(metadata['generateName'])[:58]}{suffix}"
         name = str(metadata.get("name") or "")
         entry["pod"] = name or None
-        _validate_pod(body, name)
+        validate_pod(body, name)
         with self._lock:
             if (namespace, name) in self._pods:
                 raise ApiError(
@@ -376,13 +323,13 @@ class KubernetesApi:
         query = _query(environ)
         _refuse_watch(query)
         labels = parse_label_selector(query.get("labelSelector", ""))
-        fields = parse_field_selector(query.get("fieldSelector", ""), _POD_FIELDS)
+        fields = parse_field_selector(query.get("fieldSelector", ""), POD_FIELDS)
         with self._lock:
             pods = [p.render() for (ns, _), p in sorted(self._pods.items()) if namespace in (None, ns)]
         items = [
             p
             for p in pods
-            if labels(p["metadata"].get("labels") or {}) and fields({k: f(p) for k, f in _POD_FIELDS.items()})
+            if labels(p["metadata"].get("labels") or {}) and fields({k: f(p) for k, f in POD_FIELDS.items()})
         ]
         return _json(respond, 200, self._list("PodList", items))
 
@@ -410,7 +357,7 @@ class KubernetesApi:
                     415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}"
                 )
             if patched.get("spec") != current["spec"]:
-                raise _invalid(
+                raise invalid(
                     name,
                     [
                         (
@@ -420,7 +367,7 @@ class KubernetesApi:
                     ],
                 )
             new = patched.get("metadata") or {}
-            _check_metadata_maps(new, name)
+            check_metadata_maps(new, name)
             for key in ("labels", "annotations"):
                 if new.get(key):
                     pod.metadata[key] = new[key]
@@ -487,21 +434,21 @@ class KubernetesApi:
                 400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" not found'
             )
         if waiting and status.restart_count == 0:
-            reason = _WAITING_TEXT.get(waiting.get("reason", ""), waiting.get("reason", "ContainerCreating"))
+            reason = WAITING_TEXT.get(waiting.get("reason", ""), waiting.get("reason", "ContainerCreating"))
             raise ApiError(
                 400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: {reason}'
             )
-        since_ns = _since(query)
+        since_ns = since(query)
         tail = int(query["tailLines"]) if "tailLines" in query else None
         limit = int(query["limitBytes"]) if "limitBytes" in query else None
-        lines = _follow(
+        lines = follow(
             pod.run.log_path(container),
             lambda: pod.run.is_terminated(container),
             follow=_flag(query, "follow"),
             since_ns=since_ns,
             tail=tail,
         )
-        chunks = _render(lines, _flag(query, "timestamps"), limit)
+        chunks = render(lines, _flag(query, "timestamps"), limit)
         headers = [("Content-Type", "text/plain"), ("Cache-Control", "no-cache")]
         if not _flag(query, "follow"):
             body = b"".join(chunks)
@@ -523,7 +470,7 @@ class KubernetesApi:
         _refuse_watch(query)
         involved = re.search(r"involvedObject\.name==?([^,]+)", query.get("fieldSelector", ""))
         entry["pod"] = involved.group(1) if involved else None  # whose events were asked for
-        fields = parse_field_selector(query.get("fieldSelector", ""), _EVENT_FIELDS)
+        fields = parse_field_selector(query.get("fieldSelector", ""), EVENT_FIELDS)
         labels = parse_label_selector(query.get("labelSelector", ""))
         with self._lock:
             events = [
@@ -533,7 +480,7 @@ class KubernetesApi:
             e
             for e in events
             if labels(e["metadata"].get("labels") or {})
-            and fields({k: f(e) for k, f in _EVENT_FIELDS.items()})
+            and fields({k: f(e) for k, f in EVENT_FIELDS.items()})
         ]
         return _json(respond, 200, self._list("EventList", items))
 
@@ -587,7 +534,7 @@ class KubernetesApi:
         with self._lock:
             pod = self._pods.get((namespace, name))
         if pod is None:
-            raise _not_found(name)
+            raise not_found(name)
         return pod
 
     def _list(self, kind: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -603,264 +550,6 @@ class KubernetesApi:
             return
         with self._journal_lock, self._journal.open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
-
-
-# --- validation ---------------------------------------------------------------------------
-
-
-def _validate_pod(body: dict[str, Any], name: str) -> None:
-    """Raise the API server's 422 for a pod it would refuse, or the emulator's for one it cannot run."""
-    metadata = body["metadata"]
-    if not name:
-        raise _invalid(name, [("metadata.name", "Required value: name or generateName is required")])
-    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
-        raise _invalid(
-            name,
-            [
-                (
-                    "metadata.name",
-                    f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
-                    "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
-                    "character (e.g. 'example.com', regex used for validation is "
-                    r"'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-                )
-            ],
-        )
-    try:
-        kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        where = _field(list(exc.path))
-        required = re.match(r"'(.+)' is a required property", exc.message)
-        if exc.validator == "required" and required:
-            where = f"{where}.{required.group(1)}" if where else required.group(1)
-            raise _invalid(name, [(where, f"Required value ({exc.message})")]) from None
-        raise _invalid(name, [(where, f"Invalid value: {exc.message}")]) from None
-    _check_metadata_maps(metadata, name)
-    causes = _semantic_causes(body["spec"]) + _unsupported_causes(body["spec"])
-    if causes:
-        raise _invalid(name, causes)
-
-
-def _check_metadata_maps(metadata: dict[str, Any], name: str) -> None:
-    causes = []
-    for key, value in (metadata.get("labels") or {}).items():
-        if not _label_key_ok(key):
-            causes.append(
-                (
-                    "metadata.labels",
-                    f'Invalid value: "{key}": name part must consist of '
-                    "alphanumeric characters, '-', '_' or '.' (at most 63)",
-                )
-            )
-        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
-            causes.append(
-                (
-                    "metadata.labels",
-                    f'Invalid value: "{value}": a valid label must be an empty '
-                    "string or consist of alphanumeric characters, '-', '_' or '.', and must start "
-                    "and end with an alphanumeric character (at most 63)",
-                )
-            )
-    if causes:
-        raise _invalid(name, causes)
-
-
-def _label_key_ok(key: str) -> bool:
-    prefix, _, part = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        return False
-    return len(part) <= 63 and bool(_LABEL_NAME.match(part))
-
-
-def _semantic_causes(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    """What the API server checks beyond the schema: names, quantities, references."""
-    causes: list[tuple[str, str]] = []
-    volumes = {v.get("name") for v in spec.get("volumes", [])}
-    seen: set[str] = set()
-    if spec.get("restartPolicy", "Always") not in ("Always", "OnFailure", "Never"):
-        causes.append(
-            (
-                "spec.restartPolicy",
-                f'Unsupported value: "{spec["restartPolicy"]}": supported '
-                'values: "Always", "Never", "OnFailure"',
-            )
-        )
-    for group in ("initContainers", "containers"):
-        for i, container in enumerate(spec.get(group, [])):
-            at = f"spec.{group}[{i}]"
-            cname = container.get("name", "")
-            if not _DNS_LABEL.match(cname) or len(cname) > 63:
-                causes.append(
-                    (
-                        f"{at}.name",
-                        f'Invalid value: "{cname}": a lowercase RFC 1123 label must '
-                        "consist of lower case alphanumeric characters or '-', and must start and end "
-                        "with an alphanumeric character",
-                    )
-                )
-            elif cname in seen:
-                causes.append((f"{at}.name", f'Duplicate value: "{cname}"'))
-            seen.add(cname)
-            if not container.get("image"):
-                causes.append((f"{at}.image", "Required value"))
-            resources = container.get("resources") or {}
-            parsed: dict[str, dict[str, Any]] = {}
-            for kind in ("limits", "requests"):
-                for resource, value in (resources.get(kind) or {}).items():
-                    try:
-                        parsed.setdefault(kind, {})[resource] = parse_quantity(value)
-                    except ValueError as exc:
-                        causes.append(
-                            (f"{at}.resources.{kind}.{resource}", f'Invalid value: "{value}": {exc}')
-                        )
-            for resource, request in parsed.get("requests", {}).items():
-                limit = parsed.get("limits", {}).get(resource)
-                if limit is not None and request > limit:
-                    asked, most = resources["requests"][resource], resources["limits"][resource]
-                    causes.append(
-                        (
-                            f"{at}.resources.requests",
-                            f'Invalid value: "{asked}": must be less than or equal to {resource} '
-                            f"limit of {most}",
-                        )
-                    )
-            for j, mount in enumerate(container.get("volumeMounts", [])):
-                if mount.get("name") not in volumes:
-                    causes.append((f"{at}.volumeMounts[{j}].name", f'Not found: "{mount.get("name")}"'))
-    return causes
-
-
-def _unsupported_causes(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    """What the emulator cannot stand in for, refused up front rather than half-emulated."""
-    causes = []
-    for i, volume in enumerate(spec.get("volumes", [])):
-        kinds = [k for k in volume if k != "name"]
-        if kinds != ["emptyDir"]:
-            causes.append(
-                (
-                    f"spec.volumes[{i}]",
-                    f"Unsupported value: {kinds}: the local cloud emulator supports emptyDir volumes only",
-                )
-            )
-    for group in ("initContainers", "containers"):
-        for i, container in enumerate(spec.get(group, [])):
-            at = f"spec.{group}[{i}]"
-            if container.get("envFrom"):
-                causes.append(
-                    (
-                        f"{at}.envFrom",
-                        "Unsupported value: the local cloud emulator has no ConfigMaps or Secrets",
-                    )
-                )
-            for j, var in enumerate(container.get("env", [])):
-                source = var.get("valueFrom")
-                if source is None:
-                    continue
-                ref = (source.get("fieldRef") or {}).get("fieldPath")
-                if ref not in _FIELD_REFS:
-                    causes.append(
-                        (
-                            f"{at}.env[{j}].valueFrom",
-                            f"Unsupported value: {sorted(source)}: the "
-                            "local cloud emulator supports fieldRef to "
-                            f"{', '.join(sorted(_FIELD_REFS))} only (no Secrets or ConfigMaps)",
-                        )
-                    )
-    return causes
-
-
-def _field(path: list[Any]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-# --- selectors ----------------------------------------------------------------------------
-
-Selector = Callable[[Mapping[str, str]], bool]
-_REQUIREMENT = re.compile(
-    r"^\s*(?:(?P<not>!)\s*(?P<absent>[\w./-]+)"
-    r"|(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)"
-    r"|\s+(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?)\s*$"
-)
-
-
-def parse_label_selector(text: str) -> Selector:
-    """A label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`, comma-joined)."""
-    tests: list[Selector] = []
-    for part in re.split(r",(?![^(]*\))", text):
-        if not part.strip():
-            continue
-        match = _REQUIREMENT.match(part)
-        if not match:
-            raise ApiError(400, "BadRequest", f"unable to parse requirement: {part!r}")
-        tests.append(_requirement(match))
-    return lambda labels: all(test(labels) for test in tests)
-
-
-def _requirement(match: re.Match[str]) -> Selector:
-    if match["absent"]:
-        absent = match["absent"]
-        return lambda labels: absent not in labels
-    key = match["key"]
-    if match["op"]:
-        value, negate = match["value"], match["op"] == "!="
-        return lambda labels: (labels.get(key) == value) != negate
-    if match["set"]:
-        values = {v.strip() for v in match["values"].split(",")}
-        if match["set"] == "in":
-            return lambda labels: labels.get(key) in values
-        return lambda labels: labels.get(key) not in values
-    return lambda labels: key in labels
-
-
-def parse_field_selector(text: str, known: Mapping[str, Any]) -> Selector:
-    """A field selector of `field=value`, `field==value` and `field!=value` terms, comma-joined."""
-    tests: list[Selector] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        match = re.match(r"^([\w.]+)\s*(==|=|!=)\s*(.*)$", part)
-        if not match:
-            raise ApiError(400, "BadRequest", f"invalid selector: '{part}'; can't understand '{part}'")
-        key, op, value = match.groups()
-        if key not in known:
-            raise ApiError(
-                400, "BadRequest", f"field label not supported: {key} (supported: {', '.join(sorted(known))})"
-            )
-        tests.append(_field_test(key, value, op == "!="))
-    return lambda fields: all(test(fields) for test in tests)
-
-
-def _field_test(key: str, value: str, negate: bool) -> Selector:
-    return lambda fields: (fields.get(key) == value) != negate
-
-
-def _involved(key: str) -> Callable[[dict[str, Any]], str]:
-    return lambda e: str(e["involvedObject"].get(key, ""))
-
-
-_POD_FIELDS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "metadata.name": lambda p: p["metadata"]["name"],
-    "metadata.namespace": lambda p: p["metadata"]["namespace"],
-    "spec.nodeName": lambda p: p["spec"].get("nodeName", ""),
-    "spec.restartPolicy": lambda p: p["spec"].get("restartPolicy", ""),
-    "spec.schedulerName": lambda p: p["spec"].get("schedulerName", ""),
-    "spec.serviceAccountName": lambda p: p["spec"].get("serviceAccountName", ""),
-    "status.phase": lambda p: p["status"].get("phase", ""),
-    "status.podIP": lambda p: p["status"].get("podIP", ""),
-}
-_EVENT_FIELDS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "metadata.name": lambda e: e["metadata"]["name"],
-    "metadata.namespace": lambda e: e["metadata"]["namespace"],
-    "reason": lambda e: e["reason"],
-    "type": lambda e: e["type"],
-    "source": lambda e: e["source"]["component"],
-    "reportingComponent": lambda e: e["reportingComponent"],
-    **{
-        f"involvedObject.{key}": _involved(key)
-        for key in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
-    },
-}
 
 
 # --- patches --------------------------------------------------------------------------------
@@ -892,71 +581,6 @@ def _json_patch(document: dict[str, Any], operations: Any) -> dict[str, Any]:
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
         raise ApiError(422, "Invalid", f"the JSON patch cannot be applied: {exc}") from None
     return patched
-
-
-# --- logs -----------------------------------------------------------------------------------
-
-_WAITING_TEXT = {
-    "ErrImagePull": "trying and failing to pull image",
-    "ImagePullBackOff": "image can't be pulled",
-}
-
-
-def _follow(
-    path: Path, done: Callable[[], bool], *, follow: bool, since_ns: int | None, tail: int | None
-) -> Iterator[list[LogRecord]]:
-    """Batches of a container's log records; with `follow`, until the container has terminated."""
-    offset, first = 0, True
-    while True:
-        finished = done()  # looked at before reading, so the last read sees everything
-        data = b""
-        if path.exists():
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                data = fh.read()
-        complete = data[: data.rfind(b"\n") + 1]  # a record half-written stays for the next read
-        offset += len(complete)
-        records = [r for r in parse_records(complete) if since_ns is None or r.ns >= since_ns]
-        if first and tail is not None:
-            records = records[-tail:] if tail > 0 else []
-        first = False
-        if records:
-            yield records
-        if not follow or finished:
-            return
-        time.sleep(LOG_POLL)
-
-
-def _render(batches: Iterator[list[LogRecord]], timestamps: bool, limit: int | None) -> Iterator[bytes]:
-    sent = 0
-    for records in batches:
-        chunk = b"".join(r.render(timestamps) for r in records)
-        if limit is not None:
-            chunk = chunk[: max(0, limit - sent)]
-        sent += len(chunk)
-        if chunk:
-            yield chunk
-        if limit is not None and sent >= limit:
-            return
-
-
-def _since(query: Mapping[str, str]) -> int | None:
-    if "sinceSeconds" in query and "sinceTime" in query:
-        raise ApiError(422, "Invalid", "at most one of sinceTime or sinceSeconds may be specified")
-    if "sinceSeconds" in query:
-        seconds = int(query["sinceSeconds"])
-        if seconds < 1:
-            raise ApiError(422, "Invalid", "sinceSeconds: Invalid value: must be greater than 0")
-        return time.time_ns() - seconds * 1_000_000_000
-    if "sinceTime" in query:
-        from datetime import datetime
-
-        try:
-            moment = datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00"))
-        except ValueError:
-            raise ApiError(400, "BadRequest", f"invalid sinceTime {query['sinceTime']!r}") from None
-        return int(moment.timestamp()) * 1_000_000_000  # metav1.Time: second precision
-    return None
 
 
 # --- HTTP helpers ---------------------------------------------------------------------------

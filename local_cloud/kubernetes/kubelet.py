@@ -12,7 +12,6 @@ into a CRI-format log file, as the container runtime writes them.
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import json
 import os
@@ -25,14 +24,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import psutil
 
 from local_cloud.kubernetes.containers import RunSpec, describe, write_env_file
 from local_cloud.kubernetes.images import Image, ImageCatalog, PullError
+from local_cloud.kubernetes.logs import LogWriter, parse_records
+from local_cloud.kubernetes.units import parse_quantity, rfc3339
 
 NODE = "local-cloud"
 HOST_IP = "127.0.0.1"
@@ -45,93 +45,6 @@ _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 _VAR_REF = re.compile(r"\$\$|\$\((\w+)\)")
 
 Emit = Callable[[str, str, str, str | None], None]  # type, reason, message, container name
-
-
-# --- quantities and times -------------------------------------------------------------------
-
-
-def parse_quantity(value: str | int | float) -> Decimal:
-    """A Kubernetes quantity (`512Mi`, `1G`, `500m`, `2`, `1e3`) as a number of base units, by the
-    official client's parser; refused in the API server's words."""
-    from kubernetes.utils import parse_quantity as parse
-
-    try:
-        return Decimal(parse(value))
-    except ValueError:
-        raise ValueError(
-            "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
-        ) from None
-
-
-def rfc3339(ns: int | None = None) -> str:
-    """A timestamp as Kubernetes' metav1.Time writes it (seconds)."""
-    seconds = (time.time_ns() if ns is None else ns) // 1_000_000_000
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
-def rfc3339_nano(ns: int) -> str:
-    """A timestamp as Go's RFC3339Nano writes it: nanoseconds, trailing zeros dropped."""
-    fraction = f"{ns % 1_000_000_000:09d}".rstrip("0")
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
-    return f"{base}.{fraction}Z" if fraction else f"{base}Z"
-
-
-# --- logs -----------------------------------------------------------------------------------
-
-
-class LogWriter:
-    """A container's log in the CRI format: `<RFC3339Nano> <stream> <F|P> <content>` per record."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        self._fh = path.open("ab")
-
-    def write(self, stream: str, chunk: bytes) -> None:
-        tag, content = (b"F", chunk[:-1]) if chunk.endswith(b"\n") else (b"P", chunk)
-        stamp = rfc3339_nano(time.time_ns()).encode()
-        with self._lock:
-            self._fh.write(b"%s %s %s %s\n" % (stamp, stream.encode(), tag, content))
-            self._fh.flush()
-
-    def pump(self, stream: str, pipe: IO[bytes]) -> None:
-        """Copy a pipe line by line until the process closes it."""
-        with pipe:
-            for line in iter(pipe.readline, b""):
-                self.write(stream, line)
-
-    def close(self) -> None:
-        with self._lock:
-            self._fh.close()
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    ns: int
-    stamp: str
-    content: bytes
-    complete: bool
-
-    def render(self, timestamps: bool) -> bytes:
-        line = self.content + (b"\n" if self.complete else b"")
-        return self.stamp.encode() + b" " + line if timestamps else line
-
-
-def parse_records(data: bytes) -> list[LogRecord]:
-    """Log records from complete lines of a CRI log file."""
-    records = []
-    for line in data.splitlines():
-        stamp, _, rest = line.partition(b" ")
-        _stream, _, rest = rest.partition(b" ")
-        tag, _, content = rest.partition(b" ")
-        records.append(LogRecord(_stamp_ns(stamp.decode()), stamp.decode(), content, tag == b"F"))
-    return records
-
-
-def _stamp_ns(stamp: str) -> int:
-    base, _, fraction = stamp.rstrip("Z").partition(".")
-    seconds = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    return seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0")[:9])
 
 
 # --- the kubelet ----------------------------------------------------------------------------

@@ -17,10 +17,11 @@ import pytest
 from kubernetes.client import ApiException
 
 from local_cloud.aws.validation import read_journal
-from local_cloud.kubernetes.api import kubeconfig, parse_label_selector
+from local_cloud.kubernetes.api import kubeconfig
 from local_cloud.kubernetes.containers import LABEL, find_engine
 from local_cloud.kubernetes.images import parse_dockerfile, repository
-from local_cloud.kubernetes.kubelet import parse_quantity
+from local_cloud.kubernetes.selectors import parse_label_selector
+from local_cloud.kubernetes.units import parse_quantity
 from local_cloud.process import ROOT
 
 NS = "local-cloud-tests"
