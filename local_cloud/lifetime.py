@@ -18,11 +18,13 @@ import ctypes
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -102,6 +104,27 @@ def _running(identity: dict[str, float]) -> bool:
         return bool(process.create_time() == identity["started"] and process.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
+
+
+def terminate(
+    proc: subprocess.Popen[Any], grace: float, first: int = signal.SIGTERM, leader_only: bool = False
+) -> None:
+    """Stop a child started in a session of its own: `first` to its process group (or, for a
+    server that stops its own workers, such as PostgreSQL's postmaster, to the leader only), then
+    SIGKILL to the group if the leader has not exited after `grace` seconds. The leader is reaped
+    either way (a zombie leader would keep its group alive to killpg)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            if leader_only:
+                proc.send_signal(first)
+            else:
+                os.killpg(proc.pid, first)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def stop_group(pgid: int, grace: float = 10) -> None:

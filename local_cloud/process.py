@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from local_cloud.lifetime import InUse, reap, record
+from local_cloud.lifetime import InUse, reap, record, terminate
 
 ROOT = Path(__file__).resolve().parents[1]
 # The images pods may run: repository name -> Dockerfile (built from the repository root).
@@ -90,12 +89,6 @@ def running_emulator(
         yield ready.read_text()
     finally:
         # Its process group: the server and any step (spark-submit and its JVM) still running.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        terminate(proc, grace=20)
         (workdir / "emulator.pids").unlink(missing_ok=True)
         log.close()

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from local_cloud.lifetime import die_with_parent
+from local_cloud.lifetime import die_with_parent, terminate
 from local_cloud.process import StartupError
 
 DATABASE = "airflow"
@@ -66,7 +66,8 @@ def running_postgres(folder: Path, timeout: float = 120) -> Iterator[str]:
         _create_database(folder)
         yield sqlalchemy_url(folder)
     finally:
-        _stop(proc)
+        # Fast shutdown (SIGINT to the postmaster: roll back, checkpoint, exit); SIGKILL if it hangs.
+        terminate(proc, grace=60, first=signal.SIGINT, leader_only=True)
         log.close()
 
 
@@ -151,15 +152,3 @@ def _create_database(folder: Path) -> None:
     with psycopg.connect(host=str(folder), user=SUPERUSER, dbname="postgres", autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
             conn.execute(f"CREATE DATABASE {DATABASE}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Fast shutdown (SIGINT: roll back open transactions, checkpoint, exit); SIGKILL if it hangs."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()

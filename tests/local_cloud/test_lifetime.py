@@ -147,3 +147,27 @@ def test_a_child_started_to_die_with_its_parent_does(tmp_path):
         proc.send_signal(signal.SIGKILL)
         _, alive = psutil.wait_procs([child], timeout=10)
         assert not alive
+
+
+def test_terminate_signals_the_group_and_kills_what_ignores_it_after_the_grace():
+    from local_cloud.lifetime import terminate
+
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    parent = (
+        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {stubborn!r}]); {stubborn}"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", parent], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (child,) = psutil.Process(proc.pid).children()
+    started = time.monotonic()
+    terminate(proc, grace=0.5)
+    # Both ignored SIGTERM: after the grace the group got SIGKILL, the leader reaped, the child gone.
+    assert proc.returncode == -signal.SIGKILL and time.monotonic() - started < 5
+    psutil.wait_procs([child], timeout=5)
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    terminate(polite, grace=5)
+    assert polite.returncode == -signal.SIGTERM
