@@ -114,6 +114,16 @@ def argument(what: str) -> Callable[[str], str]:
     return parse
 
 
+def storage_root_option(parser: argparse.ArgumentParser) -> None:
+    """The `--storage-root` option of the job CLIs that default to ./storage."""
+    parser.add_argument(
+        "--storage-root",
+        default="storage",
+        type=argument("storage root"),
+        help="storage root URI (default: ./storage)",
+    )
+
+
 def name_argument(text: str) -> str:
     """An argparse `type=` for a model name."""
     try:

@@ -21,7 +21,7 @@ from typing import Any
 from spark_jobs import storage
 from spark_jobs.data.partitions import MARKER, input_uri, iso_date
 from spark_jobs.errors import DataContractError, run_cli
-from spark_jobs.locations import argument
+from spark_jobs.locations import argument, storage_root_option
 from spark_jobs.spec import DatasetSpec, load_spec
 
 ID = "record_id"
@@ -97,12 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--spec", default="specs/bank_marketing.yaml", type=argument("spec"), help="its dataset spec"
     )
-    parser.add_argument(
-        "--storage-root",
-        default="storage",
-        type=argument("storage root"),
-        help="storage root URI (default: ./storage)",
-    )
+    storage_root_option(parser)
     parser.add_argument("--date", required=True, type=iso_date, help="the partition's date, YYYY-MM-DD")
     parser.add_argument("--rows", type=int, default=2000, help="how many records (default: 2000)")
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv")

@@ -37,6 +37,7 @@ from spark_jobs.locations import (
     check_name,
     check_version,
     name_argument,
+    storage_root_option,
     version_argument,
 )
 from spark_jobs.registry.leases import Lease, holder_id, is_free
@@ -464,12 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("promote", "run the metric gate and make a version champion if it passes"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument(
-            "--storage-root",
-            default="storage",
-            type=argument("storage root"),
-            help="storage root URI (default: ./storage)",
-        )
+        storage_root_option(p)
         p.add_argument(
             "--spec", type=argument("spec"), help="dataset spec; names the model and holds the default gate"
         )

@@ -49,7 +49,7 @@ from spark_jobs.data.partitions import MARKER, input_uri, iso_date, output_uri
 from spark_jobs.data.row_rules import ABOVE, BELOW, CORRUPT, MALFORMED, MISSING, row_rules
 from spark_jobs.errors import DataContractError, JobError, run_cli
 from spark_jobs.interface import ScoreSummary
-from spark_jobs.locations import argument, name_argument, optional_version
+from spark_jobs.locations import argument, name_argument, optional_version, storage_root_option
 from spark_jobs.registry.leases import Lease, holder_id, is_free
 from spark_jobs.registry.portable import Scorer
 from spark_jobs.registry.store import PORTABLE, SPEC, Registry, utc_now
@@ -424,12 +424,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n")[0],
         epilog="Prints the summary as JSON. Exit codes: 3 bad input, 4 registry problem.",
     )
-    parser.add_argument(
-        "--storage-root",
-        default="storage",
-        type=argument("storage root"),
-        help="storage root URI (default: ./storage)",
-    )
+    storage_root_option(parser)
     parser.add_argument(
         "--model", required=True, type=name_argument, help="model (dataset) name in the registry"
     )

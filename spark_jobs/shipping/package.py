@@ -27,7 +27,7 @@ import spark_jobs
 from spark_jobs import storage
 from spark_jobs.errors import run_cli
 from spark_jobs.interface import Shipped
-from spark_jobs.locations import argument
+from spark_jobs.locations import storage_root_option
 from spark_jobs.shipping import environment
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries get fixed times so equal code gives equal bytes
@@ -147,12 +147,7 @@ def ship_environment(root: str, target: environment.Target) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spark_jobs package", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--storage-root",
-        default="storage",
-        type=argument("storage root"),
-        help="storage root URI (default: ./storage)",
-    )
+    storage_root_option(parser)
     parser.add_argument(
         "--platform", default=environment.Target.platform, help="wheel platform of the cluster nodes"
     )

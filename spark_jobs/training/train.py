@@ -19,7 +19,7 @@ from typing import Any
 from spark_jobs import storage
 from spark_jobs.data.contract import inspect_input, read_checked
 from spark_jobs.errors import DataContractError, JobError, run_cli
-from spark_jobs.locations import argument, version_argument
+from spark_jobs.locations import argument, storage_root_option, version_argument
 from spark_jobs.registry.store import (
     METRICS,
     PORTABLE,
@@ -53,12 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="CSV/Parquet file, folder or glob (path or URI)",
     )
     p.add_argument("--spec", required=True, type=argument("spec"), help="dataset spec YAML (path or URI)")
-    p.add_argument(
-        "--storage-root",
-        default="storage",
-        type=argument("storage root"),
-        help="registry root URI (default: ./storage)",
-    )
+    storage_root_option(p)
     p.add_argument(
         "--version", type=version_argument, help="version id (default: UTC timestamp plus a random suffix)"
     )
