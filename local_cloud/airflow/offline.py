@@ -35,7 +35,7 @@ WORKER = credentials(WORKER_KEY)
 DEFAULT_SPEC = ROOT / "specs" / "bank_marketing.yaml"
 # Offline, as on AWS, runs read and write the emulator's S3 (kept between runs; see local_cloud.aws.s3).
 DEFAULT_STORAGE_ROOT = "s3://ml-scaling-storage/ml-scaling"
-POLL_SECONDS = "5"
+POLL_SECONDS = "2"
 
 
 def airflow_env(

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from local_cloud.airflow.metadata_db import running_postgres
 from local_cloud.airflow.offline import AIRFLOW, DEFAULT_SPEC, DEFAULT_STORAGE_ROOT, offline_airflow
 from local_cloud.lifetime import die_with_parent, stop_group
@@ -260,11 +262,12 @@ def _interrupt(*_: object) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` still runs. A launcher that has exited but is not yet reaped by its parent
+    (a zombie) has stopped: waiting for it to vanish would wait for its parent instead."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
         return False
-    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -93,7 +93,8 @@ class EmrCreateOrUseJobFlowOperator(EmrCreateJobFlowOperator):
             try:
                 return usable_cluster(self.hook.conn, self.existing_job_flow_id)
             except ValueError as exc:
-                raise AirflowException(str(exc)) from None
+                # Missing or ended: a retry a minute later finds it no more usable.
+                raise AirflowFailException(str(exc)) from None
         return super().execute(context)
 
 

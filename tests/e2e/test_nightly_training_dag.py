@@ -155,6 +155,8 @@ def test_an_existing_cluster_is_used_and_left_running(offline):
     code, output, states = dags_test(env, DAG_ID, {"existing_cluster_id": "j-0000000000"}, "2026-11-24")
     assert code != 0
     assert "EMR cluster j-0000000000 not found" in output
+    # Failed for good, not retried a minute later: a missing cluster stays missing.
+    assert output.count("Using the existing cluster j-0000000000") == 1
     assert states["create_cluster"] == "failed"
     assert states["add_training_step"] == "upstream_failed"
     assert len(_clusters(endpoint)) == before

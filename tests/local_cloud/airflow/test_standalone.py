@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -99,6 +100,25 @@ def test_airflow_stop_stops_it_from_another_shell(tmp_path):
     assert stop.returncode == 0 and "stopped" in stop.stdout
     _all_gone(launcher, started, port)
     assert not (tmp_path / "standalone.pid").exists()
+
+
+def test_stop_sees_a_launcher_that_ended_before_its_parent_reaped_it(tmp_path):
+    """A launcher started by a script (as by the test above) stays a zombie until its parent waits
+    for it: `--stop` must see it has ended, not wait out its 90 s and then kill its group."""
+    from local_cloud.airflow.standalone import PID_FILE, stop
+
+    launcher = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    (tmp_path / PID_FILE).write_text(str(launcher.pid))
+    try:
+        stopping = threading.Thread(target=stop, args=(tmp_path,), daemon=True)
+        stopping.start()
+        stopping.join(timeout=30)
+        assert not stopping.is_alive(), "--stop still waits for a launcher that has ended"
+        assert psutil.Process(launcher.pid).status() == psutil.STATUS_ZOMBIE  # not reaped by stop
+    finally:
+        launcher.kill()
+        launcher.wait()
+    assert not (tmp_path / PID_FILE).exists()
 
 
 def test_a_port_in_use_is_named_in_one_line_and_nothing_starts(tmp_path):
