@@ -198,8 +198,10 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/deptry .
 
+# Two workers, each taking a whole test module (its emulator and Airflow) at a time.
+PYTEST_WORKERS ?= 2
 test: lint $(COMPOSE_SCHEMA) $(CHROMIUM) $(LAMBDA_RUNTIME)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 test-fast: $(VENV)/.synced $(COMPOSE_SCHEMA) $(LAMBDA_RUNTIME)
 	$(PY) -m pytest -m "not (spark or emulator or airflow or browser or containers)"

@@ -250,22 +250,35 @@ TRAINED_VERSION = "e2e-trained-1"
 def trained_storage(tmp_path_factory):
     """A storage root whose champion is TRAINED_VERSION, trained by the job on bank.csv, with the
     Lambda package shipped."""
+    import fcntl
     import subprocess
 
-    root = tmp_path_factory.mktemp("trained") / "storage"
-    args = train_args(BANK, root, "--version", TRAINED_VERSION, "--promote", "--min-metric", "roc_auc=0.8")
-    proc = subprocess.run(
-        [sys.executable, "-m", "spark_jobs", "train", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=os.environ | {"SPARK_LOCAL_MASTER": "local[2]"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    from spark_jobs.shipping import lambda_package
+    # One for the whole run: under pytest-xdist the workers share the run's base folder, and the
+    # first to take the lock trains while the others wait for it.
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
+    root, done = shared / "trained" / "storage", shared / "trained" / "done"
+    root.parent.mkdir(exist_ok=True)
+    with (shared / "trained.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return root
+        args = train_args(
+            BANK, root, "--version", TRAINED_VERSION, "--promote", "--min-metric", "roc_auc=0.8"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "spark_jobs", "train", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=os.environ | {"SPARK_LOCAL_MASTER": "local[2]"},
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        from spark_jobs.shipping import lambda_package
 
-    lambda_package.ship(str(root))  # as `make ship` does before a deployment's first night
+        lambda_package.ship(str(root))  # as `make ship` does before a deployment's first night
+        done.touch()
     return root
 
 

@@ -56,6 +56,11 @@ class Services:
     root: Path
     home: Path
     running: Running
+    before: set[int]  # this worker's processes before the services started (its Spark, say)
+
+    def processes(self) -> list[psutil.Process]:
+        """The processes the services started: the emulator, PostgreSQL and Airflow's."""
+        return [p for p in psutil.Process().children(recursive=True) if p.pid not in self.before]
 
 
 @pytest.fixture(scope="module")
@@ -68,24 +73,21 @@ def airflow(tmp_path_factory, trained_storage, bank_spec) -> Iterator[Services]:
         sample_input.cut(str(BANK), bank_spec, str(root), day, 300, "csv")
     home = work / "home"
     port = free_port()
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     with local_airflow(home, root, BANK, port, progress=lambda line: None) as running:
         settings = FunctionSettings(name=BANK_FUNCTION, role_arn=role_arn(LAMBDA_ROLE))
         release_model(client(running.endpoint, "lambda"), settings, str(root), MODEL, TRAINED_VERSION)
         api = Api(running.url, running.password)
         for dag_id in DAGS:
             api.wait_for_dag(dag_id)
-        started = _process_tree()
-        yield Services(api, root, home, running)
+        services = Services(api, root, home, running, before)
+        started = services.processes()
+        yield services
     # Everything it started is gone (the database too), and nothing listens on its port any more.
     alive = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], [p.cmdline() for p in alive]
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
         s.connect(("127.0.0.1", port))
-
-
-def _process_tree() -> list[psutil.Process]:
-    """This test process's descendants: the emulator, PostgreSQL and every Airflow service."""
-    return psutil.Process().children(recursive=True)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +100,7 @@ def test_every_server_listens_on_loopback_only(airflow):
     """The log servers Airflow's scheduler and triggerer start bind every interface: none runs."""
     listening = {
         (c.laddr.ip, c.laddr.port, p.name())
-        for p in _process_tree()
+        for p in airflow.processes()
         for c in _connections(p)
         if c.status == psutil.CONN_LISTEN
     }
