@@ -25,7 +25,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
+
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
 
 from local_cloud.kubernetes.admission import check_metadata_maps, validate_pod
 from local_cloud.kubernetes.containers import Engine, describe
@@ -43,22 +46,31 @@ from local_cloud.kubernetes.units import rfc3339, rfc3339_nano
 
 DEFAULT_GRACE = 30
 _GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
-_NS = r"/api/v1/namespaces/(?P<namespace>[^/]+)"
-_POD = _NS + r"/pods/(?P<name>[^/]+)"
-_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    ("GET", re.compile(r"^/version/?$"), "_version"),
-    ("GET", re.compile(r"^/api/?$"), "_api_versions"),
-    ("GET", re.compile(r"^/api/v1/?$"), "_api_resources"),
-    ("GET", re.compile(r"^/api/v1/namespaces/?$"), "_list_namespaces"),
-    ("GET", re.compile(_NS + r"/?$"), "_read_namespace"),
-    ("GET", re.compile(r"^/api/v1/(namespaces/(?P<namespace>[^/]+)/)?pods/?$"), "_list_pods"),
-    ("POST", re.compile(_NS + r"/pods/?$"), "_create_pod"),
-    ("GET", re.compile(_POD + r"(/status)?/?$"), "_read_pod"),
-    ("PATCH", re.compile(_POD + r"/?$"), "_patch_pod"),
-    ("DELETE", re.compile(_POD + r"/?$"), "_delete_pod"),
-    ("GET", re.compile(_POD + r"/log/?$"), "_pod_log"),
-    ("GET", re.compile(r"^/api/v1/(namespaces/(?P<namespace>[^/]+)/)?events/?$"), "_list_events"),
-]
+_NS = "/api/v1/namespaces/<namespace>"
+_POD = _NS + "/pods/<name>"
+# The API server's paths this emulator serves (matched with one trailing slash: optional, as on a
+# cluster).
+_ROUTES = Map(
+    [
+        Rule(path + "/", endpoint=handler, methods=[method])
+        for method, paths, handler in [
+            ("GET", ["/version"], "_version"),
+            ("GET", ["/api"], "_api_versions"),
+            ("GET", ["/api/v1"], "_api_resources"),
+            ("GET", ["/api/v1/namespaces"], "_list_namespaces"),
+            ("GET", [_NS], "_read_namespace"),
+            ("GET", ["/api/v1/pods", _NS + "/pods"], "_list_pods"),
+            ("POST", [_NS + "/pods"], "_create_pod"),
+            ("GET", [_POD, _POD + "/status"], "_read_pod"),
+            ("PATCH", [_POD], "_patch_pod"),
+            ("DELETE", [_POD], "_delete_pod"),
+            ("GET", [_POD + "/log"], "_pod_log"),
+            ("GET", ["/api/v1/events", _NS + "/events"], "_list_events"),
+        ]
+        for path in paths
+    ],
+    merge_slashes=False,
+)
 log = logging.getLogger("local_cloud.kubernetes")
 
 
@@ -141,15 +153,16 @@ class KubernetesApi:
             return start_response(status, headers)
 
         try:
-            for route_method, pattern, handler in _ROUTES:
-                match = pattern.match(path)
-                if match and route_method == method:
-                    params = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
-                    entry["namespace"], entry["pod"] = params.get("namespace"), params.get("name")
-                    return getattr(self, handler)(environ, respond, entry, **params)  # type: ignore[no-any-return]
-            if any(pattern.match(path) for _, pattern, _ in _ROUTES):
-                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on {path}")
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            try:
+                handler, params = _ROUTES.bind("localhost").match(path.rstrip("/") + "/", method)
+            except MethodNotAllowed:
+                raise ApiError(
+                    405, "MethodNotAllowed", f"the server does not allow this method on {path}"
+                ) from None
+            except NotFound:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource") from None
+            entry["namespace"], entry["pod"] = params.get("namespace"), params.get("name")
+            return getattr(self, handler)(environ, respond, entry, **params)  # type: ignore[no-any-return]
         except ApiError as exc:
             return _json(respond, exc.code, exc.status())
 

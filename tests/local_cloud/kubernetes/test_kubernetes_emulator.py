@@ -222,6 +222,24 @@ def test_create_read_list_delete_journalled_once_each(core, kubernetes_journal):
     }
 
 
+def test_routes_answer_as_the_api_server_a_slash_optional_a_wrong_method_405_an_unknown_path_404(core):
+    client = core.api_client
+
+    def call(method: str, path: str) -> int:
+        try:
+            return int(client.call_api(path, method, _preload_content=False).status)
+        except ApiException as exc:
+            assert json.loads(exc.body)["kind"] == "Status"
+            return int(exc.status)
+
+    assert call("GET", f"/api/v1/namespaces/{NS}/pods/") == 200
+    assert call("GET", "/version/") == 200
+    assert call("PUT", f"/api/v1/namespaces/{NS}/pods/some-pod") == 405
+    assert call("POST", "/version") == 405
+    assert call("GET", "/api/v1/nodes") == 404
+    assert call("GET", f"/api/v1/namespaces/{NS}/pods/some-pod/exec") == 404
+
+
 def test_generate_name_and_a_duplicate_name(core):
     body = _pod("", "pass")
     body["metadata"] = {"generateName": "gen-"}
