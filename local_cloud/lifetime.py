@@ -100,8 +100,18 @@ def _identity(pid: int) -> dict[str, float]:
 def _running(identity: dict[str, float]) -> bool:
     """Whether that very process (not a later one given the same pid) is still running."""
     try:
-        process = psutil.Process(int(identity["pid"]))
-        return bool(process.create_time() == identity["started"] and process.status() != psutil.STATUS_ZOMBIE)
+        started = psutil.Process(int(identity["pid"])).create_time()
+    except psutil.Error:
+        return False
+    return started == identity["started"] and alive(int(identity["pid"]))
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs. One that has exited but is not yet reaped by its parent (a
+    zombie) has ended: `os.kill(pid, 0)` still succeeds on it, so waiting on that would wait for
+    its parent instead."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

@@ -28,11 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from local_cloud.airflow.metadata_db import running_postgres
 from local_cloud.airflow.offline import AIRFLOW, DEFAULT_SPEC, DEFAULT_STORAGE_ROOT, offline_airflow
-from local_cloud.lifetime import die_with_parent, stop_group
+from local_cloud.lifetime import alive, die_with_parent, stop_group
 from local_cloud.process import ROOT, StartupError
 
 HOME = ROOT / ".airflow"
@@ -248,9 +246,9 @@ def stop(home: Path) -> int:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and alive(pid):
         time.sleep(0.2)
-    if _alive(pid):  # the launcher is stuck: stop its group ourselves
+    if alive(pid):  # the launcher is stuck: stop its group ourselves
         stop_group(pid, grace=5)
     pid_file.unlink(missing_ok=True)
     print("local Airflow stopped")
@@ -259,15 +257,6 @@ def stop(home: Path) -> int:
 
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` still runs. A launcher that has exited but is not yet reaped by its parent
-    (a zombie) has stopped: waiting for it to vanish would wait for its parent instead."""
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -292,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop(home)
 
     pid_file = home / PID_FILE
-    if pid_file.exists() and _alive(int(pid_file.read_text())):
+    if pid_file.exists() and alive(int(pid_file.read_text())):
         print(f"error: a local Airflow is already running (pid {pid_file.read_text()}); make airflow-stop")
         return 1
     # Ctrl-C and SIGTERM (`--stop`) both end the `with` block below, which stops what it started.
