@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,20 +119,36 @@ def alive(pid: int) -> bool:
 def terminate(
     proc: subprocess.Popen[Any], grace: float, first: int = signal.SIGTERM, leader_only: bool = False
 ) -> None:
-    """Stop a child started in a session of its own: `first` to its process group (or, for a
-    server that stops its own workers, such as PostgreSQL's postmaster, to the leader only), then
-    SIGKILL to the group if the leader has not exited after `grace` seconds. The leader is reaped
-    either way (a zombie leader would keep its group alive to killpg)."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            if leader_only:
-                proc.send_signal(first)
-            else:
-                os.killpg(proc.pid, first)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
+    """Stop one child started in a session of its own (see `terminate_all`)."""
+    terminate_all([proc], grace, first, leader_only)
+
+
+def terminate_all(
+    procs: Sequence[subprocess.Popen[Any]],
+    grace: float,
+    first: int | None = signal.SIGTERM,
+    leader_only: bool = False,
+) -> None:
+    """Stop children each started in a session of its own, together: `first` to each one's process
+    group (or, for a server that stops its own workers, such as PostgreSQL's postmaster, to the
+    leader only; None when the caller has asked them already, through a container engine say),
+    then SIGKILL to every group once its leader has exited or the `grace` seconds they share have
+    passed: what a leader left behind goes with it, as with a container's cgroup. Every leader is
+    reaped (a zombie leader would keep its group alive to killpg)."""
+    if first is not None:
+        for proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    if leader_only:
+                        proc.send_signal(first)
+                    else:
+                        os.killpg(proc.pid, first)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 

@@ -17,10 +17,10 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 
@@ -46,6 +46,12 @@ from local_cloud.kubernetes.containers import find_engine
 from local_cloud.lifetime import watch_parent
 from local_cloud.process import ROOT
 
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_emr import EMRClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 LOOPBACK = "127.0.0.1"
@@ -63,10 +69,30 @@ _LAMBDA_TRUST = {
 }
 
 
+@overload
+def client(
+    endpoint: str, service: Literal["ec2"], keys: Mapping[str, str] = ..., **kwargs: Any
+) -> EC2Client: ...
+@overload
+def client(
+    endpoint: str, service: Literal["emr"], keys: Mapping[str, str] = ..., **kwargs: Any
+) -> EMRClient: ...
+@overload
+def client(
+    endpoint: str, service: Literal["lambda"], keys: Mapping[str, str] = ..., **kwargs: Any
+) -> LambdaClient: ...
+@overload
+def client(
+    endpoint: str, service: Literal["s3"], keys: Mapping[str, str] = ..., **kwargs: Any
+) -> S3Client: ...
+@overload
+def client(endpoint: str, service: str, keys: Mapping[str, str] = ..., **kwargs: Any) -> Any: ...
 def client(endpoint: str, service: str, keys: Mapping[str, str] = CREDENTIALS, **kwargs: Any) -> Any:
     """A boto3 client for one of the emulator's services, signing with `keys` (the
-    administrator's by default; local_cloud.aws.iam.credentials(...) for a workload's)."""
-    return boto3.client(
+    administrator's by default; local_cloud.aws.iam.credentials(...) for a workload's); typed by
+    boto3-stubs for the services named above."""
+    make: Callable[..., Any] = boto3.client  # the overloads above give the caller its type
+    return make(
         service,
         endpoint_url=endpoint,
         region_name=REGION,

@@ -14,10 +14,13 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from local_cloud.aws.state import store_blob
 from local_cloud.aws.validation import credential_service
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 _CHANGES = {"PUT", "POST", "DELETE"}
 
@@ -35,7 +38,7 @@ class S3State:
             json.loads(self._index_file.read_text()) if self._index_file.exists() else {}
         )
 
-    def restore(self, s3: Any) -> int:
+    def restore(self, s3: S3Client) -> int:
         """Create the kept buckets and objects through `s3` (a client of the new emulator, before
         anyone else knows its endpoint); return how many objects."""
         count = 0

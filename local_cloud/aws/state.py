@@ -5,6 +5,12 @@ emulator and `local_cloud.run spot_predictions` invokes it in the next. Each suc
 that changes a function is appended to a log (code blobs stored once by checksum) and replayed,
 in order, into a new emulator before it serves, so versions and aliases come back as they were.
 S3 objects are kept by local_cloud.aws.s3.
+
+Not moto's own recorder (moto_api's `recorder`): it records every request, reads and failures
+included, so a replay would invoke the functions again; it writes each code zip whole into every
+line that carries it; and it replays over HTTP to a server that is already serving, without
+checking the answers. Here only what changed a function is kept, and a replay that fails stops
+the emulator from starting.
 """
 
 from __future__ import annotations

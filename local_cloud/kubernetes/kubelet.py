@@ -33,6 +33,7 @@ from local_cloud.kubernetes.containers import RunSpec, describe, write_env_file
 from local_cloud.kubernetes.images import Image, ImageCatalog, PullError
 from local_cloud.kubernetes.logs import LogWriter, parse_records
 from local_cloud.kubernetes.units import parse_quantity, rfc3339
+from local_cloud.lifetime import terminate, terminate_all
 
 NODE = "local-cloud"
 HOST_IP = "127.0.0.1"
@@ -152,19 +153,16 @@ class PodRun:
         engine = self._catalog.engine
         for name in procs:
             self._emit("Normal", "Killing", f"Stopping container {name}", name)
+        first = signal.SIGTERM if grace > 0 else signal.SIGKILL
         if engine is not None:
+            # The engine signals the container; its client (`podman run`) exits with it.
             for engine_name in containers.values():
-                engine.kill(engine_name, "TERM" if grace > 0 else "KILL")
-        else:
-            _signal_groups(procs.values(), signal.SIGTERM if grace > 0 else signal.SIGKILL)
-        deadline = time.monotonic() + min(grace, MAX_KILL_GRACE)
-        for proc in procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        if engine is not None:
+                engine.kill(engine_name, first.name.removeprefix("SIG"))
+            terminate_all(list(procs.values()), min(grace, MAX_KILL_GRACE), first=None)
             for engine_name in containers.values():
                 engine.remove(engine_name)
-        _signal_groups(procs.values(), signal.SIGKILL)
+        else:
+            terminate_all(list(procs.values()), min(grace, MAX_KILL_GRACE), first=first)
         self._thread.join(timeout=5)
 
     # -- the pod's life, on its own thread --
@@ -429,8 +427,7 @@ class PodRun:
         limit = parse_quantity(memory) if memory is not None else None
         while proc.poll() is None:
             if limit is not None and (rss := _tree_rss(proc.pid)) > limit:
-                _signal_groups([proc], signal.SIGKILL)
-                proc.wait()
+                terminate(proc, grace=0, first=signal.SIGKILL)
                 self._emit(
                     "Warning",
                     "OOMKilling",
@@ -441,7 +438,7 @@ class PodRun:
                 return True
             time.sleep(MEMORY_POLL)
         # Whatever the main process left behind in its group goes with it, as with a container.
-        _signal_groups([proc], signal.SIGKILL)
+        terminate(proc, grace=0)
         return False
 
 
@@ -679,12 +676,6 @@ def _tree_rss(pid: int) -> int:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += proc.memory_info().rss
     return total
-
-
-def _signal_groups(procs: Any, sig: int) -> None:
-    for proc in procs:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
 
 
 def _log_tail(path: Path) -> str:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_emr import EMRClient
 
 # emr-7.13.0 ships Spark 3.5.6 and Python 3.11, the line the job package is pinned to.
 EMR_RELEASE_LABEL = "emr-7.13.0"
@@ -195,7 +198,7 @@ def _tags(tags: Mapping[str, str]) -> list[dict[str, Any]]:
 _ACCEPTS_STEPS = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
 
 
-def usable_cluster(emr: Any, cluster_id: str) -> str:
+def usable_cluster(emr: EMRClient, cluster_id: str) -> str:
     """`cluster_id` if that cluster can take steps; else a ValueError saying why not."""
     try:
         status = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]

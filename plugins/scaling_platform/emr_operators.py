@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import gzip
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.links.emr import get_log_uri
 from airflow.providers.amazon.aws.operators.emr import (
@@ -22,7 +22,13 @@ from airflow.providers.amazon.aws.operators.emr import (
 from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor, EmrStepSensor
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
+from scaling_platform.aws_clients import emr_client, s3_client
 from scaling_platform.emr import RUN_ID_TAG, step_log_keys, tail, usable_cluster
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from mypy_boto3_emr import EMRClient
+    from mypy_boto3_emr.literals import StepStateType
 
 # How often the waits ask EMR, unless Variable ml_emr_poll_seconds says otherwise: a cluster
 # starts in minutes and a step runs for minutes. Not shorter: a reschedule-mode sensor
@@ -32,11 +38,11 @@ from scaling_platform.emr import RUN_ID_TAG, step_log_keys, tail, usable_cluster
 POLL_SECONDS = 30
 
 # Steps in these states already do, or did, the work: a retry must not add them again.
-_LIVE_OR_DONE = ["PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED"]
+_LIVE_OR_DONE: list[StepStateType] = ["PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED"]
 _ENDED_BADLY = ("FAILED", "CANCELLED", "INTERRUPTED")
 
 
-def existing_step_ids(emr: Any, cluster_id: str, names: list[str]) -> list[str] | None:
+def existing_step_ids(emr: EMRClient, cluster_id: str, names: list[str]) -> list[str] | None:
     """Ids of live or completed steps with these names, in order, if all exist; else None."""
     newest_first: dict[str, str] = {}
     for page in emr.get_paginator("list_steps").paginate(ClusterId=cluster_id, StepStates=_LIVE_OR_DONE):
@@ -54,7 +60,7 @@ class PolledFromVariable:
     poke_interval: float
     timeout: float
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         from airflow.sdk import Variable
 
         seconds = Variable.get("ml_emr_poll_seconds", default=None)
@@ -87,11 +93,11 @@ class EmrCreateOrUseJobFlowOperator(EmrCreateJobFlowOperator):
         super().__init__(**kwargs)
         self.existing_job_flow_id = existing_job_flow_id
 
-    def execute(self, context: Any) -> str | None:
+    def execute(self, context: Context) -> str | None:
         if self.existing_job_flow_id:
             self.log.info("Using the existing cluster %s: not creating one", self.existing_job_flow_id)
             try:
-                return usable_cluster(self.hook.conn, self.existing_job_flow_id)
+                return usable_cluster(emr_client(self.hook), self.existing_job_flow_id)
             except ValueError as exc:
                 # Missing or ended: a retry a minute later finds it no more usable.
                 raise AirflowFailException(str(exc)) from None
@@ -101,8 +107,8 @@ class EmrCreateOrUseJobFlowOperator(EmrCreateJobFlowOperator):
 class EmrTerminateOwnJobFlowOperator(EmrTerminateJobFlowOperator):
     """EmrTerminateJobFlowOperator that terminates only a cluster this DAG run created (by its tag)."""
 
-    def execute(self, context: Any) -> None:
-        cluster = self.hook.conn.describe_cluster(ClusterId=self.job_flow_id)["Cluster"]
+    def execute(self, context: Context) -> None:
+        cluster = emr_client(self.hook).describe_cluster(ClusterId=self.job_flow_id)["Cluster"]
         tags = {t["Key"]: t["Value"] for t in cluster.get("Tags", [])}
         if tags.get(RUN_ID_TAG) != context["run_id"]:
             self.log.info("Cluster %s was not created by this run: leaving it running", self.job_flow_id)
@@ -113,10 +119,10 @@ class EmrTerminateOwnJobFlowOperator(EmrTerminateJobFlowOperator):
 class IdempotentEmrAddStepsOperator(EmrAddStepsOperator):
     """EmrAddStepsOperator that returns the existing step ids when a retry finds them on the cluster."""
 
-    def execute(self, context: Any) -> list[str]:
+    def execute(self, context: Context) -> list[str]:
         if self.job_flow_id and isinstance(self.steps, list):
             names = [step["Name"] for step in self.steps]
-            existing = existing_step_ids(self.hook.conn, self.job_flow_id, names)
+            existing = existing_step_ids(emr_client(self.hook), self.job_flow_id, names)
             if existing is not None:
                 self.log.info("Steps %s are already on %s: not adding them again", existing, self.job_flow_id)
                 context["ti"].xcom_push(key="job_flow_id", value=self.job_flow_id)
@@ -128,14 +134,14 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
     """EmrStepSensor that prints the tail of a failed step's stderr and stdout from its LogUri (and
     polls as the deployment says)."""
 
-    def poke(self, context: Any) -> bool:
+    def poke(self, context: Context) -> bool:
         try:
             return bool(super().poke(context))
         except AirflowException as exc:
             self._fail_with_logs(exc)
             raise
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> None:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
         """Where a deferred wait ends (deferrable=True): a failed step's logs are printed here."""
         try:
             super().execute_complete(context, event)
@@ -145,7 +151,7 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
 
     def _fail_with_logs(self, exc: Exception) -> None:
         """If the step itself ended badly, print its log tails and fail the task for good."""
-        step = self.hook.conn.describe_step(ClusterId=self.job_flow_id, StepId=self.step_id)["Step"]
+        step = emr_client(self.hook).describe_step(ClusterId=self.job_flow_id, StepId=self.step_id)["Step"]
         if step["Status"]["State"] not in _ENDED_BADLY:
             return
         self.log.error("EMR step %r (%s) failed. %s", step["Name"], self.step_id, self._log_tails())
@@ -155,10 +161,10 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
     def _log_tails(self) -> str:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        log_uri = get_log_uri(emr_client=self.hook.conn, job_flow_id=self.job_flow_id)
+        log_uri = get_log_uri(emr_client=emr_client(self.hook), job_flow_id=self.job_flow_id)
         if not log_uri:
             return "The cluster has no LogUri, so there are no step logs to show."
-        s3 = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
         parts = []
         for bucket, key in step_log_keys(log_uri, self.job_flow_id, self.step_id):
             try:

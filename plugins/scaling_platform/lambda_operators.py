@@ -16,12 +16,15 @@ Its users' known pains, and what this subclass does about each:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.lambda_function import LambdaInvokeFunctionOperator
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from scaling_platform.storage_paths import storage_path, write_whole
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 # Lambda's limit on a synchronous invocation's request (and response) payload.
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
@@ -67,7 +70,7 @@ class SpotPredictionOperator(LambdaInvokeFunctionOperator):
         self.response_uri = response_uri
         self.max_xcom_bytes = max_xcom_bytes
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         event = spot_event(self.records, self.records_uri, self.output_uri)
         payload = json.dumps(event).encode()
         if len(payload) > MAX_SYNC_PAYLOAD:

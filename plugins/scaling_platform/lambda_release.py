@@ -13,9 +13,13 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scaling_platform.jobs import find_lambda_package, smoke_check
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.type_defs import FunctionCodeTypeDef
 
 # Each model has its own function, `<prefix>-<model>` (Variable ml_lambda_function_prefix), released
 # by its own nightly run: two models never share a configuration that a release rewrites.
@@ -68,7 +72,7 @@ def model_environment(storage_root: str, model: str, version: str) -> dict[str, 
     return {"ML_STORAGE_ROOT": storage_root, "ML_MODEL_NAME": model, "ML_MODEL_VERSION": version}
 
 
-def code_location(zip_uri: str) -> dict[str, Any]:
+def code_location(zip_uri: str) -> FunctionCodeTypeDef:
     """Where Lambda takes the code from: the object on S3, or the zip's bytes for a local root."""
     if zip_uri.startswith("s3://"):
         bucket, _, key = zip_uri.removeprefix("s3://").partition("/")
@@ -78,7 +82,7 @@ def code_location(zip_uri: str) -> dict[str, Any]:
 
 
 def release_model(
-    client: Any, settings: FunctionSettings, storage_root: str, model: str, version: str
+    client: LambdaClient, settings: FunctionSettings, storage_root: str, model: str, version: str
 ) -> dict[str, Any]:
     """Release a registry version: find the Lambda package `make ship` uploaded (never built on
     the worker), work out the check request and its answer from the registry (both job CLIs),
@@ -89,7 +93,7 @@ def release_model(
 
 
 def release(
-    client: Any,
+    client: LambdaClient,
     settings: FunctionSettings,
     package: dict[str, str],
     env: dict[str, str],
@@ -130,7 +134,7 @@ def release(
     }
 
 
-def check_version(client: Any, name: str, version: str, smoke: dict[str, Any]) -> None:
+def check_version(client: LambdaClient, name: str, version: str, smoke: dict[str, Any]) -> None:
     """Invoke the new version with a known request; its answer must be the expected one."""
     response = client.invoke(FunctionName=name, Qualifier=version, Payload=json.dumps(smoke["event"]))
     body = response["Payload"].read().decode()
@@ -150,14 +154,14 @@ def check_version(client: Any, name: str, version: str, smoke: dict[str, Any]) -
         )
 
 
-def _configuration(client: Any, name: str) -> dict[str, Any] | None:
+def _configuration(client: LambdaClient, name: str) -> dict[str, Any] | None:
     try:
         return dict(client.get_function_configuration(FunctionName=name))
     except client.exceptions.ResourceNotFoundException:
         return None
 
 
-def _alias_version(client: Any, name: str, alias: str) -> str | None:
+def _alias_version(client: LambdaClient, name: str, alias: str) -> str | None:
     try:
         return str(client.get_alias(FunctionName=name, Name=alias)["FunctionVersion"])
     except client.exceptions.ResourceNotFoundException:

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 WEBHOOK_CONN_ID = "ml_alerts_webhook"
 log = logging.getLogger(__name__)
 
 
-def failure_summary(context: Any) -> dict[str, Any]:
+def failure_summary(context: Context) -> dict[str, Any]:
     """What a person needs to find the failure: the same fields in the log and the webhook."""
     ti = context["ti"]
     logical_date = context.get("logical_date")
@@ -49,7 +52,7 @@ class FailureNotifier(BaseNotifier):
         super().__init__()
         self.conn_id = conn_id
 
-    def notify(self, context: Any) -> None:
+    def notify(self, context: Context) -> None:
         summary = failure_summary(context)
         log.error("task failed: %s", json.dumps(summary, sort_keys=True))
         if not self._webhook_configured():

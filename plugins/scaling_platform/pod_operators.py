@@ -9,10 +9,14 @@ container's state and the pod's events and deleted the pod.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from kubernetes.client import models as k8s
 
 # spark_jobs.errors' exit codes (a test keeps the two in step): the job's input, spec or model
 # registry is wrong, and running it again changes nothing.
@@ -27,7 +31,7 @@ JOB_INPUT_ERRORS = {
 OOM_EXIT_CODE = 137
 
 
-def terminated(remote_pod: Any, container: str) -> Any:
+def terminated(remote_pod: k8s.V1Pod | None, container: str) -> k8s.V1ContainerStateTerminated | None:
     """The container's terminated state in a pod read from the API, or None."""
     statuses = getattr(getattr(remote_pod, "status", None), "container_statuses", None) or []
     for status in statuses:
@@ -39,7 +43,13 @@ def terminated(remote_pod: Any, container: str) -> Any:
 class JobPodOperator(KubernetesPodOperator):
     """Runs a job package CLI in a pod; fails without retries when a retry cannot help."""
 
-    def cleanup(self, pod: Any, remote_pod: Any, xcom_result: Any = None, context: Any = None) -> None:
+    def cleanup(
+        self,
+        pod: k8s.V1Pod,
+        remote_pod: k8s.V1Pod,
+        xcom_result: dict[str, Any] | None = None,
+        context: Context | None = None,
+    ) -> None:
         try:
             super().cleanup(pod, remote_pod, xcom_result, context)
         except AirflowSkipException:

@@ -11,13 +11,16 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spark_jobs import storage
 from spark_jobs.errors import InvalidInputError
 from spark_jobs.registry.portable import Scorer
 from spark_jobs.registry.store import PORTABLE, SPEC, Registry
 from spark_jobs.spec import DatasetSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 MAX_REPORTED_ERRORS = 20
 # The most of a value an error message shows: a request may carry megabytes in one field.
@@ -196,10 +199,10 @@ def write_object(uri: str, data: bytes) -> None:
     _s3().put_object(Bucket=bucket, Key=key, Body=data)
 
 
-_S3_CLIENT: Any = None
+_S3_CLIENT: S3Client | None = None
 
 
-def _s3() -> Any:
+def _s3() -> S3Client:
     global _S3_CLIENT
     if _S3_CLIENT is None:
         import boto3

@@ -171,3 +171,27 @@ def test_terminate_signals_the_group_and_kills_what_ignores_it_after_the_grace()
     polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     terminate(polite, grace=5)
     assert polite.returncode == -signal.SIGTERM
+
+
+def test_terminate_all_shares_one_grace_and_kills_what_an_exited_leader_left_behind():
+    """A deleted pod's containers stop together (the kubelet's stop): one grace for all of them,
+    not one each; and a leader that exits on SIGTERM takes the rest of its group with it."""
+    from local_cloud.lifetime import terminate_all
+
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    leaves_a_child = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {stubborn!r}]); time.sleep(60)"
+    procs = [subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True) for _ in range(3)]
+    leader = subprocess.Popen([sys.executable, "-c", leaves_a_child], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not psutil.Process(leader.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (orphan,) = psutil.Process(leader.pid).children()
+    time.sleep(0.5)  # the stubborn ones have set their SIGTERM handlers
+    started = time.monotonic()
+    terminate_all([*procs, leader], grace=1.5)
+    took = time.monotonic() - started
+    assert [p.returncode for p in procs] == [-signal.SIGKILL] * 3
+    assert leader.returncode == -signal.SIGTERM
+    assert 1.5 <= took < 3, f"three stubborn children took {took:.1f} s: a grace each, not one shared"
+    psutil.wait_procs([orphan], timeout=5)
+    assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE

@@ -10,10 +10,14 @@ emulator runs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 from unittest import mock
 
 from local_cloud.aws.emr.rules import MANAGED_POLICY_TAG
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import TagTypeDef
 
 SUBNET = "subnet-0e3a000000000c0de"
 # EmrManagedMasterSecurityGroup, EmrManagedSlaveSecurityGroup, ServiceAccessSecurityGroup.
@@ -30,10 +34,13 @@ def variables() -> dict[str, str]:
     }
 
 
-def create(ec2: Any) -> None:
+def create(ec2: EC2Client) -> None:
     """Create the network through the EC2 API; moto draws ids at random, so for these few
     resources its id functions answer the fixed ones."""
-    tags = [{"Key": MANAGED_POLICY_TAG, "Value": "true"}, {"Key": "Name", "Value": "ml-scaling-emr"}]
+    tags: list[TagTypeDef] = [
+        {"Key": MANAGED_POLICY_TAG, "Value": "true"},
+        {"Key": "Name", "Value": "ml-scaling-emr"},
+    ]
     # The region's first EC2 request makes its default VPC: before any id is fixed.
     ec2.describe_vpcs()
     with mock.patch("moto.ec2.models.vpcs.random_vpc_id", return_value=_VPC):
