@@ -31,6 +31,7 @@ RUN pip install --no-cache-dir --no-deps .
 COPY --chown=airflow:root local_cloud/ local_cloud/
 COPY --chown=airflow:root specs/ specs/
 COPY --chown=airflow:root aws/ aws/
+COPY --chown=airflow:root k8s/ k8s/
 COPY --chown=airflow:root data/ data/
 # The spot-predictions function runs on Lambda's python3.12: the emulator runs its handler on a
 # Python 3.12 (uv's build, checksum-checked) with the runtime client from the lock.

@@ -19,6 +19,8 @@ DEFAULT_IMAGES: Mapping[str, Path] = {"ml-scaling-jobs": ROOT / "docker" / "jobs
 # (docs/aws.md) and Variable ml_emr_security_configuration names it.
 SECURITY_CONFIGURATION = "ml-scaling-imdsv2"
 SECURITY_CONFIGURATION_FILE = ROOT / "aws" / "emr-security-configuration.json"
+# What the platform team applies once to the cluster (k8s/), before any pod runs there.
+MANIFESTS = (ROOT / "k8s" / "scoring.yaml",)
 
 
 class StartupError(RuntimeError):
@@ -67,6 +69,8 @@ def running_emulator(
     for role in roles:
         command += ["--role", role]
     command += ["--security-configuration", f"{SECURITY_CONFIGURATION}={SECURITY_CONFIGURATION_FILE}"]
+    for manifest in MANIFESTS:
+        command += ["--manifest", str(manifest)]
     if state_dir is not None:
         command += ["--state-dir", str(state_dir)]
     if iam is not None:

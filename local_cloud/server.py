@@ -41,6 +41,7 @@ from local_cloud.aws.iam import (
 from local_cloud.aws.s3 import S3State
 from local_cloud.aws.state import DurableState
 from local_cloud.aws.validation import RequestValidator
+from local_cloud.kubernetes import manifests
 from local_cloud.kubernetes.api import KubernetesApi
 from local_cloud.kubernetes.containers import find_engine
 from local_cloud.lifetime import watch_parent
@@ -226,6 +227,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME=FILE",
         help="an EMR security configuration to create from a JSON file (repeatable)",
     )
+    parser.add_argument(
+        "--manifest",
+        action="append",
+        default=[],
+        type=Path,
+        help="Kubernetes objects to create, as `kubectl create -f FILE` (repeatable)",
+    )
     parser.add_argument("--spark-master", default="local[2]", help="master for the steps' local Spark")
     parser.add_argument("--journal", type=Path, help="append each validated AWS request here (JSON lines)")
     parser.add_argument("--workdir", type=Path, help="Lambda sandboxes' code and logs")
@@ -298,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, path in args.security_configurations.items():
         emr.create_security_configuration(Name=name, SecurityConfiguration=path.read_text())
     emr_network.create(client(emulator.endpoint, "ec2"))
+    # ... and on the cluster (k8s/): the scoring namespace, its service account, RBAC and quota.
+    for created in manifests.apply(emulator.endpoint, args.manifest):
+        logging.getLogger("local_cloud").info("created %s", created)
 
     def put_log(uri: str, data: bytes) -> None:
         bucket, _, key = uri.removeprefix("s3://").partition("/")

@@ -30,11 +30,14 @@ from urllib.parse import parse_qs
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
+from local_cloud.kubernetes import quota
 from local_cloud.kubernetes.admission import check_metadata_maps, validate_pod
 from local_cloud.kubernetes.containers import Engine, describe
 from local_cloud.kubernetes.images import ImageCatalog
 from local_cloud.kubernetes.kubelet import NODE, PodRun
 from local_cloud.kubernetes.logs import WAITING_TEXT, follow, render, since
+from local_cloud.kubernetes.objects import KINDS, ObjectStore
+from local_cloud.kubernetes.objects import not_found as objects_not_found
 from local_cloud.kubernetes.selectors import (
     EVENT_FIELDS,
     POD_FIELDS,
@@ -48,6 +51,9 @@ DEFAULT_GRACE = 30
 _GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no look-alikes
 _NS = "/api/v1/namespaces/<namespace>"
 _POD = _NS + "/pods/<name>"
+# The other objects a deployment applies (local_cloud.kubernetes.objects), by API group.
+_CORE = _NS + "/<any(serviceaccounts, resourcequotas):resource>"
+_RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces/<namespace>/<any(roles, rolebindings):resource>"
 # The API server's paths this emulator serves (matched with one trailing slash: optional, as on a
 # cluster).
 _ROUTES = Map(
@@ -58,7 +64,12 @@ _ROUTES = Map(
             ("GET", ["/api"], "_api_versions"),
             ("GET", ["/api/v1"], "_api_resources"),
             ("GET", ["/api/v1/namespaces"], "_list_namespaces"),
+            ("POST", ["/api/v1/namespaces"], "_create_namespace"),
             ("GET", [_NS], "_read_namespace"),
+            ("GET", [_CORE, _RBAC], "_list_objects"),
+            ("POST", [_CORE, _RBAC], "_create_object"),
+            ("GET", [_CORE + "/<name>", _RBAC + "/<name>"], "_read_object"),
+            ("DELETE", [_CORE + "/<name>", _RBAC + "/<name>"], "_delete_object"),
             ("GET", ["/api/v1/pods", _NS + "/pods"], "_list_pods"),
             ("POST", [_NS + "/pods"], "_create_pod"),
             ("GET", [_POD, _POD + "/status"], "_read_pod"),
@@ -132,8 +143,8 @@ class KubernetesApi:
         self._journal_lock = threading.Lock()
         self._pods: dict[tuple[str, str], _Pod] = {}
         self._events: list[dict[str, Any]] = []
-        self._namespaces = {"default", "kube-system", "kube-public"}
         self._versions = itertools.count(1)
+        self._objects = ObjectStore(self._versions)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -161,7 +172,8 @@ class KubernetesApi:
                 ) from None
             except NotFound:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource") from None
-            entry["namespace"], entry["pod"] = params.get("namespace"), params.get("name")
+            entry["namespace"] = params.get("namespace")
+            entry["pod"] = params.get("name") if "resource" not in params else None
             return getattr(self, handler)(environ, respond, entry, **params)  # type: ignore[no-any-return]
         except ApiError as exc:
             return _json(respond, exc.code, exc.status())
@@ -218,7 +230,9 @@ class KubernetesApi:
             "kind": "APIResourceList",
             "groupVersion": "v1",
             "resources": [
-                resource("namespaces", "Namespace", False, ["get", "list"]),
+                resource("namespaces", "Namespace", False, ["create", "get", "list"]),
+                resource("serviceaccounts", "ServiceAccount", True, ["create", "delete", "get", "list"]),
+                resource("resourcequotas", "ResourceQuota", True, ["create", "delete", "get", "list"]),
                 resource("pods", "Pod", True, ["create", "delete", "get", "list", "patch"]),
                 resource("pods/log", "Pod", True, ["get"]),
                 resource("pods/status", "Pod", True, ["get"]),
@@ -230,17 +244,83 @@ class KubernetesApi:
     def _list_namespaces(
         self, environ: dict[str, Any], respond: Callable[..., Any], entry: dict[str, Any]
     ) -> Iterable[bytes]:
-        with self._lock:
-            names = sorted(self._namespaces)
-        items = [_namespace(n) for n in names]
-        return _json(
-            respond, 200, {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items}
-        )
+        return self._list_objects(environ, respond, entry, "namespaces")
+
+    def _create_namespace(
+        self, environ: dict[str, Any], respond: Callable[..., Any], entry: dict[str, Any]
+    ) -> Iterable[bytes]:
+        return self._create_object(environ, respond, entry, "namespaces")
 
     def _read_namespace(
         self, environ: dict[str, Any], respond: Callable[..., Any], entry: dict[str, Any], namespace: str
     ) -> Iterable[bytes]:
-        return _json(respond, 200, {"kind": "Namespace", "apiVersion": "v1", **_namespace(namespace)})
+        return self._read_object(environ, respond, entry, "namespaces", namespace)
+
+    # -- service accounts, quotas, roles and bindings --
+
+    def _create_object(
+        self,
+        environ: dict[str, Any],
+        respond: Callable[..., Any],
+        entry: dict[str, Any],
+        resource: str,
+        namespace: str = "",
+    ) -> Iterable[bytes]:
+        created = self._objects.create(resource, namespace, _read_json(environ))
+        log.info("created %s %s", resource, "/".join(filter(None, [namespace, created["metadata"]["name"]])))
+        return _json(respond, 201, self._with_status(created))
+
+    def _read_object(
+        self,
+        environ: dict[str, Any],
+        respond: Callable[..., Any],
+        entry: dict[str, Any],
+        resource: str,
+        name: str,
+        namespace: str = "",
+    ) -> Iterable[bytes]:
+        return _json(respond, 200, self._with_status(self._objects.get(resource, namespace, name)))
+
+    def _list_objects(
+        self,
+        environ: dict[str, Any],
+        respond: Callable[..., Any],
+        entry: dict[str, Any],
+        resource: str,
+        namespace: str | None = None,
+    ) -> Iterable[bytes]:
+        _refuse_watch(_query(environ))
+        kind = KINDS[resource]
+        items = [self._with_status(o) for o in self._objects.list(resource, namespace)]
+        return _json(respond, 200, self._list(f"{kind.kind}List", items, kind.api_version))
+
+    def _delete_object(
+        self,
+        environ: dict[str, Any],
+        respond: Callable[..., Any],
+        entry: dict[str, Any],
+        resource: str,
+        name: str,
+        namespace: str = "",
+    ) -> Iterable[bytes]:
+        return _json(respond, 200, self._objects.delete(resource, namespace, name))
+
+    def _with_status(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A quota with what the namespace's pods use of it now, as the quota controller keeps it."""
+        if obj.get("kind") == "ResourceQuota":
+            hard = quota.hard_limits(obj)
+            used = quota.total_usage(self._counted_pods(obj["metadata"]["namespace"]))
+            obj["status"] = {
+                "hard": obj["spec"].get("hard", {}),
+                "used": {r: quota.quantity(r, used[r]) for r in hard},
+            }
+        return obj
+
+    def _counted_pods(self, namespace: str) -> list[dict[str, Any]]:
+        """The specs of the pods a quota counts: those not yet Succeeded or Failed."""
+        with self._lock:
+            pods = [p for (ns, _), p in self._pods.items() if ns == namespace]
+        return [p.spec for p in pods if p.run.status().get("phase") not in ("Succeeded", "Failed")]
 
     # -- pods --
 
@@ -272,43 +352,42 @@ class KubernetesApi:
         name = str(metadata.get("name") or "")
         entry["pod"] = name or None
         validate_pod(body, name)
+        _default(body["spec"])
+        if not self._objects.exists("namespaces", "", namespace):
+            raise objects_not_found("namespaces", namespace)
+        account = body["spec"]["serviceAccountName"]
+        if not self._objects.exists("serviceaccounts", namespace, account):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'pods "{name}" is forbidden: error looking up service account {namespace}/{account}: '
+                f'serviceaccount "{account}" not found',
+                {"name": name, "kind": "pods"},
+            )
         with self._lock:
             if (namespace, name) in self._pods:
                 raise ApiError(
                     409, "AlreadyExists", f'pods "{name}" already exists', {"name": name, "kind": "pods"}
                 )
+            quota.admit(
+                name,
+                body["spec"],
+                self._objects.list("resourcequotas", namespace),
+                self._counted_pods(namespace),
+            )
             pod = self._admit(body, namespace, name)
             self._pods[(namespace, name)] = pod
-            self._namespaces.add(namespace)
         pod.run.start()
         log.info("created pod %s/%s", namespace, name)
         return _json(respond, 201, pod.render())
 
     def _admit(self, body: dict[str, Any], namespace: str, name: str) -> _Pod:
-        """The stored pod: the API server's defaults, identity, and its place on the node."""
+        """The stored pod: its identity and its place on the node."""
         metadata, spec = body["metadata"], body["spec"]
         metadata.update(
             uid=str(uuid.uuid4()), creationTimestamp=rfc3339(), resourceVersion=str(next(self._versions))
         )
-        for key, value in {
-            "restartPolicy": "Always",
-            "terminationGracePeriodSeconds": DEFAULT_GRACE,
-            "dnsPolicy": "ClusterFirst",
-            "schedulerName": "default-scheduler",
-            "serviceAccountName": "default",
-            "securityContext": {},
-            "enableServiceLinks": True,
-            "priority": 0,
-        }.items():
-            spec.setdefault(key, value)
         spec["nodeName"] = NODE  # scheduled at once: the emulator is a one-node cluster
-        for container in spec.get("initContainers", []) + spec["containers"]:
-            container.setdefault("terminationMessagePath", "/dev/termination-log")
-            container.setdefault("terminationMessagePolicy", "File")
-            container.setdefault("resources", {})
-            tag = container["image"].rsplit("/", 1)[-1]
-            latest = "@" not in tag and (":" not in tag or tag.endswith(":latest"))
-            container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
         folder = self._pods_dir / namespace / name
         if folder.exists():  # an earlier pod of the same name: its files were kept for debugging
             shutil.rmtree(folder, ignore_errors=True)
@@ -550,13 +629,18 @@ class KubernetesApi:
             raise not_found(name)
         return pod
 
-    def _list(self, kind: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    def _list(self, kind: str, items: list[dict[str, Any]], api_version: str = "v1") -> dict[str, Any]:
         for item in items:  # a list's items carry no kind of their own
             item.pop("kind", None)
             item.pop("apiVersion", None)
         with self._lock:
             version = str(next(self._versions))
-        return {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": version}, "items": items}
+        return {
+            "kind": kind,
+            "apiVersion": api_version,
+            "metadata": {"resourceVersion": version},
+            "items": items,
+        }
 
     def _record(self, entry: dict[str, Any]) -> None:
         if self._journal is None:
@@ -633,6 +717,7 @@ def _json(respond: Callable[..., Any], code: int, body: Any) -> list[bytes]:
         200: "OK",
         201: "Created",
         400: "Bad Request",
+        403: "Forbidden",
         404: "Not Found",
         405: "Method Not Allowed",
         409: "Conflict",
@@ -643,9 +728,23 @@ def _json(respond: Callable[..., Any], code: int, body: Any) -> list[bytes]:
     return [payload]
 
 
-def _namespace(name: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
-        "spec": {"finalizers": ["kubernetes"]},
-        "status": {"phase": "Active"},
-    }
+def _default(spec: dict[str, Any]) -> None:
+    """The API server's defaults for a pod's spec and containers."""
+    for key, value in {
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": DEFAULT_GRACE,
+        "dnsPolicy": "ClusterFirst",
+        "schedulerName": "default-scheduler",
+        "serviceAccountName": "default",
+        "securityContext": {},
+        "enableServiceLinks": True,
+        "priority": 0,
+    }.items():
+        spec.setdefault(key, value)
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("resources", {})
+        tag = container["image"].rsplit("/", 1)[-1]
+        latest = "@" not in tag and (":" not in tag or tag.endswith(":latest"))
+        container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")

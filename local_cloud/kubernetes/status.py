@@ -29,16 +29,16 @@ class ApiError(Exception):
         return body
 
 
-def invalid(name: str, causes: list[tuple[str, str]]) -> ApiError:
-    """The API server's 422 for a pod that fails validation: (field, problem) per cause."""
+def invalid(name: str, causes: list[tuple[str, str]], kind: str = "Pod") -> ApiError:
+    """The API server's 422 for an object that fails validation: (field, problem) per cause."""
     texts = [f"{where}: {problem}" if where else problem for where, problem in causes]
     joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
     details = {
         "name": name,
-        "kind": "Pod",
+        "kind": kind,
         "causes": [{"reason": "FieldValueInvalid", "message": p, "field": f} for f, p in causes],
     }
-    return ApiError(422, "Invalid", f'Pod "{name}" is invalid: {joined}', details)
+    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {joined}', details)
 
 
 def not_found(name: str) -> ApiError:

@@ -42,6 +42,40 @@ def _pod_requests(work, method):
     return [r for r in map(json.loads, lines) if r["method"] == method and r.get("pod")]
 
 
+def _journal(work) -> list[dict]:
+    journal = work / "kubernetes.jsonl"
+    return [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
+
+
+def _rbac_asks(requests: list[dict]) -> set[tuple[str, str]]:
+    """(verb, resource) of each request as the API server's authorizer sees it; a request outside
+    any namespace as its resource prefixed with "cluster:". Discovery (/version, /api) is open to
+    every client and left out."""
+    verbs = {"POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}
+    asks = set()
+    for request in requests:
+        parts = request["path"].strip("/").split("/")
+        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) >= 5:
+            resource, named = "/".join(parts[4:5] + parts[6:7]), len(parts) >= 6
+        elif parts[:2] == ["api", "v1"] and len(parts) >= 3:
+            resource, named = "cluster:" + parts[2], len(parts) >= 4
+        else:
+            continue
+        asks.add((verbs.get(request["method"], "get" if named else "list"), resource))
+    return asks
+
+
+def _assert_the_manifests_role_allows(asks: set[tuple[str, str]]) -> None:
+    """What the operator asked of the API is what k8s/scoring.yaml's Role grants the worker."""
+    import yaml
+
+    from local_cloud.process import MANIFESTS
+
+    (role,) = [d for p in MANIFESTS for d in yaml.safe_load_all(p.read_text()) if d["kind"] == "Role"]
+    granted = {(v, r) for rule in role["rules"] for v in rule["verbs"] for r in rule["resources"]}
+    assert asks and asks <= granted, f"the Role does not grant {sorted(asks - granted)}"
+
+
 def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline, spark, bank_spec):
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
@@ -50,6 +84,7 @@ def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline
 
     env, root, work = offline
     sample_input.cut(str(BANK), bank_spec, str(root), "2026-11-20", 500, "csv")
+    before = len(_journal(work))
     code, output, states = dags_test(env, DAG_ID, {}, "2026-11-20")
 
     assert code == 0, output[-4000:]
@@ -63,6 +98,8 @@ def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline
     assert summary["model_loads"] >= 1 and summary["run_id"].startswith("manual__")
     # One pod, created once (it passed the schemas) and deleted at the end.
     assert len(_pod_requests(work, "POST")) == 1 and len(_pod_requests(work, "DELETE")) == 1
+    # ... in the manifests' namespace, as their service account, asking only what their Role grants.
+    _assert_the_manifests_role_allows(_rbac_asks(_journal(work)[before:]))
 
     # The scores are the Spark model's, the one training saved.
     scored = spark.read.parquet(storage.spark_uri(summary["output"]))

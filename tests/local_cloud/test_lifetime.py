@@ -179,7 +179,10 @@ def test_terminate_all_shares_one_grace_and_kills_what_an_exited_leader_left_beh
     from local_cloud.lifetime import terminate_all
 
     stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    leaves_a_child = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {stubborn!r}]); time.sleep(60)"
+    leaves_a_child = (
+        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {stubborn!r}]); "
+        "time.sleep(60)"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True) for _ in range(3)]
     leader = subprocess.Popen([sys.executable, "-c", leaves_a_child], start_new_session=True)
     deadline = time.monotonic() + 10

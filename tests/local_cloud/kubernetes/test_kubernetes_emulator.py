@@ -34,10 +34,20 @@ ENGINE = find_engine()
 NEEDS_ENGINE = pytest.mark.skipif(ENGINE is None, reason="no container engine (podman or docker)")
 
 
+def _with_namespace(core: kubernetes.client.CoreV1Api) -> kubernetes.client.CoreV1Api:
+    """The tests' namespace, created as on a cluster before any pod is sent to it."""
+    try:
+        core.create_namespace({"metadata": {"name": NS}})
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    return core
+
+
 @pytest.fixture(scope="module")
 def core(emulator):
     api = kubernetes.config.new_client_from_config_dict(kubeconfig(emulator, NS))
-    return kubernetes.client.CoreV1Api(api)
+    return _with_namespace(kubernetes.client.CoreV1Api(api))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +59,7 @@ def process_core(tmp_path_factory, test_images):
     emulator = serve(0, None, folder / "lambda", images=test_images, pods_dir=folder, pod_runtime="process")
     try:
         api = kubernetes.config.new_client_from_config_dict(kubeconfig(emulator.endpoint, NS))
-        yield kubernetes.client.CoreV1Api(api), folder
+        yield _with_namespace(kubernetes.client.CoreV1Api(api)), folder
     finally:
         emulator.shutdown()
 
@@ -583,8 +593,10 @@ def test_an_image_that_does_not_build_cannot_be_pulled(tmp_path):
     broken.write_text("FROM python:3.11-slim\nRUN exit 7\n")
     emulator = serve(0, None, tmp_path / "lambda", images={"broken": broken}, pods_dir=tmp_path / "pods")
     try:
-        core = kubernetes.client.CoreV1Api(
-            kubernetes.config.new_client_from_config_dict(kubeconfig(emulator.endpoint, NS))
+        core = _with_namespace(
+            kubernetes.client.CoreV1Api(
+                kubernetes.config.new_client_from_config_dict(kubeconfig(emulator.endpoint, NS))
+            )
         )
         name = _create(core, _pod(_name("broken"), image="broken:1"))
         pod = _wait(core, name, _waiting("ImagePullBackOff"), timeout=60)
