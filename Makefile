@@ -28,7 +28,7 @@ WITH_CLOUD = $(PY) -m local_cloud.with_cloud $(if $(BUCKET),--bucket $(BUCKET)) 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: containers help setup run train show ship test test-fast lint bench lock clean check-java lambda-zip lambda-image predict score job-image airflow airflow-stop
+.PHONY: containers help setup run train show ship test test-fast lint bench lock clean check-java lambda-zip lambda-image predict serve score job-image airflow airflow-stop
 
 help:
 	@echo "make run     set up, run nightly_training offline (EMR emulator: train, gate, release to Lambda),"
@@ -37,6 +37,7 @@ help:
 	@echo "             another dataset: make run SPEC=specs/penguins.yaml INPUT=data/penguins/penguins.csv"
 	@echo "make score [DATE=YYYY-MM-DD]     cut that day's sample records and run batch_scoring, offline"
 	@echo "make predict RECORDS='[{...}]'   spot predictions for your own records, offline"
+	@echo "make serve         spot predictions over HTTP (API Gateway on 127.0.0.1): prints a curl"
 	@echo "make train   the training job alone, without Airflow"
 	@echo "make test    set up and run every test (lint, types, unit, end-to-end)"
 	@echo "make test-fast   only the tests that start no JVM, emulator, Airflow, browser or container"
@@ -181,6 +182,11 @@ RECORDS ?=
 predict: setup $(LAMBDA_RUNTIME)
 	$(PY) -m local_cloud.run spot_predictions --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC) $(if $(RECORDS),--conf '{"records": $(RECORDS)}')
 
+# Spot predictions over HTTP until Ctrl-C: the function `make run` released, behind an API Gateway
+# HTTP API on 127.0.0.1 (prints the URL and a curl).
+serve: setup $(LAMBDA_RUNTIME)
+	$(PY) -m local_cloud.serve --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC)
+
 # The UI and the scheduler, offline, until Ctrl-C: the same DAGs, connections and emulator as `make run`.
 airflow: setup $(LAMBDA_RUNTIME)
 	$(PY) -m local_cloud.airflow.standalone --storage-root $(STORAGE_ROOT) --input $(INPUT) --spec $(SPEC) --port $(PORT)
@@ -211,6 +217,7 @@ bench: setup $(LAMBDA_RUNTIME)
 	$(PY) bench/bench_dag_parse.py
 	$(PY) bench/bench_nightly_dag.py
 	$(PY) bench/bench_lambda.py
+	$(PY) bench/bench_http_api.py
 	$(PY) bench/bench_scoring.py
 	$(PY) bench/bench_job_image.py
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 
+from local_cloud.aws.apigateway import HttpApis
 from local_cloud.aws.awslambda.sandbox import SandboxPool
 from local_cloud.aws.awslambda.service import LambdaInvocations
 from local_cloud.aws.emr import network as emr_network
@@ -48,6 +49,7 @@ from local_cloud.lifetime import watch_parent
 from local_cloud.process import ROOT
 
 if TYPE_CHECKING:
+    from mypy_boto3_apigatewayv2 import ApiGatewayV2Client
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_emr import EMRClient
     from mypy_boto3_lambda import LambdaClient
@@ -70,6 +72,10 @@ _LAMBDA_TRUST = {
 }
 
 
+@overload
+def client(
+    endpoint: str, service: Literal["apigatewayv2"], keys: Mapping[str, str] = ..., **kwargs: Any
+) -> ApiGatewayV2Client: ...
 @overload
 def client(
     endpoint: str, service: Literal["ec2"], keys: Mapping[str, str] = ..., **kwargs: Any
@@ -176,8 +182,9 @@ def serve(
         }
         enforcer = IamEnforcer(offline_principals(policies, values, ACCOUNT), REGION, ACCOUNT)
         aws_app = enforcer.s3_middleware(aws_app)
+    invocations = LambdaInvocations(aws_app, pool, ACCOUNT, REGION)
     aws = RequestValidator(
-        LambdaInvocations(aws_app, pool, ACCOUNT, REGION),
+        invocations,
         journal,
         on_success=state.record if state else None,
         rules={("emr", "RunJobFlow"): functools.partial(run_job_flow_error, account=ACCOUNT, region=REGION)},
@@ -186,7 +193,11 @@ def serve(
     # Pods reach the emulator's S3 as Lambda functions do (on EKS: the region and the service
     # account's role credentials).
     pods = pods_dir or Path(tempfile.mkdtemp(prefix="pods-"))
-    kubernetes = KubernetesApi(aws, pods, images, ROOT, kube_journal, node_env, find_engine(pod_runtime))
+    # HTTP APIs' routes (API Gateway) run their Lambda integrations.
+    http_apis = HttpApis(aws, invocations, ACCOUNT, REGION)
+    kubernetes = KubernetesApi(
+        http_apis, pods, images, ROOT, kube_journal, node_env, find_engine(pod_runtime)
+    )
     app = kubernetes
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     # What clients on this machine (Lambda sandboxes, pods, steps) use, whatever the bind address.

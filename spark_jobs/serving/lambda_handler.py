@@ -103,8 +103,12 @@ def _batch(records_uri: str, output_uri: str) -> dict[str, Any]:
 
 
 def _is_api_gateway(event: Any) -> bool:
+    """A proxy integration's event: REST APIs send httpMethod, HTTP APIs (format 2.0) routeKey; a
+    request without a body has no `body` key at all."""
     return (
-        isinstance(event, dict) and "body" in event and ("httpMethod" in event or "requestContext" in event)
+        isinstance(event, dict)
+        and isinstance(event.get("requestContext"), dict)
+        and ("httpMethod" in event or "routeKey" in event)
     )
 
 

@@ -45,7 +45,7 @@ class LambdaInvocations:
             return _error(start_response, "413 Request Entity Too Large", "RequestTooLargeException", message)
         qualifier = parse_qs(environ.get("QUERY_STRING", "")).get("Qualifier", [None])[0]
         try:
-            fn = self._function(unquote(match["name"]), qualifier)
+            fn = self.function(unquote(match["name"]), qualifier)
         except LookupError as exc:
             return _error(start_response, "404 Not Found", "ResourceNotFoundException", str(exc))
         kind = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
@@ -58,9 +58,14 @@ class LambdaInvocations:
             start_response("202 Accepted", headers + [("Content-Length", "0")])
             return [b""]
         try:
-            outcome = self._pool.invoke(fn, body)
+            outcome = self.invoke(fn, body)
         except RuntimeMissing as exc:  # the emulator's own setup, not the function's fault
             return _error(start_response, "500 Internal Server Error", "ServiceException", str(exc))
+        return self._respond(outcome, environ, headers, start_response)
+
+    def invoke(self, fn: FunctionVersion, payload: bytes) -> Outcome:
+        """Run a synchronous invocation (RuntimeMissing if the runtime's Python is not prepared)."""
+        outcome = self._pool.invoke(fn, payload)
         log.info(
             "invoked %s:%s in %.1f ms (%s)",
             fn.arn,
@@ -68,7 +73,7 @@ class LambdaInvocations:
             outcome.duration_ms,
             outcome.error_type or "ok",
         )
-        return self._respond(outcome, environ, headers, start_response)
+        return outcome
 
     def _respond(
         self,
@@ -95,7 +100,8 @@ class LambdaInvocations:
         start_response("200 OK", headers)
         return [payload]
 
-    def _function(self, name: str, qualifier: str | None) -> FunctionVersion:
+    def function(self, name: str, qualifier: str | None) -> FunctionVersion:
+        """The version a name (or ARN) and qualifier resolve to; LookupError if none."""
         from moto.awslambda.exceptions import UnknownFunctionException
         from moto.awslambda.models import lambda_backends
 

@@ -127,10 +127,12 @@ def test_api_gateway_events_answer_200_or_400_with_a_clear_body(served):
 
     # HTTP API (payload 2.0) with a base64 body.
     body = base64.b64encode(json.dumps({"records": bank_records(1)}).encode()).decode()
-    v2 = lambda_handler.handler(
-        {"version": "2.0", "requestContext": {}, "body": body, "isBase64Encoded": True}
-    )
+    v2_event = {"version": "2.0", "routeKey": "POST /predict", "requestContext": {}, "isBase64Encoded": True}
+    v2 = lambda_handler.handler(v2_event | {"body": body})
     assert v2["statusCode"] == 200
+    # A request with no body: API Gateway sends no `body` key at all. Still a 400, not a crash.
+    no_body = lambda_handler.handler(v2_event | {"isBase64Encoded": False})
+    assert no_body["statusCode"] == 400 and json.loads(no_body["body"])["type"] == "InvalidInputError"
 
 
 def test_no_champion_yet_is_a_typed_error_and_a_503(tmp_path, monkeypatch):
