@@ -14,7 +14,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -185,22 +186,37 @@ def migrate(env: dict[str, str]) -> None:
 
 
 def dags_test(
-    env: dict[str, str], dag_id: str, conf: dict[str, Any], logical_date: str
+    env: dict[str, str],
+    dag_id: str,
+    conf: dict[str, Any],
+    logical_date: str,
+    on_line: Callable[[str], None] | None = None,
 ) -> tuple[int, str, dict[str, str]]:
-    """Run `airflow dags test`; return its exit code, its output, and each task's final state (a
-    mapped task's instances as `task_id[i]`).
+    """Run `airflow dags test`; return its exit code, its output (stdout and stderr as they came),
+    and each task's final state (a mapped task's instances as `task_id[i]`). `on_line` sees each
+    line of output as it is written, while the run goes on.
 
     The exit code alone is not enough: a test must see which task failed and that the teardown ran.
     """
-    proc = subprocess.run(
+    with subprocess.Popen(
         [AIRFLOW, "dags", "test", dag_id, logical_date, "-c", json.dumps(conf)],
         env=env,
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=900,
         preexec_fn=die_with_parent(signal.SIGKILL),  # a killed `make run` leaves no run going
-    )
+    ) as proc:
+        timer = threading.Timer(900, proc.kill)
+        timer.start()
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+        code = proc.wait()
+        timer.cancel()
     states = subprocess.run(
         [AIRFLOW, "tasks", "states-for-dag-run", dag_id, logical_date, "-o", "json"],
         env=env,
@@ -217,4 +233,4 @@ def dags_test(
         if states.returncode == 0
         else {}
     )
-    return proc.returncode, proc.stdout + proc.stderr, final
+    return code, "".join(lines), final

@@ -7,6 +7,7 @@ nothing here imports the job package.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -217,6 +218,28 @@ def step_log_keys(log_uri: str, cluster_id: str, step_id: str) -> list[tuple[str
     bucket, _, prefix = log_uri.removeprefix("s3://").removeprefix("s3n://").partition("/")
     folder = f"{prefix.rstrip('/')}/{cluster_id}/steps/{step_id}".lstrip("/")
     return [(bucket, f"{folder}/{name}.gz") for name in ("stderr", "stdout")]
+
+
+@dataclass
+class StepLogFollower:
+    """The lines a running step has added to its LogUri objects since the last look. EMR rewrites
+    each object whole as the step goes on (every few minutes), so each look reads it again and
+    keeps what lies past the bytes already shown, up to the last complete line."""
+
+    keys: list[tuple[str, str]]
+    shown: dict[str, int] = field(default_factory=dict)
+
+    def new_lines(self, key: str, gzipped: bytes, final: bool = False) -> list[str]:
+        """The new lines of one object (`final`: the step has ended, so a last line without its
+        newline counts too), each prefixed with the object's name."""
+        text = gzip.decompress(gzipped)
+        start = self.shown.get(key, 0)
+        end = len(text) if final else text.rfind(b"\n") + 1
+        if end <= start:
+            return []
+        self.shown[key] = end
+        name = key.rsplit("/", 1)[-1].removesuffix(".gz")
+        return [f"[step {name}] {line}" for line in text[start:end].decode(errors="replace").splitlines()]
 
 
 def tail(text: str, lines: int = 40) -> str:

@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import gzip
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.amazon.aws.links.emr import get_log_uri
 from airflow.providers.amazon.aws.operators.emr import (
@@ -20,13 +22,17 @@ from airflow.providers.amazon.aws.operators.emr import (
     EmrTerminateJobFlowOperator,
 )
 from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor, EmrStepSensor
+from airflow.providers.amazon.aws.triggers.emr import EmrStepSensorTrigger
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from scaling_platform.aws_clients import emr_client, s3_client
-from scaling_platform.emr import RUN_ID_TAG, step_log_keys, tail, usable_cluster
+from scaling_platform.emr import RUN_ID_TAG, StepLogFollower, step_log_keys, tail, usable_cluster
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
     from mypy_boto3_emr import EMRClient
     from mypy_boto3_emr.literals import StepStateType
 
@@ -40,6 +46,7 @@ POLL_SECONDS = 30
 # Steps in these states already do, or did, the work: a retry must not add them again.
 _LIVE_OR_DONE: list[StepStateType] = ["PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED"]
 _ENDED_BADLY = ("FAILED", "CANCELLED", "INTERRUPTED")
+_ENDED = ("COMPLETED", *_ENDED_BADLY)
 
 
 def existing_step_ids(emr: EMRClient, cluster_id: str, names: list[str]) -> list[str] | None:
@@ -131,15 +138,40 @@ class IdempotentEmrAddStepsOperator(EmrAddStepsOperator):
 
 
 class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
-    """EmrStepSensor that prints the tail of a failed step's stderr and stdout from its LogUri (and
-    polls as the deployment says)."""
+    """EmrStepSensor that shows the step's stdout and stderr in the task log while it runs (their
+    LogUri objects, as EMR writes them), prints the tail of a failed step's logs, and polls as the
+    deployment says.
+
+    Live logs need one process that remembers what it has shown: the trigger when deferred, the
+    task in poke mode. In reschedule mode every poke is a new process (and Airflow clears a task's
+    XComs at each one), so only a failed step's tails are printed."""
 
     def poke(self, context: Context) -> bool:
         try:
-            return bool(super().poke(context))
+            done = bool(super().poke(context))
         except AirflowException as exc:
+            self._show_new_lines(final=True)
             self._fail_with_logs(exc)
             raise
+        self._show_new_lines(final=done)
+        return done
+
+    def defer(
+        self,
+        *,
+        trigger: BaseTrigger,
+        method_name: str,
+        kwargs: dict[str, Any] | None = None,
+        timeout: timedelta | int | float | None = None,
+    ) -> NoReturn:
+        """The provider's wait, deferred to a trigger that also follows the step's logs."""
+        if type(trigger) is EmrStepSensorTrigger:
+            _, params = trigger.serialize()
+            follower = self._follower()
+            trigger = EmrStepLogTrigger(
+                **params, log_keys=[list(k) for k in follower.keys], shown=follower.shown
+            )
+        super().defer(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=timeout)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
         """Where a deferred wait ends (deferrable=True): a failed step's logs are printed here."""
@@ -148,6 +180,28 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
         except AirflowException as exc:
             self._fail_with_logs(exc)
             raise  # not the step's failure (the wait ran out, say): the task may retry
+
+    def _follower(self) -> StepLogFollower:
+        if getattr(self, "_log_follower", None) is None:
+            log_uri = get_log_uri(emr_client=emr_client(self.hook), job_flow_id=self.job_flow_id)
+            keys = step_log_keys(log_uri, self.job_flow_id, self.step_id) if log_uri else []
+            self._log_follower = StepLogFollower(keys)
+        return self._log_follower
+
+    def _show_new_lines(self, final: bool) -> None:
+        if self.mode == "reschedule" and not self.deferrable:
+            return
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        follower = self._follower()
+        s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
+        for bucket, key in follower.keys:
+            try:
+                data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except s3.exceptions.NoSuchKey:
+                continue  # not written yet
+            for line in follower.new_lines(key, data, final):
+                self.log.info("%s", line)
 
     def _fail_with_logs(self, exc: Exception) -> None:
         """If the step itself ended badly, print its log tails and fail the task for good."""
@@ -176,6 +230,59 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
                 continue
             parts.append(f"--- tail of s3://{bucket}/{key}\n{tail(text)}")
         return "\n".join(parts)
+
+
+class EmrStepLogTrigger(EmrStepSensorTrigger):
+    """The provider's step wait, showing the step's new stdout and stderr lines at every poll (in
+    the task's log: the triggerer sends a trigger's log there)."""
+
+    def __init__(
+        self, *, log_keys: list[list[str]] | None = None, shown: dict[str, int] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.follower = StepLogFollower([(b, k) for b, k in log_keys or []], dict(shown or {}))
+        self.serialized_fields |= {"log_keys": log_keys or [], "shown": self.follower.shown}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        import asyncio
+
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from airflow.triggers.base import TriggerEvent as Event
+
+        emr_hook, s3_hook = self.hook(), S3Hook(**self._hook_parameters)
+        # Untyped in Airflow and the provider: called through Any.
+        TriggerEvent: Callable[..., Any] = Event
+        connect: Callable[[Any], Any] = type(emr_hook).get_async_conn
+        async with await connect(emr_hook) as emr, await connect(s3_hook) as s3:
+            for _ in range(max(1, self.attempts)):
+                status = (await emr.describe_step(**self.waiter_args))["Step"]["Status"]
+                ended = status["State"] in _ENDED
+                await self._show(s3, final=ended)
+                if status["State"] == "COMPLETED":
+                    yield TriggerEvent({"status": "success", self.return_key: self.return_value})
+                    return
+                if ended:
+                    why = status.get("FailureDetails") or status.get("StateChangeReason") or {}
+                    message = f"{self.failure_message}: the step is {status['State']} {why}"
+                    yield TriggerEvent(
+                        {"status": "error", "message": message, self.return_key: self.return_value}
+                    )
+                    return
+                await asyncio.sleep(self.waiter_delay)
+        message = f"{self.failure_message}: still running after {self.attempts} polls"
+        yield TriggerEvent({"status": "error", "message": message, self.return_key: self.return_value})
+
+    async def _show(self, s3: Any, final: bool) -> None:
+        from botocore.exceptions import ClientError
+
+        for bucket, key in self.follower.keys:
+            try:
+                response = await s3.get_object(Bucket=bucket, Key=key)
+                data = await response["Body"].read()
+            except ClientError:
+                continue  # not written yet
+            for line in self.follower.new_lines(key, data, final):
+                self.log.info("%s", line)
 
 
 def wait_for_cluster(job_flow_id: Any) -> EmrJobFlowSensorPolled:

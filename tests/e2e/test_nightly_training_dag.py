@@ -49,12 +49,30 @@ def _clusters(endpoint):
     return _emr(endpoint).list_clusters()["Clusters"]
 
 
+def _step_states(endpoint) -> list[str]:
+    emr = _emr(endpoint)
+    return [
+        s["Status"]["State"] for c in _clusters(endpoint) for s in emr.list_steps(ClusterId=c["Id"])["Steps"]
+    ]
+
+
 def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
     env, endpoint, work = offline
-    code, output, states = dags_test(env, DAG_ID, {"min_roc_auc": 0.8}, "2026-11-20")
+    # The step's own log lines, as the wait shows them: when the first one is in the task log,
+    # the step is still running.
+    live: list[tuple[str, list[str]]] = []
+
+    def watch(line: str) -> None:
+        if "[step stderr]" in line and "spark_jobs." in line and not live:
+            live.append((line, _step_states(endpoint)))
+
+    code, output, states = dags_test(env, DAG_ID, {"min_roc_auc": 0.8}, "2026-11-20", on_line=watch)
 
     assert code == 0, output[-4000:]
     assert states == dict.fromkeys(ALL_TASKS, "success")
+    [(first_line, steps_then)] = live
+    assert steps_then == ["RUNNING"], (first_line, steps_then)
+    assert output.count(first_line) == 1  # shown once, not again at each poll
     registry = Registry(str(work / "storage"), "bank-marketing")
     assert registry.champion()["version"] == "nightly-20261120"
     assert [c["Status"]["State"] for c in _clusters(endpoint)] == ["TERMINATED"]

@@ -154,3 +154,42 @@ def test_an_existing_cluster_must_exist_and_take_steps():
         emr.terminate_job_flows(JobFlowIds=[cluster_id])
         with pytest.raises(ValueError, match=f"{cluster_id} is TERMINATED and takes no steps"):
             usable_cluster(emr, cluster_id)
+
+
+def test_the_log_follower_shows_each_complete_line_once_as_emr_rewrites_the_object():
+    import gzip
+
+    from scaling_platform.emr import StepLogFollower
+
+    key = "emr/j-1/steps/s-2/stderr.gz"
+    follower = StepLogFollower([("logs", key)])
+    # EMR uploads the whole log again each time; the last line may still be half written.
+    assert follower.new_lines(key, gzip.compress(b"read 10 rows\nscor")) == ["[step stderr] read 10 rows"]
+    assert follower.new_lines(key, gzip.compress(b"read 10 rows\nscor")) == []
+    grown = b"read 10 rows\nscored 10\nrejected 0\nwrote"
+    assert follower.new_lines(key, gzip.compress(grown)) == [
+        "[step stderr] scored 10",
+        "[step stderr] rejected 0",
+    ]
+    # When the step has ended, the last line counts without its newline.
+    assert follower.new_lines(key, gzip.compress(grown), final=True) == ["[step stderr] wrote"]
+    assert follower.new_lines(key, gzip.compress(grown), final=True) == []
+
+
+def test_the_log_trigger_carries_what_the_first_poke_already_showed():
+    """Deferred, the wait continues in the triggerer from where the task's first poke stopped."""
+    from scaling_platform.emr_operators import EmrStepLogTrigger
+
+    trigger = EmrStepLogTrigger(
+        job_flow_id="j-1",
+        step_id="s-2",
+        waiter_delay=2,
+        waiter_max_attempts=3,
+        log_keys=[["logs", "k"]],
+        shown={"k": 10},
+    )
+    path, kwargs = trigger.serialize()
+    assert path == "scaling_platform.emr_operators.EmrStepLogTrigger"
+    again = EmrStepLogTrigger(**json.loads(json.dumps(kwargs)))
+    assert again.follower.keys == [("logs", "k")] and again.follower.shown == {"k": 10}
+    assert again.waiter_args == {"ClusterId": "j-1", "StepId": "s-2"} and again.attempts == 3

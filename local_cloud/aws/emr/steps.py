@@ -26,6 +26,9 @@ log = logging.getLogger("local_cloud.emr")
 _CLUSTER_ONLY_OPTIONS = {"--deploy-mode", "--master", "--num-executors", "--queue"}
 _CLUSTER_ONLY_CONF = ("spark.pyspark.python", "spark.yarn.", "spark.executorEnv.PYSPARK_PYTHON")
 _ACTIVE = ("PENDING", "RUNNING")
+# How often a running step's stdout and stderr reach its LogUri: about every 5 minutes on EMR;
+# here every few seconds, so a wait that follows them has something to show.
+LOG_PUSH_SECONDS = 2.0
 
 
 def local_spark_submit(args: Sequence[str], master: str, env: Mapping[str, str] = os.environ) -> list[str]:
@@ -82,14 +85,17 @@ class StepRunner(threading.Thread):
         master: str = "local[2]",
         poll: float = 0.2,
         env: Mapping[str, str] | None = None,
+        log_push_seconds: float = LOG_PUSH_SECONDS,
     ):
         """`env` is added to each step's environment: what the nodes' instance profile and region
-        give a step on EMR (here the emulator's endpoint and credentials)."""
+        give a step on EMR (here the emulator's endpoint and credentials). A running step's logs
+        are pushed to its LogUri every `log_push_seconds`, and once more when it ends."""
         super().__init__(name="emr-step-runner", daemon=True)
         self._put_log = put_log
         self._env = _step_env() | dict(env or {})
         self._master = master
         self._poll = poll
+        self._log_push_seconds = log_push_seconds
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -116,9 +122,13 @@ class StepRunner(threading.Thread):
             try:
                 command = local_spark_submit(step.args, self._master, self._env)
                 with stdout.open("wb") as out, stderr.open("wb") as err:
-                    code = subprocess.run(
-                        command, stdout=out, stderr=err, env=self._env, cwd=tmp, check=False
-                    ).returncode
+                    proc = subprocess.Popen(command, stdout=out, stderr=err, env=self._env, cwd=tmp)
+                    while True:
+                        try:
+                            code = proc.wait(timeout=self._log_push_seconds)
+                            break
+                        except subprocess.TimeoutExpired:
+                            self._upload_logs(cluster, step, stdout, stderr)  # as EMR does, while it runs
             except (ValueError, OSError) as exc:
                 stderr.write_text(f"{exc}\n")
                 code = 1
