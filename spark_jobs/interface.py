@@ -51,8 +51,10 @@ class Answer(BaseModel):
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
-            # Which fields and why, never their values: an answer may name where data lives.
-            wrong = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors())
+            # Which fields and why, never their values: an answer may name where data lives. By
+            # field name, so the message does not depend on the order pydantic checks them in.
+            problems = sorted(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors())
+            wrong = "; ".join(problems)
             raise AnswerError(f"the job's answer is not a {cls.__name__}: {wrong}") from None
 
     def show(self) -> str:

@@ -61,7 +61,9 @@ def test_a_jobs_answer_is_parsed_into_its_model_and_a_mismatch_fails_for_good():
     # The same answer read as another job's: the two sides are out of step, and a retry would
     # give the same, so the task fails for good with what did not match.
     with pytest.raises(
-        JobRefused, match=r"not a ShardPlan: model_version: Field required; .*uri: Extra"
+        JobRefused,
+        match=r"not a ShardPlan: files: Extra inputs are not permitted; model_version: Field required; "
+        r".*uri: Extra",
     ) as out:
         run_job("contract", "--input", str(BANK), "--spec", str(SPEC), answer=ShardPlan)
     assert "sha256:" not in str(out.value) and str(BANK) not in str(out.value)  # fields, not values
