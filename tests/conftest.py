@@ -113,9 +113,13 @@ def s3_endpoint():
 
 @pytest.fixture
 def s3_env(s3_endpoint, monkeypatch):
-    """SDK settings (boto3 and s3fs alike) that reach the emulator's S3."""
-    from local_cloud.server import CREDENTIALS
+    """SDK settings (boto3 and s3fs alike) that reach the emulator's S3, with its bucket
+    `registry`: made again if a test's `mock_aws` (moto's state is the process's) reset it."""
+    from local_cloud.server import CREDENTIALS, client
 
+    s3 = client(s3_endpoint, "s3")
+    if "registry" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket="registry")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)

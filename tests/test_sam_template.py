@@ -126,17 +126,57 @@ def test_the_function_is_what_a_release_deploys_behind_post_predict_on_its_live_
     assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
 
 
-def test_without_code_the_stack_has_storage_and_roles_but_no_function_yet():
+def test_storage_and_roles_need_nothing_the_function_its_code_and_the_pod_role_its_cluster():
+    """The first deployment (no code uploaded, no cluster yet) creates the buckets and roles; the
+    function, its alias and API wait for CodeKey, the pods' role for the cluster's OIDC provider."""
     resources = translated({"StorageBucketName": "b", "LogBucketName": "l"})["Resources"]
-    conditional = {name for name, r in resources.items() if r.get("Condition") == "HasCode"}
-    assert {r["Type"] for n, r in resources.items() if n in conditional} == {
-        "AWS::Lambda::Function",
-        "AWS::Lambda::Version",
-        "AWS::Lambda::Alias",
-        "AWS::Lambda::Permission",
-        "AWS::ApiGatewayV2::Api",
-        "AWS::ApiGatewayV2::Stage",
+    needs: dict[str, set[str]] = {}
+    for resource in resources.values():
+        needs.setdefault(resource.get("Condition", "nothing"), set()).add(resource["Type"])
+    assert needs == {
+        "nothing": {
+            "AWS::S3::Bucket",
+            "AWS::IAM::Role",
+            "AWS::IAM::InstanceProfile",
+            "AWS::EMR::SecurityConfiguration",
+        },
+        "HasCode": {
+            "AWS::Lambda::Function",
+            "AWS::Lambda::Version",
+            "AWS::Lambda::Alias",
+            "AWS::Lambda::Permission",
+            "AWS::ApiGatewayV2::Api",
+            "AWS::ApiGatewayV2::Stage",
+        },
+        "HasEksCluster": {"AWS::IAM::Role"},
     }
+    conditions = _template()["Conditions"]
+    assert conditions["HasCode"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CodeKey"}, ""]}]}
+    assert conditions["HasEksCluster"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "EksOidcProvider"}, ""]}]}
+
+
+def test_the_pods_role_trusts_exactly_the_manifests_service_account():
+    import yaml
+
+    trust = _template()["Resources"]["ScoringPodRole"]["Properties"]["AssumeRolePolicyDocument"]["Fn::Sub"]
+    provider = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"
+    for name, value in {
+        "${EksOidcProvider}": provider,
+        "${AWS::Partition}": "aws",
+        "${AWS::AccountId}": "1",
+    }.items():
+        trust = trust.replace(name, value)
+    (statement,) = json.loads(trust)["Statement"]
+    docs = yaml.safe_load_all((ROOT / "k8s" / "scoring.yaml").read_text())
+    account = next(d for d in docs if d["kind"] == "ServiceAccount")
+    subject = f"system:serviceaccount:{account['metadata']['namespace']}:{account['metadata']['name']}"
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"]["StringEquals"] == {
+        f"{provider}:sub": subject,
+        f"{provider}:aud": "sts.amazonaws.com",
+    }
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(":role/ml-scaling-jobs")
+    assert _template()["Resources"]["ScoringPodRole"]["Properties"]["RoleName"] == "ml-scaling-jobs"
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from typing import Any
 from local_cloud.aws.emr import network as emr_network
 from local_cloud.aws.iam import WORKER_KEY, credentials
 from local_cloud.kubernetes.api import kubeconfig
-from local_cloud.lifetime import die_with_parent
+from local_cloud.lifetime import die_with_parent, terminate
 from local_cloud.process import ROOT, SECURITY_CONFIGURATION, StartupError, running_emulator
 from local_cloud.server import CREDENTIALS, REGION, client, role_arn
 
@@ -198,25 +198,34 @@ def dags_test(
 
     The exit code alone is not enough: a test must see which task failed and that the teardown ran.
     """
-    with subprocess.Popen(
+    # Its own process group, so a run that outlasts 15 minutes goes with everything it started
+    # (a child left holding the output would keep this reading).
+    proc = subprocess.Popen(
         [AIRFLOW, "dags", "test", dag_id, logical_date, "-c", json.dumps(conf)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
         preexec_fn=die_with_parent(signal.SIGKILL),  # a killed `make run` leaves no run going
-    ) as proc:
-        timer = threading.Timer(900, proc.kill)
-        timer.start()
-        lines = []
+    )
+    timer = threading.Timer(900, terminate, args=(proc, 5.0))
+    timer.daemon = True
+    timer.start()
+    lines = []
+    try:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
             if on_line is not None:
                 on_line(line)
         code = proc.wait()
+    finally:
         timer.cancel()
+        terminate(proc, grace=5.0)  # at once if it has ended; what it left in its group goes too
+        if proc.stdout is not None:
+            proc.stdout.close()
     states = subprocess.run(
         [AIRFLOW, "tasks", "states-for-dag-run", dag_id, logical_date, "-o", "json"],
         env=env,

@@ -7,8 +7,10 @@ without its name in the path), the path-style URL other AWS emulators use in pla
 `https://API_ID.execute-api.REGION.amazonaws.com/STAGE/PATH`. Only what the spot-predictions API
 uses is served: `AWS_PROXY` integrations with a Lambda function (payload format 2.0), routes by
 method and path (`ANY`, `{param}` and `{proxy+}` included, then `$default`). As on AWS: no API,
-stage or route is a 404 `{"message":"Not Found"}`; a function error or an answer that is not
-valid is a 500 `{"message":"Internal Server Error"}`; an integration that outlasts 30 s is a 503.
+stage or route is a 404 `{"message":"Not Found"}`; a body over 10 MB a 413; a function error (its
+own timeout included), an event Lambda refuses (over 6 MB) or an answer that is not valid a 500
+`{"message":"Internal Server Error"}`; an integration that outlasts its timeout (at most 30 s) a
+503, though here the function is waited for before the answer is given.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import unquote
 
-from local_cloud.aws.awslambda.service import LambdaInvocations
+from local_cloud.aws.awslambda.runtimes import RuntimeMissing
+from local_cloud.aws.awslambda.service import MAX_SYNC_PAYLOAD, LambdaInvocations
 
 PREFIX = "/_aws/execute-api/"
 INTEGRATION_TIMEOUT_S = 30  # an HTTP API's most, and its default
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # an HTTP API's payload limit
 _TEXT = re.compile(r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded)|[^;]*\+(json|xml))")
 log = logging.getLogger("local_cloud.apigateway")
 
@@ -66,17 +71,23 @@ class HttpApis:
         if integration.integration_type != "AWS_PROXY" or integration.payload_format_version != "2.0":
             log.error("%s: only AWS_PROXY integrations of payload format 2.0 are served", target.route_key)
             return _answer(start_response, 500, {"message": "Internal Server Error"})
-        event = _event(environ, target, self._account, self._region)
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        if len(body) > MAX_REQUEST_BYTES:
+            return _answer(start_response, 413, {"message": "Request Entity Too Large"})
+        payload = json.dumps(_event(environ, body, target, self._account, self._region)).encode()
+        timeout_s = min(INTEGRATION_TIMEOUT_S, (integration.timeout_in_millis or 30_000) / 1000)
         try:
             fn = self._invocations.function(*_function_and_qualifier(integration.integration_uri))
+            if len(payload) > MAX_SYNC_PAYLOAD:  # Lambda refuses it: the integration fails
+                raise LookupError(f"the event is {len(payload):,} bytes, over Lambda's {MAX_SYNC_PAYLOAD:,}")
             began = time.monotonic()
-            outcome = self._invocations.invoke(fn, json.dumps(event).encode())
-        except LookupError as exc:
-            log.error("%s: the integration's function: %s", target.route_key, exc)
+            outcome = self._invocations.invoke(fn, payload)
+        except (LookupError, RuntimeMissing) as exc:
+            log.error("%s: the integration failed: %s", target.route_key, exc)
             return _answer(start_response, 500, {"message": "Internal Server Error"})
-        if time.monotonic() - began > INTEGRATION_TIMEOUT_S or outcome.error_type == "Sandbox.Timedout":
+        if time.monotonic() - began > timeout_s:  # API Gateway stopped waiting (the function ran on)
             return _answer(start_response, 503, {"message": "Service Unavailable"})
-        if outcome.error_type:
+        if outcome.error_type:  # including the function's own timeout
             return _answer(start_response, 500, {"message": "Internal Server Error"})
         return _http_response(start_response, outcome.payload)
 
@@ -107,12 +118,13 @@ class HttpApis:
         return None
 
 
-def _specificity(route_key: str) -> tuple[int, int, str]:
-    """API Gateway's order: exact paths before parameters before greedy paths, `$default` last."""
+def _specificity(route_key: str) -> tuple[int, int, bool, str]:
+    """API Gateway's order: exact paths before parameters before greedy paths, a method before
+    ANY, `$default` last."""
     if route_key == "$default":
-        return (3, 0, route_key)
-    path = route_key.split(" ", 1)[-1]
-    return (2 if "+}" in path else 1 if "{" in path else 0, -len(path), route_key)
+        return (3, 0, True, route_key)
+    method, _, path = route_key.partition(" ")
+    return (2 if "+}" in path else 1 if "{" in path else 0, -len(path), method == "ANY", route_key)
 
 
 def _match(route_key: str, method: str, resource: str) -> dict[str, str] | None:
@@ -138,9 +150,10 @@ def _function_and_qualifier(uri: str) -> tuple[str, str | None]:
     return (":".join(parts[:7]), parts[7]) if len(parts) > 7 else (arn, None)
 
 
-def _event(environ: dict[str, Any], target: _Target, account: str, region: str) -> dict[str, Any]:
+def _event(
+    environ: dict[str, Any], body: bytes, target: _Target, account: str, region: str
+) -> dict[str, Any]:
     """The payload format 2.0 event API Gateway sends a Lambda proxy integration."""
-    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     headers: dict[str, str] = {}
     for key, value in environ.items():
         if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
@@ -151,11 +164,16 @@ def _event(environ: dict[str, Any], target: _Target, account: str, region: str) 
     query = environ.get("QUERY_STRING", "")
     params: dict[str, str] = {}
     for pair in filter(None, query.split("&")):
-        key, _, value = pair.partition("=")
+        key, _, value = (unquote(part) for part in pair.partition("="))
         params[key] = f"{params[key]},{value}" if key in params else value
     now = time.time()
     path = environ.get("PATH_INFO", "").removeprefix(PREFIX + target.api_id)
     text = not body or _TEXT.match(headers.get("content-type", "")) is not None
+    if text:
+        try:
+            body.decode()
+        except UnicodeDecodeError:  # not text after all: sent as it is, base64
+            text = False
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": target.route_key,

@@ -50,8 +50,8 @@ def admit(
     used = total_usage(running)
     for quota in quotas:
         name = quota["metadata"]["name"]
-        hard = hard_limits(quota)
-        unspecified = [f"{r} for: {','.join(missing(spec, r))}" for r in hard if usage[r] is None]
+        hard = dict(sorted(hard_limits(quota).items()))  # named in order, as the API server does
+        unspecified = [f"{r} for: {','.join(sorted(missing(spec, r)))}" for r in hard if usage[r] is None]
         if unspecified:
             raise _forbidden(pod, f"failed quota: {name}: must specify {'; '.join(unspecified)}")
         over = [r for r, limit in hard.items() if used[r] + (usage[r] or 0) > limit]

@@ -220,6 +220,9 @@ def step_log_keys(log_uri: str, cluster_id: str, step_id: str) -> list[tuple[str
     return [(bucket, f"{folder}/{name}.gz") for name in ("stderr", "stdout")]
 
 
+MAX_LOG_LINE = 1000  # characters of one step log line shown in a task log
+
+
 @dataclass
 class StepLogFollower:
     """The lines a running step has added to its LogUri objects since the last look. EMR rewrites
@@ -239,7 +242,13 @@ class StepLogFollower:
             return []
         self.shown[key] = end
         name = key.rsplit("/", 1)[-1].removesuffix(".gz")
-        return [f"[step {name}] {line}" for line in text[start:end].decode(errors="replace").splitlines()]
+        lines = text[start:end].decode(errors="replace").splitlines()
+        # A line is cut where a log line turns into a data dump.
+        return [f"[step {name}] {_cut(line)}" for line in lines]
+
+
+def _cut(line: str, most: int = MAX_LOG_LINE) -> str:
+    return line if len(line) <= most else f"{line[:most]}... ({len(line) - most:,} more characters)"
 
 
 def tail(text: str, lines: int = 40) -> str:

@@ -150,8 +150,10 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
         try:
             done = bool(super().poke(context))
         except AirflowException as exc:
-            self._show_new_lines(final=True)
-            self._fail_with_logs(exc)
+            try:
+                self._show_new_lines(final=True)
+            finally:
+                self._fail_with_logs(exc)
             raise
         self._show_new_lines(final=done)
         return done
@@ -197,10 +199,13 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
         s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
         for bucket, key in follower.keys:
             try:
-                data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                lines = follower.new_lines(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read(), final)
             except s3.exceptions.NoSuchKey:
                 continue  # not written yet
-            for line in follower.new_lines(key, data, final):
+            except Exception as exc:  # showing the logs must never fail a step that is fine
+                self.log.warning("s3://%s/%s: not readable now (%s)", bucket, key, type(exc).__name__)
+                continue
+            for line in lines:
                 self.log.info("%s", line)
 
     def _fail_with_logs(self, exc: Exception) -> None:
@@ -247,7 +252,9 @@ class EmrStepLogTrigger(EmrStepSensorTrigger):
         import asyncio
 
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from airflow.providers.amazon.aws.utils.waiter_with_logging import RETRIABLE_ERROR_CODES
         from airflow.triggers.base import TriggerEvent as Event
+        from botocore.exceptions import ClientError, NoCredentialsError
 
         emr_hook, s3_hook = self.hook(), S3Hook(**self._hook_parameters)
         # Untyped in Airflow and the provider: called through Any.
@@ -255,7 +262,16 @@ class EmrStepLogTrigger(EmrStepSensorTrigger):
         connect: Callable[[Any], Any] = type(emr_hook).get_async_conn
         async with await connect(emr_hook) as emr, await connect(s3_hook) as s3:
             for _ in range(max(1, self.attempts)):
-                status = (await emr.describe_step(**self.waiter_args))["Step"]["Status"]
+                try:
+                    status = (await emr.describe_step(**self.waiter_args))["Step"]["Status"]
+                except (ClientError, NoCredentialsError) as exc:
+                    # As the provider's own wait: throttling and the like are asked again.
+                    code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else "NoCredentials"
+                    if code not in RETRIABLE_ERROR_CODES | {"NoCredentials"}:
+                        raise
+                    self.log.warning("describing the step: %s; asking again", code)
+                    await asyncio.sleep(self.waiter_delay)
+                    continue
                 ended = status["State"] in _ENDED
                 await self._show(s3, final=ended)
                 if status["State"] == "COMPLETED":
@@ -278,10 +294,17 @@ class EmrStepLogTrigger(EmrStepSensorTrigger):
         for bucket, key in self.follower.keys:
             try:
                 response = await s3.get_object(Bucket=bucket, Key=key)
-                data = await response["Body"].read()
-            except ClientError:
-                continue  # not written yet
-            for line in self.follower.new_lines(key, data, final):
+                lines = self.follower.new_lines(key, await response["Body"].read(), final)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "NoSuchKey":  # else: not written yet
+                    self.log.warning(
+                        "s3://%s/%s: not readable now (%s)", bucket, key, exc.response["Error"]["Code"]
+                    )
+                continue
+            except Exception as exc:  # showing the logs must never end the wait
+                self.log.warning("s3://%s/%s: not readable now (%s)", bucket, key, type(exc).__name__)
+                continue
+            for line in lines:
                 self.log.info("%s", line)
 
 

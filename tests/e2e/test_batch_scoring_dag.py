@@ -98,8 +98,10 @@ def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline
     assert summary["model_loads"] >= 1 and summary["run_id"].startswith("manual__")
     # One pod, created once (it passed the schemas) and deleted at the end.
     assert len(_pod_requests(work, "POST")) == 1 and len(_pod_requests(work, "DELETE")) == 1
-    # ... in the manifests' namespace, as their service account, asking only what their Role grants.
-    _assert_the_manifests_role_allows(_rbac_asks(_journal(work)[before:]))
+    # ... in the manifests' namespace, asking only what their Role grants there.
+    run = _journal(work)[before:]
+    assert {r["namespace"] for r in run if r.get("pod")} == {"ml-scaling"}
+    _assert_the_manifests_role_allows(_rbac_asks(run))
 
     # The scores are the Spark model's, the one training saved.
     scored = spark.read.parquet(storage.spark_uri(summary["output"]))
@@ -153,7 +155,7 @@ def test_a_pod_whose_job_refuses_its_input_fails_once_shows_its_logs_and_leaves_
         output[-4000:],
     )
     assert "records.csv is not utf-8 text" in output  # the job's stderr, in the task log
-    assert "the job exited 3 (the input breaks the data contract)" in output
+    assert "the job exited 3 (the input breaks the data contract)" in output, output[-6000:]
     assert "state='TERMINATED', reason='Error', exit_code=3" in output  # log_events_on_failure
     assert "shard 0 of 1 has no summary" in output  # the commit says why nothing was published
     (alert, *_) = [line for line in output.splitlines() if "task failed: {" in line]

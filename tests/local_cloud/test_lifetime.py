@@ -178,23 +178,33 @@ def test_terminate_all_shares_one_grace_and_kills_what_an_exited_leader_left_beh
     not one each; and a leader that exits on SIGTERM takes the rest of its group with it."""
     from local_cloud.lifetime import terminate_all
 
-    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    leaves_a_child = (
-        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {stubborn!r}]); "
+    # Each says "ready" once it ignores SIGTERM; the leader once its child has said so.
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
         "time.sleep(60)"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True) for _ in range(3)]
-    leader = subprocess.Popen([sys.executable, "-c", leaves_a_child], start_new_session=True)
-    deadline = time.monotonic() + 10
-    while not psutil.Process(leader.pid).children() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    leaves_a_child = (
+        "import subprocess, sys, time; "
+        f"child = subprocess.Popen([sys.executable, '-c', {stubborn!r}], stdout=subprocess.PIPE); "
+        "child.stdout.readline(); print('ready', flush=True); time.sleep(60)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE, text=True
+        )
+        for code in [stubborn] * 3 + [leaves_a_child]
+    ]
+    assert [p.stdout.readline() for p in procs if p.stdout] == ["ready\n"] * 4
+    *stubborn_ones, leader = procs
     (orphan,) = psutil.Process(leader.pid).children()
-    time.sleep(0.5)  # the stubborn ones have set their SIGTERM handlers
     started = time.monotonic()
-    terminate_all([*procs, leader], grace=1.5)
+    terminate_all(procs, grace=1.5)
     took = time.monotonic() - started
-    assert [p.returncode for p in procs] == [-signal.SIGKILL] * 3
+    assert [p.returncode for p in stubborn_ones] == [-signal.SIGKILL] * 3
     assert leader.returncode == -signal.SIGTERM
-    assert 1.5 <= took < 3, f"three stubborn children took {took:.1f} s: a grace each, not one shared"
+    # One grace shared by all: three graces one after another would be 4.5 s.
+    assert 1.5 <= took < 4.5, f"three stubborn children took {took:.1f} s: a grace each, not one shared"
     psutil.wait_procs([orphan], timeout=5)
     assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE
+    for proc in procs:
+        proc.stdout.close()  # type: ignore[union-attr]

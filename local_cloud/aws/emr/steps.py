@@ -123,12 +123,13 @@ class StepRunner(threading.Thread):
                 command = local_spark_submit(step.args, self._master, self._env)
                 with stdout.open("wb") as out, stderr.open("wb") as err:
                     proc = subprocess.Popen(command, stdout=out, stderr=err, env=self._env, cwd=tmp)
+                    pushed: dict[Path, int] = {}
                     while True:
                         try:
                             code = proc.wait(timeout=self._log_push_seconds)
                             break
-                        except subprocess.TimeoutExpired:
-                            self._upload_logs(cluster, step, stdout, stderr)  # as EMR does, while it runs
+                        except subprocess.TimeoutExpired:  # as EMR does, while it runs
+                            self._upload_logs(cluster, step, stdout, stderr, pushed)
             except (ValueError, OSError) as exc:
                 stderr.write_text(f"{exc}\n")
                 code = 1
@@ -149,14 +150,23 @@ class StepRunner(threading.Thread):
         if cluster.state == "RUNNING" and not any(s.state in _ACTIVE for s in cluster.steps):
             cluster.state = "WAITING"
 
-    def _upload_logs(self, cluster: Any, step: Any, stdout: Path, stderr: Path) -> None:
-        """Where EMR puts them: <LogUri>/<cluster id>/steps/<step id>/{stdout,stderr}.gz."""
+    def _upload_logs(
+        self, cluster: Any, step: Any, stdout: Path, stderr: Path, pushed: dict[Path, int] | None = None
+    ) -> None:
+        """Where EMR puts them: <LogUri>/<cluster id>/steps/<step id>/{stdout,stderr}.gz. With
+        `pushed` (what each file's size was at the last push), a file that has not grown is left."""
         if not cluster.log_uri:
             return
         prefix = f"{cluster.log_uri.rstrip('/')}/{cluster.id}/steps/{step.id}"
         for path in (stdout, stderr):
+            data = path.read_bytes()
+            if pushed is not None:
+                if pushed.get(path) == len(data):
+                    continue
+                pushed[path] = len(data)
             try:
-                self._put_log(f"{prefix}/{path.name}.gz", gzip.compress(path.read_bytes()))
+                # mtime 0: the same log gives the same object (the emulator's S3 keeps each one it gets).
+                self._put_log(f"{prefix}/{path.name}.gz", gzip.compress(data, mtime=0))
             except Exception:  # a log that cannot be written must not leave the step hanging
                 log.exception("could not write %s/%s.gz", prefix, path.name)
 

@@ -126,12 +126,14 @@ def test_no_champion_yet_is_a_503(emulator, spot_zip, tmp_path):
 def test_the_event_is_payload_format_2_and_the_answer_is_mapped_as_api_gateway_maps_it(emulator):
     lam = client(emulator, "lambda")
     url = _api(emulator, _released(lam, _zip(ECHO), handler="app.handler"))
-    status, headers, body = _post(url + "?model=bank&x=1&x=2", json.dumps({"hello": "é"}).encode())
+    status, headers, body = _post(
+        url + "?model=bank%20marketing&x=1&x=2", json.dumps({"hello": "é"}).encode()
+    )
     assert status == 201 and headers["X-Echo"] == "yes" and headers["Set-Cookie"] == "a=1"
     event = json.loads(body)
     assert event["version"] == "2.0" and event["routeKey"] == "POST /predict"
-    assert event["rawPath"] == "/predict" and event["rawQueryString"] == "model=bank&x=1&x=2"
-    assert event["queryStringParameters"] == {"model": "bank", "x": "1,2"}
+    assert event["rawPath"] == "/predict" and event["rawQueryString"] == "model=bank%20marketing&x=1&x=2"
+    assert event["queryStringParameters"] == {"model": "bank marketing", "x": "1,2"}
     assert event["headers"]["content-type"] == "application/json"
     assert event["isBase64Encoded"] is False and json.loads(event["body"]) == {"hello": "é"}
     context = event["requestContext"]
@@ -143,6 +145,9 @@ def test_the_event_is_payload_format_2_and_the_answer_is_mapped_as_api_gateway_m
     status, _, body = _post(url, b"\x00\xff", "application/octet-stream")
     event = json.loads(body)
     assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == b"\x00\xff"
+    # ... and so does one that says it is JSON but is not UTF-8.
+    status, _, body = _post(url, b"\xe4", "application/json")
+    assert json.loads(body)["isBase64Encoded"] is True
     # An answer without statusCode is the body of a 200; a function error is API Gateway's 500.
     status, headers, body = _post(url, json.dumps({"plain": True}).encode())
     assert (status, json.loads(body)) == (200, {"plain": True}) and headers[
