@@ -108,7 +108,11 @@ class StepRunner(threading.Thread):
                 if cluster.state in ("TERMINATING", "TERMINATED"):
                     step.state = "CANCELLED"
                     continue
-                self._run_step(cluster, step)
+                try:
+                    self._run_step(cluster, step)
+                except Exception:  # the emulator's own fault: the step fails, the runner goes on
+                    log.exception("cluster %s step %s: the emulator could not run it", cluster.id, step.id)
+                    step.state, step.end_date_time = "FAILED", utcnow()
                 ran = True
             if not ran:
                 time.sleep(self._poll)
@@ -159,7 +163,7 @@ class StepRunner(threading.Thread):
             return
         prefix = f"{cluster.log_uri.rstrip('/')}/{cluster.id}/steps/{step.id}"
         for path in (stdout, stderr):
-            data = path.read_bytes()
+            data = path.read_bytes() if path.exists() else b""  # none if the step never started
             if pushed is not None:
                 if pushed.get(path) == len(data):
                     continue
