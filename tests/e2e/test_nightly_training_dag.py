@@ -58,12 +58,12 @@ def _step_states(endpoint) -> list[str]:
 
 def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
     env, endpoint, work = offline
-    # The step's own log lines, as the wait shows them: when the first one is in the task log,
-    # the step is still running.
+    # The job's own log lines (its stdout), as the wait shows them: when the first one is in the
+    # task log, the step is still running.
     live: list[tuple[str, list[str]]] = []
 
     def watch(line: str) -> None:
-        if "[step stderr]" in line and "spark_jobs." in line and not live:
+        if "[step stdout]" in line and "spark_jobs.training.train" in line and not live:
             live.append((line, _step_states(endpoint)))
 
     code, output, states = dags_test(env, DAG_ID, {"min_roc_auc": 0.8}, "2026-11-20", on_line=watch)
