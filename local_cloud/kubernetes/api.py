@@ -36,7 +36,7 @@ from local_cloud.kubernetes.containers import Engine, describe
 from local_cloud.kubernetes.images import ImageCatalog
 from local_cloud.kubernetes.kubelet import NODE, PodRun
 from local_cloud.kubernetes.logs import WAITING_TEXT, follow, render, since
-from local_cloud.kubernetes.objects import KINDS, ObjectStore
+from local_cloud.kubernetes.objects import KINDS, ObjectStore, received
 from local_cloud.kubernetes.objects import not_found as objects_not_found
 from local_cloud.kubernetes.selectors import (
     EVENT_FIELDS,
@@ -328,24 +328,7 @@ class KubernetesApi:
         self, environ: dict[str, Any], respond: Callable[..., Any], entry: dict[str, Any], namespace: str
     ) -> Iterable[bytes]:
         body = _read_json(environ)
-        if not isinstance(body, dict):
-            raise ApiError(400, "BadRequest", "the body of the request is not a JSON object")
-        body.setdefault("apiVersion", "v1")
-        body.setdefault("kind", "Pod")
-        if body["apiVersion"] != "v1" or body["kind"] != "Pod":
-            raise ApiError(
-                400, "BadRequest", f"the object's kind ({body['apiVersion']}, {body['kind']}) is not v1 Pod"
-            )
-        metadata = body.setdefault("metadata", {})
-        if not isinstance(metadata, dict):
-            raise ApiError(400, "BadRequest", "metadata must be an object")
-        if metadata.get("namespace", namespace) != namespace:
-            raise ApiError(
-                400,
-                "BadRequest",
-                "the namespace of the provided object does not match the namespace sent on the request",
-            )
-        metadata["namespace"] = namespace
+        metadata = received(body, "v1", "Pod", namespace)
         if not metadata.get("name") and metadata.get("generateName"):
             suffix = "".join(secrets.choice(_GENERATE_CHARS) for _ in range(5))
             metadata["name"] = f"{str(metadata['generateName'])[:58]}{suffix}"

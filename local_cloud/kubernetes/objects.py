@@ -54,6 +54,33 @@ KINDS = {
 BUILT_IN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+def received(body: Any, api_version: str, kind: str, namespace: str | None) -> dict[str, Any]:
+    """A new object's body, checked as the API server decodes it: a JSON object of this kind, in
+    the request's namespace (None: a cluster-wide kind); its metadata, the namespace filled in."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "BadRequest", "the body of the request is not a JSON object")
+    body.setdefault("apiVersion", api_version)
+    body.setdefault("kind", kind)
+    if (body["apiVersion"], body["kind"]) != (api_version, kind):
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"the object's kind ({body['apiVersion']}, {body['kind']}) is not {api_version} {kind}",
+        )
+    metadata = body.setdefault("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ApiError(400, "BadRequest", "metadata must be an object")
+    if namespace is not None:
+        if metadata.get("namespace", namespace) != namespace:
+            raise ApiError(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
+        metadata["namespace"] = namespace
+    return metadata
+
+
 def not_found(resource: str, name: str) -> ApiError:
     return ApiError(404, "NotFound", f'{resource} "{name}" not found', {"name": name, "kind": resource})
 
@@ -73,29 +100,8 @@ class ObjectStore:
     def create(self, resource: str, namespace: str, body: Any) -> dict[str, Any]:
         """Store a new object sent to `namespace` ("" for a cluster-wide kind); return it as stored."""
         kind = KINDS[resource]
-        if not isinstance(body, dict):
-            raise ApiError(400, "BadRequest", "the body of the request is not a JSON object")
-        body.setdefault("apiVersion", kind.api_version)
-        body.setdefault("kind", kind.kind)
-        if (body["apiVersion"], body["kind"]) != (kind.api_version, kind.kind):
-            raise ApiError(
-                400,
-                "BadRequest",
-                f"the object's kind ({body['apiVersion']}, {body['kind']}) is not "
-                f"{kind.api_version} {kind.kind}",
-            )
-        metadata = body.setdefault("metadata", {})
-        if not isinstance(metadata, dict):
-            raise ApiError(400, "BadRequest", "metadata must be an object")
+        metadata = received(body, kind.api_version, kind.kind, namespace if kind.namespaced else None)
         name = str(metadata.get("name") or "")
-        if kind.namespaced:
-            if metadata.get("namespace", namespace) != namespace:
-                raise ApiError(
-                    400,
-                    "BadRequest",
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                )
-            metadata["namespace"] = namespace
         _validate(kind, body, name)
         with self._lock:
             if kind.namespaced and ("namespaces", "", namespace) not in self._objects:
