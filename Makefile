@@ -28,7 +28,7 @@ WITH_CLOUD = $(PY) -m local_cloud.with_cloud $(if $(BUCKET),--bucket $(BUCKET)) 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: containers help setup run train show ship test test-fast lint bench lock clean check-java lambda-zip lambda-image predict serve score job-image airflow airflow-stop
+.PHONY: containers help setup run train show ship deploy test test-fast lint bench lock clean check-java lambda-zip lambda-image predict serve score job-image airflow airflow-stop
 
 help:
 	@echo "make run     set up, run nightly_training offline (EMR emulator: train, gate, release to Lambda),"
@@ -46,6 +46,7 @@ help:
 	@echo "make airflow-stop  stop it (Ctrl-C in its terminal does the same)"
 	@echo "make show    list the registry: versions, metrics, champion"
 	@echo "make ship    build and upload the job code, its Python environment and the Lambda package (STORAGE_ROOT=s3://...)"
+	@echo "make deploy  aws/template.yaml, make ship, then the function and its HTTP API (BUCKET=... LOG_BUCKET=...)"
 	@echo "make bench   benchmarks (JSON on stdout)"
 	@echo "make lambda-zip    the spot-predictions Lambda package (dist/spot-predictions.zip)"
 	@echo "make lambda-image  the same as a Lambda container image (needs Docker)"
@@ -166,6 +167,15 @@ ship: setup
 	$(if $(filter command line environment,$(origin STORAGE_ROOT)),,$(error make ship uploads to a real account: give STORAGE_ROOT=s3://BUCKET/PREFIX))
 	$(PY) -m spark_jobs package --storage-root $(STORAGE_ROOT)
 	$(PY) -m spark_jobs lambda_package --storage-root $(STORAGE_ROOT)
+
+# A real account (docs/aws.md): the stack's buckets and roles, the code shipped into its bucket,
+# then the same stack with the function, its `live` alias and the HTTP API.
+deploy: setup
+	$(if $(and $(BUCKET),$(LOG_BUCKET)),,$(error make deploy needs BUCKET=<storage bucket> LOG_BUCKET=<log bucket> [DEPLOY_PARAMETERS="Name=Value ..."]))
+	$(PY) -m spark_jobs deploy --parameter StorageBucketName=$(BUCKET) --parameter LogBucketName=$(LOG_BUCKET) $(addprefix --parameter ,$(DEPLOY_PARAMETERS))
+	$(MAKE) --no-print-directory ship STORAGE_ROOT=s3://$(BUCKET)/ml-scaling
+	$(PY) -m spark_jobs deploy --parameter StorageBucketName=$(BUCKET) --parameter LogBucketName=$(LOG_BUCKET) $(addprefix --parameter ,$(DEPLOY_PARAMETERS)) \
+		--code-from s3://$(BUCKET)/ml-scaling
 
 lambda-zip: setup
 	$(PY) -m spark_jobs lambda_package --out dist/spot-predictions.zip

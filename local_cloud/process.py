@@ -38,6 +38,7 @@ def running_emulator(
     iam: tuple[str, str] | None = None,
     policies: Path | None = None,
     pod_runtime: str | None = None,
+    stack: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """Yield the endpoint URL of a fresh emulator; its log is workdir/emulator.log, the AWS
     requests it validated are in workdir/requests.jsonl, its Lambda sandboxes under
@@ -47,7 +48,9 @@ def running_emulator(
     buckets the policies name) each workload's requests are checked against its IAM policy
     (local_cloud.aws.iam; the files in `policies`, aws/iam by default). Pods run as containers of the
     engine `pod_runtime` names, or as host processes (`process`); by default the emulator picks
-    (local_cloud.kubernetes.containers.find_engine)."""
+    (local_cloud.kubernetes.containers.find_engine). With `stack` (its parameters), aws/template.yaml
+    is deployed at start (local_cloud.aws.stack); without, only the EMR security configuration the
+    template would create is."""
     ready = workdir / "endpoint"
     # An emulator of an earlier run that was killed before it could stop this one (by SIGKILL).
     try:
@@ -68,7 +71,10 @@ def running_emulator(
         command += ["--bucket", bucket]
     for role in roles:
         command += ["--role", role]
-    command += ["--security-configuration", f"{SECURITY_CONFIGURATION}={SECURITY_CONFIGURATION_FILE}"]
+    if stack is None:
+        command += ["--security-configuration", f"{SECURITY_CONFIGURATION}={SECURITY_CONFIGURATION_FILE}"]
+    else:
+        command += [f"--stack-parameter={name}={value}" for name, value in stack.items()]
     for manifest in MANIFESTS:
         command += ["--manifest", str(manifest)]
     if state_dir is not None:

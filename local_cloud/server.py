@@ -140,6 +140,7 @@ def serve(
     iam_buckets: tuple[str, str] | None = None,
     policies: Path = POLICIES,
     pod_runtime: str = "auto",
+    stack: Mapping[str, str] | None = None,
 ) -> Emulator:
     """Start moto's app behind the Lambda invoker and the request validator on a thread, and the
     Kubernetes API in front of them (its requests never reach botocore's validation).
@@ -152,7 +153,8 @@ def serve(
     journalled to `kube_journal`; they run as containers of the engine `pod_runtime` names (`auto`:
     podman or docker if either answers; `process`: host processes). With `iam_buckets` (the
     storage and log buckets the policy files name) every workload's requests are checked against
-    its policies in `policies`.
+    its policies in `policies`. With `stack` (the template's parameters) the project's template,
+    aws/template.yaml, is deployed first, as the platform team deploys it on AWS (local_cloud.aws.stack).
     """
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -161,6 +163,9 @@ def serve(
     )
     from werkzeug.serving import make_server
 
+    # AWS managed policies (AmazonEMRServicePolicy_v2, which the template attaches) exist on AWS;
+    # moto knows them only if it loads them when its IAM backend starts (0.8 s).
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     moto_app = DomainDispatcherApplication(create_backend_app)
     # Functions run with their role's credentials, pods with their service account's (as EKS gives
     # them); without IAM checks both have the administrator's.
@@ -193,8 +198,13 @@ def serve(
     # Pods reach the emulator's S3 as Lambda functions do (on EKS: the region and the service
     # account's role credentials).
     pods = pods_dir or Path(tempfile.mkdtemp(prefix="pods-"))
+    # SAM templates (CloudFormation's CreateStack and UpdateStack with the transform) are deployed
+    # by the emulator itself; local_cloud.aws.stack imports this module, hence here.
+    from local_cloud.aws import stack as stacks
+
+    sam = stacks.SamStacks(aws)
     # HTTP APIs' routes (API Gateway) run their Lambda integrations.
-    http_apis = HttpApis(aws, invocations, ACCOUNT, REGION)
+    http_apis = HttpApis(sam, invocations, ACCOUNT, REGION)
     kubernetes = KubernetesApi(
         http_apis, pods, images, ROOT, kube_journal, node_env, find_engine(pod_runtime)
     )
@@ -205,6 +215,10 @@ def serve(
     # Functions reach the emulator's S3 the way they would reach AWS's: through the SDK's settings.
     sandbox_env["AWS_ENDPOINT_URL"] = node_env["AWS_ENDPOINT_URL"] = endpoint
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    sam.endpoint = endpoint
+    if stack is not None:
+        stacks.deploy(endpoint, stacks.load(), stack, stacks.STACK_NAME)
+        logging.getLogger("local_cloud").info("deployed %s as stack %s", stacks.TEMPLATE, stacks.STACK_NAME)
     iam = client(endpoint, "iam")
     for name in roles:
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(_LAMBDA_TRUST))
@@ -237,6 +251,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="NAME=FILE",
         help="an EMR security configuration to create from a JSON file (repeatable)",
+    )
+    parser.add_argument(
+        "--stack-parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="deploy aws/template.yaml at start with this parameter (repeatable; none: no stack)",
     )
     parser.add_argument(
         "--manifest",
@@ -281,6 +302,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if not sep or not name or not path:
             parser.error(f"--security-configuration takes NAME=FILE (a JSON file), not {spec!r}")
         args.security_configurations[name] = Path(path)
+    args.stack = {}
+    for spec in args.stack_parameter:
+        name, sep, value = spec.partition("=")
+        if not sep or not name:
+            parser.error(f"--stack-parameter takes NAME=VALUE, not {spec!r}")
+        args.stack[name] = value
     args.images = {}
     for spec in args.image:
         name, sep, dockerfile = spec.partition("=")
@@ -307,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         iam_buckets=tuple(args.iam_buckets) if args.iam_buckets else None,
         policies=args.iam_policies,
         pod_runtime=args.pod_runtime,
+        stack=args.stack or None,
     )
     s3 = client(emulator.endpoint, "s3")
     kept = {b["Name"] for b in s3.list_buckets()["Buckets"]}

@@ -27,6 +27,7 @@ JOBS = {
     "serving": ("spark_jobs.serving.predict", "spot predictions' smoke check of a model version"),
     "package": ("spark_jobs.shipping.package", "ship the job code and its environment for EMR"),
     "lambda_package": ("spark_jobs.shipping.lambda_package", "build or ship the Lambda deployment package"),
+    "deploy": ("spark_jobs.shipping.deploy", "deploy aws/template.yaml (CloudFormation, the SAM transform)"),
 }
 
 

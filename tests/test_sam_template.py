@@ -9,13 +9,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from cfnlint.api import lint, lint_file
-from cfnlint.decode import decode_str
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
 
+from local_cloud.aws import stack
 from local_cloud.aws.iam import POLICIES
 from local_cloud.process import SECURITY_CONFIGURATION, SECURITY_CONFIGURATION_FILE
 from tests.conftest import ROOT
@@ -31,9 +28,7 @@ PLACEHOLDERS = {
 
 
 def _template() -> dict[str, Any]:
-    template, problems = decode_str(TEMPLATE.read_text())
-    assert not problems
-    return json.loads(json.dumps(template))  # plain dicts and strings
+    return stack.load(TEMPLATE)
 
 
 def _as_files_write_it(value: Any) -> Any:
@@ -62,9 +57,7 @@ def _policies(template: dict[str, Any]) -> dict[str, Any]:
 
 def translated(parameters: dict[str, str]) -> dict[str, Any]:
     """The template as CloudFormation runs it: after the SAM transform."""
-    session = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    translator = Translator(managed_policy_map={}, sam_parser=Parser(), boto_session=session)
-    return dict(translator.translate(_template(), parameters))
+    return stack.translate(_template(), parameters)
 
 
 def test_cfn_lint_finds_nothing_and_would_find_a_mistake():

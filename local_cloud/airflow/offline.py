@@ -27,10 +27,12 @@ from local_cloud.process import ROOT, SECURITY_CONFIGURATION, StartupError, runn
 from local_cloud.server import CREDENTIALS, REGION, client, role_arn
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
-# The execution role of the spot-predictions function: on AWS the platform team provisions it
-# (docs/aws.md); the emulator is started with it (running_emulator(..., roles=[LAMBDA_ROLE])).
+# The execution role of the spot-predictions function, which aws/template.yaml creates (test
+# emulators without the stack are started with it: running_emulator(..., roles=[LAMBDA_ROLE])).
 LAMBDA_ROLE = "ml-scaling-spot-predictions"
 LOG_BUCKET = "ml-scaling-logs"
+# What aws/template.yaml's ScoringPodRole trusts offline: an EKS cluster's OIDC provider by its form.
+LOCAL_OIDC_PROVIDER = "oidc.eks.us-east-1.amazonaws.com/id/LOCALCLOUD"
 # The Airflow worker's own credentials: the emulator holds them to the worker's IAM policy.
 WORKER = credentials(WORKER_KEY)
 DEFAULT_SPEC = ROOT / "specs" / "bank_marketing.yaml"
@@ -137,18 +139,29 @@ def offline_emulator(
     home: Path, buckets: list[str], policies: Path | None = None, pod_runtime: str | None = None
 ) -> contextlib.AbstractContextManager[str]:
     """The emulator every offline command starts, with the state earlier ones kept in
-    home/cloud-state (S3 objects, Lambda functions), the roles and buckets they need, and each
-    workload held to its IAM policy (aws/iam, or `policies`) with the storage bucket for BUCKET."""
+    home/cloud-state (S3 objects, Lambda functions), the project's template deployed as on AWS
+    (its buckets, roles, instance profile and EMR security configuration; the function is the
+    releases'), `buckets` beyond the template's, and each workload held to its IAM policy
+    (aws/iam, or `policies`) with the storage bucket for BUCKET."""
     storage = next((b for b in buckets if b != LOG_BUCKET), DEFAULT_STORAGE_ROOT.split("/")[2])
     return running_emulator(
         home,
-        sorted({LOG_BUCKET, *buckets}),
-        [LAMBDA_ROLE],
+        sorted(set(buckets) - {storage, LOG_BUCKET}),
         state_dir=home / "cloud-state",
         iam=(storage, LOG_BUCKET),
         policies=policies,
         pod_runtime=pod_runtime,
+        stack=stack_parameters(storage),
     )
+
+
+def stack_parameters(storage_bucket: str) -> dict[str, str]:
+    """aws/template.yaml's parameters offline (no CodeKey: the function is the releases')."""
+    return {
+        "StorageBucketName": storage_bucket,
+        "LogBucketName": LOG_BUCKET,
+        "EksOidcProvider": LOCAL_OIDC_PROVIDER,
+    }
 
 
 def ship_lambda(storage_root: str | Path, endpoint: str) -> None:

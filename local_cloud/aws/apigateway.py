@@ -68,7 +68,10 @@ class HttpApis:
         if target is None:
             return _answer(start_response, 404, {"message": "Not Found"})
         integration = target.integration
-        if integration.integration_type != "AWS_PROXY" or integration.payload_format_version != "2.0":
+        # An OpenAPI import (the template's Body) writes the type as its extension does,
+        # `aws_proxy`; API Gateway reports AWS_PROXY, moto keeps what it was given.
+        kind = (integration.integration_type or "").upper()
+        if kind != "AWS_PROXY" or integration.payload_format_version != "2.0":
             log.error("%s: only AWS_PROXY integrations of payload format 2.0 are served", target.route_key)
             return _answer(start_response, 500, {"message": "Internal Server Error"})
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))

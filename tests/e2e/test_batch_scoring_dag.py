@@ -160,8 +160,9 @@ def test_a_pod_whose_job_refuses_its_input_fails_once_shows_its_logs_and_leaves_
     assert "shard 0 of 1 has no summary" in output  # the commit says why nothing was published
     (alert, *_) = [line for line in output.splitlines() if "task failed: {" in line]
     assert '"task_id": "score"' in alert and '"dag_id": "batch_scoring"' in alert
-    # Not retried (one pod), and deleted.
-    assert len(_pod_requests(work, "POST")) == creates_before + 1
+    # Not retried (one pod), and deleted. If it was, each try's failure says why.
+    failures = [line[:1500] for line in output.splitlines() if "task failed: {" in line]
+    assert len(_pod_requests(work, "POST")) == creates_before + 1, failures
     assert len(_pod_requests(work, "DELETE")) == deletes_before + 1
     assert not storage.exists(output_uri(str(root), MODEL, "2026-11-25"))
 
