@@ -8,6 +8,7 @@ nothing here imports the job package.
 from __future__ import annotations
 
 import gzip
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -217,6 +218,25 @@ def step_log_keys(log_uri: str, cluster_id: str, step_id: str) -> list[tuple[str
     """(bucket, key) of a step's stderr and stdout, where EMR writes them under LogUri."""
     bucket, _, prefix = log_uri.removeprefix("s3://").removeprefix("s3n://").partition("/")
     folder = f"{prefix.rstrip('/')}/{cluster_id}/steps/{step_id}".lstrip("/")
+    return [(bucket, f"{folder}/{name}.gz") for name in ("stderr", "stdout")]
+
+
+# What YARN's client prints to the step's stderr when spark-submit --deploy-mode cluster submits.
+_SUBMITTED = re.compile(r"Submitted application (application_\d+_\d+)")
+
+
+def submitted_application(step_stderr: str) -> str | None:
+    """The YARN application a step's spark-submit submitted, from the step's stderr, or None."""
+    found = _SUBMITTED.search(step_stderr)
+    return found.group(1) if found else None
+
+
+def driver_log_keys(log_uri: str, cluster_id: str, application: str) -> list[tuple[str, str]]:
+    """(bucket, key) of the stderr and stdout of the application's driver (its first container:
+    in cluster mode, the job's own output), where EMR copies container logs under LogUri."""
+    bucket, _, prefix = log_uri.removeprefix("s3://").removeprefix("s3n://").partition("/")
+    container = f"container_{application.removeprefix('application_')}_01_000001"
+    folder = f"{prefix.rstrip('/')}/{cluster_id}/containers/{application}/{container}".lstrip("/")
     return [(bucket, f"{folder}/{name}.gz") for name in ("stderr", "stdout")]
 
 

@@ -26,7 +26,15 @@ from airflow.providers.amazon.aws.triggers.emr import EmrStepSensorTrigger
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from scaling_platform.aws_clients import emr_client, s3_client
-from scaling_platform.emr import RUN_ID_TAG, StepLogFollower, step_log_keys, tail, usable_cluster
+from scaling_platform.emr import (
+    RUN_ID_TAG,
+    StepLogFollower,
+    driver_log_keys,
+    step_log_keys,
+    submitted_application,
+    tail,
+    usable_cluster,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -46,6 +54,7 @@ POLL_SECONDS = 30
 # Steps in these states already do, or did, the work: a retry must not add them again.
 _LIVE_OR_DONE: list[StepStateType] = ["PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED"]
 _ENDED_BADLY = ("FAILED", "CANCELLED", "INTERRUPTED")
+DRIVER_TAIL_LINES = 60  # of the driver's stderr and stdout, once the step has ended
 _ENDED = ("COMPLETED", *_ENDED_BADLY)
 
 
@@ -139,7 +148,8 @@ class IdempotentEmrAddStepsOperator(EmrAddStepsOperator):
 
 class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
     """EmrStepSensor that shows the step's stdout and stderr in the task log while it runs (their
-    LogUri objects, as EMR writes them), prints the tail of a failed step's logs, and polls as the
+    LogUri objects, as EMR writes them), then the tails of its Spark driver's container log (where
+    a cluster-mode job's own output is), prints the tail of a failed step's logs, and polls as the
     deployment says.
 
     Live logs need one process that remembers what it has shown: the trigger when deferred, the
@@ -156,6 +166,8 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
                 self._fail_with_logs(exc)
             raise
         self._show_new_lines(final=done)
+        if done:
+            self._show_driver_log()
         return done
 
     def defer(
@@ -182,6 +194,7 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
         except AirflowException as exc:
             self._fail_with_logs(exc)
             raise  # not the step's failure (the wait ran out, say): the task may retry
+        self._show_driver_log()
 
     def _follower(self) -> StepLogFollower:
         if getattr(self, "_log_follower", None) is None:
@@ -213,28 +226,62 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
         step = emr_client(self.hook).describe_step(ClusterId=self.job_flow_id, StepId=self.step_id)["Step"]
         if step["Status"]["State"] not in _ENDED_BADLY:
             return
-        self.log.error("EMR step %r (%s) failed. %s", step["Name"], self.step_id, self._log_tails())
+        self.log.error(
+            "EMR step %r (%s) failed. %s\n%s",
+            step["Name"],
+            self.step_id,
+            self._log_tails(),
+            self._driver_log(),
+        )
         # A failed step stays failed: retrying the wait would only wait for the same answer.
         raise AirflowFailException(f"EMR step {step['Name']!r} ({self.step_id}) failed: {exc}") from None
 
-    def _log_tails(self) -> str:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    def _show_driver_log(self) -> None:
+        self.log.info("The step's Spark driver: %s", self._driver_log())
 
+    def _log_tails(self) -> str:
         log_uri = get_log_uri(emr_client=emr_client(self.hook), job_flow_id=self.job_flow_id)
         if not log_uri:
             return "The cluster has no LogUri, so there are no step logs to show."
-        s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
         parts = []
         for bucket, key in step_log_keys(log_uri, self.job_flow_id, self.step_id):
             try:
-                text = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).decode(
-                    errors="replace"
-                )
+                parts.append(f"--- tail of s3://{bucket}/{key}\n{tail(self._read_log(bucket, key))}")
             except Exception as exc:  # logs arrive late on EMR; say so rather than fail differently
                 parts.append(f"--- s3://{bucket}/{key}: not readable yet ({exc})")
-                continue
-            parts.append(f"--- tail of s3://{bucket}/{key}\n{tail(text)}")
         return "\n".join(parts)
+
+    def _driver_log(self) -> str:
+        """The tails of the step's Spark driver log (its YARN container's stderr and stdout: where a
+        cluster-mode job's own output is on EMR), or why there is none to show."""
+        log_uri = get_log_uri(emr_client=emr_client(self.hook), job_flow_id=self.job_flow_id)
+        if not log_uri:
+            return "the cluster has no LogUri, so there is no driver log to show."
+        ((bucket, key), _) = step_log_keys(log_uri, self.job_flow_id, self.step_id)
+        try:
+            application = submitted_application(self._read_log(bucket, key))
+        except Exception as exc:
+            return f"s3://{bucket}/{key} is not readable ({exc}), so the driver's application is unknown."
+        if application is None:
+            return f"s3://{bucket}/{key} names no YARN application: the step submitted none."
+        parts = [f"application {application}"]
+        for bucket, key in driver_log_keys(log_uri, self.job_flow_id, application):
+            try:
+                text = self._read_log(bucket, key)
+            except Exception as exc:  # EMR copies container logs some minutes after the end
+                parts.append(
+                    f"--- s3://{bucket}/{key}: not there yet ({type(exc).__name__}); EMR copies a "
+                    "container's logs to LogUri some minutes after its application ends"
+                )
+                continue
+            parts.append(f"--- tail of s3://{bucket}/{key}\n{tail(text, DRIVER_TAIL_LINES)}")
+        return "\n".join(parts)
+
+    def _read_log(self, bucket: str, key: str) -> str:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
+        return gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).decode(errors="replace")
 
 
 class EmrStepLogTrigger(EmrStepSensorTrigger):

@@ -76,6 +76,10 @@ def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
     # log's own timestamp and prefix).
     shown = [line[line.index("[step ") :].strip() for line in output.splitlines() if "[step std" in line]
     assert shown.count(first_line[first_line.index("[step ") :].strip()) == 1
+    # Once it has ended, the tails of its Spark driver's container log (the job's output on EMR).
+    assert "The step's Spark driver: application application_" in output
+    driver = output[output.index("The step's Spark driver: ") :]
+    assert "/containers/application_" in driver and "spark_jobs.training.train" in driver
     registry = Registry(str(work / "storage"), "bank-marketing")
     assert registry.champion()["version"] == "nightly-20261120"
     assert [c["Status"]["State"] for c in _clusters(endpoint)] == ["TERMINATED"]
@@ -125,9 +129,11 @@ def test_a_failing_step_fails_the_run_terminates_the_cluster_and_keeps_the_champ
     assert f"EMR step 'train bank-marketing nightly-{night}'" in output
     # The step wait is deferred to the triggerer (inline under `airflow dags test`).
     assert "Pausing task as DEFERRED" in output
-    # stderr and stdout, once: a failed step is not waited for again by a retry.
-    assert output.count("--- tail of s3://logs/emr/") == 2
-    assert "value(s) are not an integer" in output
+    # stderr and stdout of the step and of its Spark driver, once: a failed step is not waited
+    # for again by a retry. The job's own words are in the driver's (as on EMR).
+    assert output.count("--- tail of s3://logs/emr/") == 4
+    driver = output[output.index("/containers/application_") :]
+    assert "value(s) are not an integer" in driver
     assert states["promote"] == "upstream_failed"
     assert states["release_to_lambda"] == "upstream_failed"
     assert states["publish_champion"] == "upstream_failed"  # no Asset event: batch scoring waits

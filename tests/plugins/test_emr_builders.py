@@ -140,6 +140,25 @@ def test_step_log_keys_follow_the_emr_layout():
     assert tail("a\nb\nc\n", 2) == "b\nc"
 
 
+def test_the_driver_log_is_found_from_the_application_the_step_submitted():
+    from scaling_platform.emr import driver_log_keys, submitted_application
+
+    stderr = (
+        "25/12/05 10:00:01 INFO Client: Requesting a new application from cluster with 2 NodeManagers\n"
+        "25/12/05 10:00:02 INFO Client: Submitted application application_1733392800000_0003\n"
+        "25/12/05 10:00:03 INFO Client: Application report for application_1733392800000_0003 "
+        "(state: ACCEPTED)\n"
+    )
+    assert submitted_application(stderr) == "application_1733392800000_0003"
+    assert submitted_application("Error: no main class given\n") is None
+    # EMR's layout: <LogUri>/<cluster>/containers/<application>/<the first container>/.
+    folder = "emr/j-1/containers/application_1733392800000_0003/container_1733392800000_0003_01_000001"
+    assert driver_log_keys("s3://logs/emr/", "j-1", "application_1733392800000_0003") == [
+        ("logs", f"{folder}/stderr.gz"),
+        ("logs", f"{folder}/stdout.gz"),
+    ]
+
+
 def test_an_existing_cluster_must_exist_and_take_steps():
     import boto3
     from moto import mock_aws

@@ -1,4 +1,11 @@
-"""Runs the steps moto's EMR backend accepts (moto records them but never runs them)."""
+"""Runs the steps moto's EMR backend accepts (moto records them but never runs them).
+
+Each step's logs go where EMR puts them under the cluster's LogUri: the step's stdout and stderr
+(pushed while it runs), and, once it ends, the YARN container log of its Spark driver, where a
+`--deploy-mode cluster` job's own output is on EMR. Here the step runs in client mode, so the driver
+is the spark-submit process: its output is both the step's and the driver container's, and the
+step's stderr starts with the line YARN's client prints, naming the application.
+"""
 
 from __future__ import annotations
 
@@ -123,9 +130,12 @@ class StepRunner(threading.Thread):
         log.info("cluster %s step %s (%s): starting", cluster.id, step.id, step.name)
         with tempfile.TemporaryDirectory(prefix="emr-step-") as tmp:
             stdout, stderr = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            application = application_id(cluster, step)
             try:
                 command = local_spark_submit(step.args, self._master, self._env)
                 with stdout.open("wb") as out, stderr.open("wb") as err:
+                    err.write(f"{_yarn_time()} INFO Client: Submitted application {application}\n".encode())
+                    err.flush()
                     proc = subprocess.Popen(command, stdout=out, stderr=err, env=self._env, cwd=tmp)
                     pushed: dict[Path, int] = {}
                     while True:
@@ -138,6 +148,7 @@ class StepRunner(threading.Thread):
                 stderr.write_text(f"{exc}\n")
                 code = 1
             self._upload_logs(cluster, step, stdout, stderr)
+            self._upload_driver_logs(cluster, application, stdout, stderr)
         step.state = "COMPLETED" if code == 0 else "FAILED"
         step.end_date_time = utcnow()
         log.info("cluster %s step %s: %s (exit %s)", cluster.id, step.id, step.state, code)
@@ -173,6 +184,35 @@ class StepRunner(threading.Thread):
                 self._put_log(f"{prefix}/{path.name}.gz", gzip.compress(data, mtime=0))
             except Exception:  # a log that cannot be written must not leave the step hanging
                 log.exception("could not write %s/%s.gz", prefix, path.name)
+
+    def _upload_driver_logs(self, cluster: Any, application: str, stdout: Path, stderr: Path) -> None:
+        """<LogUri>/<cluster id>/containers/<application>/<its first container>/{stdout,stderr}.gz:
+        the driver's (the application master's container, in cluster mode)."""
+        if not cluster.log_uri:
+            return
+        container = driver_container(application)
+        prefix = f"{cluster.log_uri.rstrip('/')}/{cluster.id}/containers/{application}/{container}"
+        for path in (stdout, stderr):
+            data = path.read_bytes() if path.exists() else b""
+            try:
+                self._put_log(f"{prefix}/{path.name}.gz", gzip.compress(data, mtime=0))
+            except Exception:
+                log.exception("could not write %s/%s.gz", prefix, path.name)
+
+
+def application_id(cluster: Any, step: Any) -> str:
+    """YARN's id of the step's application: the cluster's start in ms and the step's number."""
+    started = int(cluster.creation_datetime.timestamp() * 1000)
+    return f"application_{started}_{cluster.steps.index(step) + 1:04d}"
+
+
+def driver_container(application: str) -> str:
+    """The first container of the application's first attempt: its driver, in cluster mode."""
+    return f"container_{application.removeprefix('application_')}_01_000001"
+
+
+def _yarn_time() -> str:
+    return time.strftime("%y/%m/%d %H:%M:%S", time.gmtime())
 
 
 def _step_env() -> dict[str, str]:

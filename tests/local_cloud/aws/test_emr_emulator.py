@@ -7,7 +7,13 @@ import json
 import time
 
 import pytest
-from scaling_platform.emr import ClusterSettings, job_flow_overrides, spark_submit_step
+from scaling_platform.emr import (
+    ClusterSettings,
+    driver_log_keys,
+    job_flow_overrides,
+    spark_submit_step,
+    submitted_application,
+)
 from scaling_platform.emr_operators import existing_step_ids
 
 from local_cloud.aws.emr.steps import local_spark_submit
@@ -103,6 +109,16 @@ def test_steps_run_with_local_spark_and_leave_their_logs_where_log_uri_says(emul
     # spark-submit in client mode passes the Python driver's output through its stdout.
     logs = _log(emulator, cluster_id, bad, "stdout") + _log(emulator, cluster_id, bad, "stderr")
     assert "error: input not found" in logs
+    # As on EMR (cluster mode): the step's stderr names its YARN application, and the driver's
+    # container log, there once the step has ended, holds the job's own output.
+    applications = [submitted_application(_log(emulator, cluster_id, s, "stderr")) for s in (good, bad)]
+    assert applications[0] and applications[1] and applications[0] != applications[1]
+    s3 = client(emulator, "s3")
+    driver = "".join(
+        gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).decode()
+        for bucket, key in driver_log_keys("s3://logs/emr/", cluster_id, applications[1])
+    )
+    assert "error: input not found" in driver
     assert "spark-submit" in " ".join(
         emr.describe_step(ClusterId=cluster_id, StepId=bad)["Step"]["Config"]["Args"]
     )
