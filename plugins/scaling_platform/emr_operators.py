@@ -35,6 +35,7 @@ from scaling_platform.emr import (
     tail,
     usable_cluster,
 )
+from scaling_platform.emr_links import EmrStepLogsLink, SparkHistoryServerLink, log_location
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -156,18 +157,25 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
     task in poke mode. In reschedule mode every poke is a new process (and Airflow clears a task's
     XComs at each one), so only a failed step's tails are printed."""
 
+    operator_extra_links = (  # type: ignore[assignment]  # the provider's type: its two links only
+        *EmrStepSensor.operator_extra_links,
+        EmrStepLogsLink(),
+        SparkHistoryServerLink(),
+    )
+
     def poke(self, context: Context) -> bool:
+        self._persist_step_logs_link(context)  # at every poke: reschedule mode clears XComs
         try:
             done = bool(super().poke(context))
         except AirflowException as exc:
             try:
                 self._show_new_lines(final=True)
             finally:
-                self._fail_with_logs(exc)
+                self._fail_with_logs(exc, context)
             raise
         self._show_new_lines(final=done)
         if done:
-            self._show_driver_log()
+            self._show_driver_log(context)
         return done
 
     def defer(
@@ -192,13 +200,33 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
         try:
             super().execute_complete(context, event)
         except AirflowException as exc:
-            self._fail_with_logs(exc)
+            self._fail_with_logs(exc, context)
             raise  # not the step's failure (the wait ran out, say): the task may retry
-        self._show_driver_log()
+        self._show_driver_log(context)
+
+    def _log_uri(self) -> str | None:
+        """The cluster's LogUri (asked once per process)."""
+        if not hasattr(self, "_cluster_log_uri"):
+            self._cluster_log_uri = get_log_uri(
+                emr_client=emr_client(self.hook), job_flow_id=self.job_flow_id
+            )
+        return self._cluster_log_uri
+
+    def _persist_step_logs_link(self, context: Context) -> None:
+        if log_uri := self._log_uri():
+            EmrStepLogsLink.persist(
+                context=context,
+                operator=self,
+                region_name=self.hook.conn_region_name,
+                aws_partition=self.hook.conn_partition,
+                job_flow_id=self.job_flow_id,
+                step_id=self.step_id,
+                **log_location(log_uri),
+            )
 
     def _follower(self) -> StepLogFollower:
         if getattr(self, "_log_follower", None) is None:
-            log_uri = get_log_uri(emr_client=emr_client(self.hook), job_flow_id=self.job_flow_id)
+            log_uri = self._log_uri()
             keys = step_log_keys(log_uri, self.job_flow_id, self.step_id) if log_uri else []
             self._log_follower = StepLogFollower(keys)
         return self._log_follower
@@ -221,7 +249,7 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
             for line in lines:
                 self.log.info("%s", line)
 
-    def _fail_with_logs(self, exc: Exception) -> None:
+    def _fail_with_logs(self, exc: Exception, context: Context) -> None:
         """If the step itself ended badly, print its log tails and fail the task for good."""
         step = emr_client(self.hook).describe_step(ClusterId=self.job_flow_id, StepId=self.step_id)["Step"]
         if step["Status"]["State"] not in _ENDED_BADLY:
@@ -231,16 +259,16 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
             step["Name"],
             self.step_id,
             self._log_tails(),
-            self._driver_log(),
+            self._driver_log(context),
         )
         # A failed step stays failed: retrying the wait would only wait for the same answer.
         raise AirflowFailException(f"EMR step {step['Name']!r} ({self.step_id}) failed: {exc}") from None
 
-    def _show_driver_log(self) -> None:
-        self.log.info("The step's Spark driver: %s", self._driver_log())
+    def _show_driver_log(self, context: Context) -> None:
+        self.log.info("The step's Spark driver: %s", self._driver_log(context))
 
     def _log_tails(self) -> str:
-        log_uri = get_log_uri(emr_client=emr_client(self.hook), job_flow_id=self.job_flow_id)
+        log_uri = self._log_uri()
         if not log_uri:
             return "The cluster has no LogUri, so there are no step logs to show."
         parts = []
@@ -251,10 +279,11 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
                 parts.append(f"--- s3://{bucket}/{key}: not readable yet ({exc})")
         return "\n".join(parts)
 
-    def _driver_log(self) -> str:
+    def _driver_log(self, context: Context) -> str:
         """The tails of the step's Spark driver log (its YARN container's stderr and stdout: where a
-        cluster-mode job's own output is on EMR), or why there is none to show."""
-        log_uri = get_log_uri(emr_client=emr_client(self.hook), job_flow_id=self.job_flow_id)
+        cluster-mode job's own output is on EMR), or why there is none to show. Its application's
+        history server link is kept for the task's page."""
+        log_uri = self._log_uri()
         if not log_uri:
             return "the cluster has no LogUri, so there is no driver log to show."
         ((bucket, key), _) = step_log_keys(log_uri, self.job_flow_id, self.step_id)
@@ -264,6 +293,7 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
             return f"s3://{bucket}/{key} is not readable ({exc}), so the driver's application is unknown."
         if application is None:
             return f"s3://{bucket}/{key} names no YARN application: the step submitted none."
+        self._persist_history_link(context, application)
         parts = [f"application {application}"]
         for bucket, key in driver_log_keys(log_uri, self.job_flow_id, application):
             try:
@@ -276,6 +306,22 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
                 continue
             parts.append(f"--- tail of s3://{bucket}/{key}\n{tail(text, DRIVER_TAIL_LINES)}")
         return "\n".join(parts)
+
+    def _persist_history_link(self, context: Context, application: str) -> None:
+        try:
+            cluster = emr_client(self.hook).describe_cluster(ClusterId=self.job_flow_id)["Cluster"]
+        except Exception as exc:  # a link is not worth failing the wait for
+            self.log.warning("no Spark history server link: %s", exc)
+            return
+        if primary := cluster.get("MasterPublicDnsName"):
+            SparkHistoryServerLink.persist(
+                context=context,
+                operator=self,
+                region_name=self.hook.conn_region_name,
+                aws_partition=self.hook.conn_partition,
+                primary_dns=primary,
+                application=application,
+            )
 
     def _read_log(self, bucket: str, key: str) -> str:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook

@@ -279,6 +279,13 @@ def test_the_scheduler_runs_the_nightly_training_under_load_and_scoring_follows_
         assert [t["task_id"] for t in tasks if t["try_number"] > 1] == []
         # bank.csv misses the default gate: the champion is kept, and published as tonight's.
         assert states["publish_champion"] == "success" and states["release_to_lambda"] == "skipped"
+        # The step wait's page: the provider's links and ours, as the API server renders them.
+        links = api.call("GET", f"{path}/taskInstances/wait_for_training/links")["extra_links"]
+        assert {"EMR Cluster", "EMR Cluster Logs", "EMR Step Logs", "Spark History Server"} <= set(links)
+        assert (
+            "/steps/s-" in links["EMR Step Logs"]
+            and ":18080/history/application_" in links["Spark History Server"]
+        )
 
         scoring = api.wait_for_run("batch_scoring", run_type="asset_triggered", timeout=900)
     scored = api.task_states("batch_scoring", scoring["dag_run_id"])

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
+import sqlite3
+from pathlib import Path
+
 import pytest
 from scaling_platform.emr import ClusterSettings, job_flow_overrides
 
@@ -39,6 +45,14 @@ def offline(tmp_path_factory):
         env = airflow_env(work / "home", endpoint, work / "storage", BANK, "logs")
         migrate(env)
         yield env, endpoint, work
+
+
+def _links(database: Path, task_id: str) -> dict[str, str]:
+    """The task's extra links (link class -> URL) as Airflow keeps them: XComs `_link_<class>`."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        rows = db.execute("SELECT key, value FROM xcom WHERE dag_id = ? AND task_id = ?", (DAG_ID, task_id))
+        found = rows.fetchall()
+    return {key.removeprefix("_link_"): json.loads(value) for key, value in found if key.startswith("_link_")}
 
 
 def _emr(endpoint):
@@ -83,6 +97,17 @@ def test_nightly_run_trains_promotes_and_terminates_its_cluster(offline):
     registry = Registry(str(work / "storage"), "bank-marketing")
     assert registry.champion()["version"] == "nightly-20261120"
     assert [c["Status"]["State"] for c in _clusters(endpoint)] == ["TERMINATED"]
+    # The step wait's links, as Airflow stored them when the task ended (its page shows them).
+    (cluster_id,) = [c["Id"] for c in _clusters(endpoint)]
+    dns = _emr(endpoint).describe_cluster(ClusterId=cluster_id)["Cluster"]["MasterPublicDnsName"]
+    links = _links(work / "home" / "airflow.db", "wait_for_training")
+    assert f"#/clusterDetails/{cluster_id}" in links["EmrClusterLink"]
+    assert links["EmrStepLogsLink"].startswith(
+        f"https://console.aws.amazon.com/s3/buckets/logs?region=us-east-1&prefix=emr/{cluster_id}/steps/s-"
+    )
+    assert re.fullmatch(
+        rf"http://{re.escape(dns)}:18080/history/application_\d+_0001/jobs/", links["SparkHistoryServerLink"]
+    )
     # Every EMR request the provider's operators sent passed botocore's validation.
     requests = read_journal(work / "requests.jsonl")
     assert {"RunJobFlow", "AddJobFlowSteps", "DescribeStep", "TerminateJobFlows"} <= {

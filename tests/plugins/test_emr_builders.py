@@ -140,6 +140,24 @@ def test_step_log_keys_follow_the_emr_layout():
     assert tail("a\nb\nc\n", 2) == "b\nc"
 
 
+def test_the_step_logs_link_opens_the_steps_folder_under_log_uri():
+    from scaling_platform.emr_links import EmrStepLogsLink, SparkHistoryServerLink, log_location
+
+    link = EmrStepLogsLink().format_link(
+        aws_domain="aws.amazon.com",
+        region_name="eu-west-1",
+        job_flow_id="j-1",
+        step_id="s-2",
+        **log_location("s3://logs/emr/"),
+    )
+    assert link == "https://console.aws.amazon.com/s3/buckets/logs?region=eu-west-1&prefix=emr/j-1/steps/s-2/"
+    assert log_location("s3://logs") == {"log_bucket": "logs", "log_prefix": ""}
+    history = SparkHistoryServerLink().format_link(
+        primary_dns="ip-10-0-0-1.ec2.internal", application="application_1_0002"
+    )
+    assert history == "http://ip-10-0-0-1.ec2.internal:18080/history/application_1_0002/jobs/"
+
+
 def test_the_driver_log_is_found_from_the_application_the_step_submitted():
     from scaling_platform.emr import driver_log_keys, submitted_application
 
