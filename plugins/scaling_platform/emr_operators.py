@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger, TriggerEvent
     from mypy_boto3_emr import EMRClient
     from mypy_boto3_emr.literals import StepStateType
+    from pydantic import JsonValue
 
 # How often the waits ask EMR, unless Variable ml_emr_poll_seconds says otherwise: a cluster
 # starts in minutes and a step runs for minutes. Not shorter: a reschedule-mode sensor
@@ -153,9 +154,9 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
     a cluster-mode job's own output is), prints the tail of a failed step's logs, and polls as the
     deployment says.
 
-    Live logs need one process that remembers what it has shown: the trigger when deferred, the
-    task in poke mode. In reschedule mode every poke is a new process (and Airflow clears a task's
-    XComs at each one), so only a failed step's tails are printed."""
+    What has been shown is remembered by the trigger when deferred and by the task in poke mode;
+    in reschedule mode, where every poke is a new process and Airflow clears the task's XComs at
+    each one, by the task instance's state store (`context["task_state_store"]`), per try."""
 
     operator_extra_links = (  # type: ignore[assignment]  # the provider's type: its two links only
         *EmrStepSensor.operator_extra_links,
@@ -169,11 +170,11 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
             done = bool(super().poke(context))
         except AirflowException as exc:
             try:
-                self._show_new_lines(final=True)
+                self._show_new_lines(context, final=True)
             finally:
                 self._fail_with_logs(exc, context)
             raise
-        self._show_new_lines(final=done)
+        self._show_new_lines(context, final=done)
         if done:
             self._show_driver_log(context)
         return done
@@ -231,12 +232,17 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
             self._log_follower = StepLogFollower(keys)
         return self._log_follower
 
-    def _show_new_lines(self, final: bool) -> None:
-        if self.mode == "reschedule" and not self.deferrable:
-            return
+    def _show_new_lines(self, context: Context, final: bool) -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         follower = self._follower()
+        # Each reschedule-mode poke is a new process: what the last one showed is in the store.
+        store = context.get("task_state_store") if self.mode == "reschedule" and not self.deferrable else None
+        shown_key = f"emr_step_log_shown_{self.step_id}_try_{context['ti'].try_number}"
+        if store is not None:
+            kept = store.get(shown_key)
+            if isinstance(kept, dict):
+                follower.shown = {k: v for k, v in kept.items() if isinstance(v, int)}
         s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
         for bucket, key in follower.keys:
             try:
@@ -248,6 +254,9 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
                 continue
             for line in lines:
                 self.log.info("%s", line)
+        if store is not None and follower.shown:
+            offsets: dict[str, JsonValue] = dict(follower.shown)
+            store.set(shown_key, offsets)
 
     def _fail_with_logs(self, exc: Exception, context: Context) -> None:
         """If the step itself ended badly, print its log tails and fail the task for good."""
