@@ -200,6 +200,7 @@ def score_partition(args: argparse.Namespace) -> dict[str, Any]:
             tally = score_arrow.write_scores(inp, spec, Scorer(json.loads(doc)), version, staging)
             extra = {"model_loads": 1, "arrow_batches": tally.batches}
         summary = _summary(args, version, inp, tally, extra, final, started)
+        _say_done(f"{args.model} {args.date}", tally, started)
         # Checked once the scores are staged (one pass over the day); a failing day commits nothing.
         check_rejected_ratio(summary, args.max_rejected_ratio)
         storage.write_bytes(storage.join(staging, SUMMARY), storage.dump_json(summary))
@@ -236,10 +237,21 @@ def score_shard(args: argparse.Namespace) -> dict[str, Any]:
     )
     extra = {"model_loads": 1, "arrow_batches": tally.batches}
     summary = _summary(args, version, inp, tally, extra, out, started)
+    _say_done(f"shard {shard['index']} of {shard['count']}", tally, started)
     summary["shard"] = {"index": shard["index"], "count": shard["count"]}
     summary["parts"] = tally.parts  # what the commit publishes: this attempt's, no other's
     storage.write_bytes(storage.join(out, SUMMARY), storage.dump_json(summary))
     return summary
+
+
+def _say_done(what: str, tally: Tally, started: float) -> None:
+    """The run's one line of totals, for a person reading the pod's or step's log."""
+    seconds = time.monotonic() - started
+    log.info(
+        "%s: %s row(s) read, %s rejected, %s scored in %.1f s (%s rows/s)",
+        what, f"{tally.rows:,}", f"{tally.rejected:,}", f"{tally.rows - tally.rejected:,}", seconds,
+        f"{tally.rows / seconds:,.0f}" if seconds > 0 else "-",
+    )  # fmt: skip
 
 
 def _summary(

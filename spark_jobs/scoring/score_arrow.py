@@ -16,6 +16,7 @@ import io
 import logging
 import posixpath
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ from spark_jobs.spec import DatasetSpec
 log = logging.getLogger("spark_jobs.scoring.score_arrow")
 
 BATCH_ROWS = 65_536
+# How often a long file's scoring says how far it is (a pod's log is what its task log shows).
+PROGRESS_SECONDS = 30.0
 # (what is wrong, a numpy mask of the rows breaking it, the value row i shows in the message)
 Check = tuple[str, np.ndarray[Any, Any], Callable[[int], str] | None]
 ARROW_TYPES = {"integer": pa.int32(), "long": pa.int64(), "double": pa.float64(), "string": pa.string()}
@@ -472,25 +475,30 @@ def write_scores(
             _PartWriter(storage.join(out, name)) as scored_out,
             _PartWriter(storage.join(out, "_rejected", name)) as rejected_out,
         ):
+            said = time.monotonic()
             for batch in raw_batches(inp, uri, spec, row_groups):
                 scored, rejected = score_batch(batch, spec, scorer, version, tally)
                 scored_out.write(scored, always=True)
                 rejected_out.write(rejected)
+                if time.monotonic() - said >= PROGRESS_SECONDS:
+                    said = time.monotonic()
+                    _say_counts(posixpath.basename(uri), tally, before, "so far")
         tally.parts += [
             rel for rel, part in ((name, scored_out), (f"_rejected/{name}", rejected_out)) if part.opened
         ]
-        rows, rejected_rows = tally.rows - before[0], tally.rejected - before[1]
-        log.info(
-            "%s%s: %d row(s) read, %d rejected, %d scored",
-            posixpath.basename(uri),
-            f" (row groups {row_groups})" if row_groups is not None else "",
-            rows,
-            rejected_rows,
-            rows - rejected_rows,
-        )
+        groups = f" (row groups {row_groups})" if row_groups is not None else ""
+        _say_counts(f"{posixpath.basename(uri)}{groups}", tally, before)
     # Spark's marker of a complete output: what readers of the partition (and the commit) look for.
     storage.write_bytes(storage.join(out, MARKER), b"")
     return tally
+
+
+def _say_counts(name: str, tally: Tally, before: tuple[int, int], when: str = "") -> None:
+    rows, rejected = tally.rows - before[0], tally.rejected - before[1]
+    log.info(
+        "%s: %s row(s) read%s, %s rejected, %s scored",
+        name, f"{rows:,}", f" {when}" if when else "", f"{rejected:,}", f"{rows - rejected:,}",
+    )  # fmt: skip
 
 
 class _PartWriter:

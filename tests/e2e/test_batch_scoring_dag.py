@@ -92,6 +92,7 @@ def test_scores_a_days_partition_through_the_pod_operator_as_spark_would(offline
     # The job's own output reached the task log through the followed pod log.
     assert "[base]" in output and "spark_jobs.scoring.score scoring shard 0 of 1" in output
     assert "records.csv: 500 row(s) read, 0 rejected, 500 scored" in output
+    assert "shard 0 of 1: 500 row(s) read, 0 rejected, 500 scored in " in output  # the pod's totals
     summary = json.loads(storage.read_bytes(f"{output_uri(str(root), MODEL, '2026-11-20')}/_summary.json"))
     assert (summary["rows_in"], summary["rows_scored"]) == (500, 500)
     assert summary["model_version"] == TRAINED_VERSION

@@ -125,6 +125,29 @@ def test_the_commit_judges_the_whole_day_and_refuses_a_changed_input(day):
     }
 
 
+def test_a_pod_says_how_far_it_is_per_file_while_it_reads_and_its_totals_at_the_end(day, caplog, monkeypatch):
+    import logging
+
+    from spark_jobs.scoring import score_arrow
+
+    root, spec = day
+    _, plan = planned(root, spec, 10_000, 1)
+    monkeypatch.setattr(score_arrow, "BATCH_ROWS", 500)  # a.parquet in several batches
+    monkeypatch.setattr(score_arrow, "PROGRESS_SECONDS", 0.0)  # a progress line after each
+    with caplog.at_level(logging.INFO, logger="spark_jobs"):
+        assert score_shard(root, plan[0]) == 0
+    said = [r.getMessage() for r in caplog.records]
+    progress = [m for m in said if m.startswith("a.parquet: ") and " read so far, " in m]
+    assert progress[0] == "a.parquet: 400 row(s) read so far, 0 rejected, 400 scored", said
+    assert progress[-1] == "a.parquet: 1,500 row(s) read so far, 0 rejected, 1,500 scored"
+    assert "a.parquet: 1,500 row(s) read, 0 rejected, 1,500 scored" in said
+    assert "b.parquet: 200 row(s) read, 0 rejected, 200 scored" in said
+    (done,) = [m for m in said if m.startswith("shard 0 of 1: ")]
+    assert (
+        done.startswith("shard 0 of 1: 1,700 row(s) read, 0 rejected, 1,700 scored in ") and "rows/s" in done
+    )
+
+
 def test_a_bad_shard_argument_is_refused_before_any_work(day, capsys):
     root, _ = day
     for bad in (
