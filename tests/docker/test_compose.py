@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from local_cloud import server
-from local_cloud.airflow.offline import airflow_env
+from local_cloud.airflow.offline import DEFAULT_STORAGE_ROOT, airflow_env, stack_parameters
 from local_cloud.kubernetes.api import kubeconfig
 from tests.conftest import ROOT
 
@@ -89,6 +89,8 @@ def test_the_emulator_service_runs_the_emulators_own_command_line(compose):
     assert service["entrypoint"] == ["python", "-m", "local_cloud.server"]
     args = server.parse_args(service["command"])
     assert (args.host, args.port) == ("0.0.0.0", 4566)
+    # The template, with the offline runs' parameters: the same buckets, roles and security configuration.
+    assert args.stack == stack_parameters(DEFAULT_STORAGE_ROOT.split("/")[2])
     for name, dockerfile in args.images.items():
         assert name == "ml-scaling-jobs"
         assert (ROOT / str(dockerfile).removeprefix(IN_IMAGE + "/")).is_file()
