@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -33,6 +34,7 @@ from botocore.exceptions import ClientError
 
 from local_cloud.server import ACCOUNT, REGION, client
 
+log = logging.getLogger("local_cloud.stack")
 TEMPLATE = Path(__file__).resolve().parents[2] / "aws" / "template.yaml"
 STACK_NAME = "ml-scaling"  # docs/aws.md's
 # Resource types moto 5.2.5's CloudFormation has no model for.
@@ -111,10 +113,19 @@ class _Deployment:
             if name == "Fn::Sub":
                 text, extra = (arg, {}) if isinstance(arg, str) else arg
                 own = {k: self.resolve(v) for k, v in extra.items()}
-                return re.sub(r"\$\{([^}!]+)\}", lambda m: str(own.get(m[1]) or self._sub(m[1])), text)
+
+                def value_of(found: re.Match[str]) -> str:
+                    if found[1].startswith("!"):  # ${!Literal} is written ${Literal}
+                        return "${" + found[1][1:] + "}"
+                    return str(own[found[1]] if found[1] in own else self._sub(found[1]))
+
+                return re.sub(r"\$\{([^}]+)\}", value_of, text)
             if name == "Fn::Join":
                 separator, items = arg
-                return separator.join(str(v) for v in self.resolve(items))
+                joined = self.resolve(items)
+                if not isinstance(joined, list):
+                    raise StackError(f"Fn::Join needs a list, not {type(joined).__name__}")
+                return separator.join(str(v) for v in joined)
             if name == "Fn::If":
                 condition, yes, no = arg
                 return self.resolve(yes if self.conditions[condition] else no)
@@ -195,7 +206,8 @@ def _names(value: Any) -> Iterator[str]:
             elif key == "Fn::Sub":
                 text, extra = (arg, {}) if isinstance(arg, str) else arg
                 own = set(extra)
-                yield from (m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text) if m not in own)
+                names = re.findall(r"\$\{([^}]+)\}", text)
+                yield from (m.split(".", 1)[0] for m in names if m not in own and not m.startswith("!"))
                 yield from _names(extra)
             else:
                 yield from _names(arg)
@@ -247,17 +259,37 @@ def _refuse_what_is_not_applied(resources: Mapping[str, Any], ours: list[str]) -
                 )
 
 
-def deploy(endpoint: str, source: Mapping[str, Any], parameters: Mapping[str, str], stack_name: str) -> str:
-    """Create or update the stack `stack_name` from a SAM template in the emulator at `endpoint`,
-    whose process this runs in (it completes moto's stack there); return the stack's id."""
-    known = source.get("Parameters", {})
-    if unknown := sorted(set(parameters) - set(known)):
-        raise StackError(f"Parameters: [{', '.join(unknown)}] do not exist in the template")
-    values = {name: str(p["Default"]) for name, p in known.items() if "Default" in p} | dict(parameters)
-    if missing := sorted(set(known) - set(values)):
-        raise StackError(f"Parameters: [{', '.join(missing)}] must have values")
+class StackExists(StackError):
+    """CreateStack of a stack that exists (AWS: AlreadyExistsException)."""
+
+
+class MissingCapability(StackError):
+    """A capability the template needs was not acknowledged (AWS: InsufficientCapabilitiesException)."""
+
+
+def deploy(
+    endpoint: str,
+    source: Mapping[str, Any],
+    parameters: Mapping[str, str | None],
+    stack_name: str,
+    *,
+    update: bool | None = None,
+    capabilities: set[str] | None = None,
+) -> str:
+    """Create (`update` False) or update (True) the stack `stack_name` from a SAM template in the
+    emulator at `endpoint`, whose process this runs in (it completes moto's stack there); `update`
+    None: whichever applies. A parameter given as None keeps its previous value (UsePreviousValue);
+    `capabilities` None: not checked (the emulator's own deployment). Returns the stack's id."""
+    previous = _previous_parameters(endpoint, stack_name)
+    if update is False and previous is not None:
+        raise StackExists(f"Stack [{stack_name}] already exists")
+    if update is True and previous is None:
+        raise StackError(f"Stack [{stack_name}] does not exist")
+    given, values = _parameter_values(source.get("Parameters", {}), parameters, previous)
     template = translate(source, values)
     resources: dict[str, Any] = template["Resources"]
+    if capabilities is not None:
+        _check_capabilities(resources, capabilities)
     run = _Deployment(endpoint, template, values | PSEUDO | {"AWS::StackName": stack_name})
     run.evaluate_conditions()
     ours = _ours(resources)
@@ -269,16 +301,11 @@ def deploy(endpoint: str, source: Mapping[str, Any], parameters: Mapping[str, st
     modelled = dict(template, Resources={n: r for n, r in resources.items() if n not in ours})
     modelled["Outputs"] = {n: o for n, o in outputs.items() if n not in later}
     cfn = client(endpoint, "cloudformation")
-    exists = any(
-        s["StackName"] == stack_name
-        for s in cfn.list_stacks()["StackSummaries"]
-        if s["StackStatus"] != "DELETE_COMPLETE"
-    )
-    request = cfn.update_stack if exists else cfn.create_stack
+    request = cfn.update_stack if previous is not None else cfn.create_stack
     stack_id = request(
         StackName=stack_name,
         TemplateBody=json.dumps(modelled),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in given.items()],
         Capabilities=["CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
     )["StackId"]
     (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
@@ -306,13 +333,69 @@ def deploy(endpoint: str, source: Mapping[str, Any], parameters: Mapping[str, st
         run.attributes |= {(name, a): v for a, v in attributes.items()}
 
     # The outputs naming what was made here, in moto's stack as literals: DescribeStacks shows them.
-    resolved = {
-        name: dict(outputs[name], Value=str(run.resolve(outputs[name]["Value"])))
-        for name in sorted(later)
-        if "Condition" not in outputs[name] or run.conditions[outputs[name]["Condition"]]
-    }
+    resolved = {}
+    for name in sorted(later):
+        output = outputs[name]
+        if "Condition" in output and not run.conditions[output["Condition"]]:
+            continue
+        value = run.resolve(output["Value"])
+        if value is not _NO_VALUE:
+            resolved[name] = dict(output, Value=str(value))
     _add_outputs(stack_id, resolved)
     return str(stack_id)
+
+
+def _parameter_values(
+    known: Mapping[str, Any], parameters: Mapping[str, str | None], previous: Mapping[str, str] | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The parameters as given (a None: its previous value) and every parameter's value."""
+    if unknown := sorted(set(parameters) - set(known)):
+        raise StackError(f"Parameters: [{', '.join(unknown)}] do not exist in the template")
+    given: dict[str, str] = {}
+    for name, value in parameters.items():
+        if value is not None:
+            given[name] = str(value)
+        elif previous is not None and name in previous:
+            given[name] = previous[name]
+        else:
+            raise StackError(f"Invalid input for parameter key {name}: it has no previous value to use")
+    values = {name: str(p["Default"]) for name, p in known.items() if "Default" in p} | given
+    if missing := sorted(set(known) - set(values)):
+        raise StackError(f"Parameters: [{', '.join(missing)}] must have values")
+    for name, value in values.items():
+        _check_parameter(name, known[name], value)
+    return given, values
+
+
+def _previous_parameters(endpoint: str, stack_name: str) -> dict[str, str] | None:
+    """The parameters of the stack if it exists, else None."""
+    cfn = client(endpoint, "cloudformation")
+    live = [s for s in cfn.list_stacks()["StackSummaries"] if s["StackName"] == stack_name]
+    if not any(s["StackStatus"] != "DELETE_COMPLETE" for s in live):
+        return None
+    (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    return {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+
+
+def _check_parameter(name: str, declared: Mapping[str, Any], value: str) -> None:
+    """What CloudFormation checks of a String parameter's value before anything is made."""
+    pattern = declared.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        raise StackError(f"Parameter '{name}' must match pattern {pattern}")
+    allowed = declared.get("AllowedValues")
+    if allowed is not None and value not in [str(v) for v in allowed]:
+        raise StackError(f"Parameter '{name}' must be one of AllowedValues")
+
+
+def _check_capabilities(resources: Mapping[str, Any], given: set[str]) -> None:
+    """IAM resources need CAPABILITY_IAM, named ones CAPABILITY_NAMED_IAM (after the transform,
+    which makes roles of its own)."""
+    iam = [r for r in resources.values() if str(r.get("Type", "")).startswith("AWS::IAM::")]
+    named = {"RoleName", "InstanceProfileName", "UserName", "GroupName", "ManagedPolicyName"}
+    if any(named & set(r.get("Properties", {})) for r in iam) and "CAPABILITY_NAMED_IAM" not in given:
+        raise MissingCapability("Requires capabilities : [CAPABILITY_NAMED_IAM]")
+    if iam and not given & {"CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"}:
+        raise MissingCapability("Requires capabilities : [CAPABILITY_IAM]")
 
 
 def _add_outputs(stack_id: str, outputs: Mapping[str, Any]) -> None:
@@ -353,21 +436,32 @@ class SamStacks:
                 "InsufficientCapabilitiesException",
                 "Requires capabilities : [CAPABILITY_AUTO_EXPAND]",
             )
-        if "CAPABILITY_NAMED_IAM" not in capabilities and _names_iam(template):
-            return _error(
-                start_response,
-                "InsufficientCapabilitiesException",
-                "Requires capabilities : [CAPABILITY_NAMED_IAM]",
-            )
-        parameters = {
-            form[key]: form.get(key.replace("ParameterKey", "ParameterValue"), "")
-            for key in form
-            if key.startswith("Parameters.member.") and key.endswith(".ParameterKey")
-        }
+        parameters: dict[str, str | None] = {}
+        for key in form:
+            if key.startswith("Parameters.member.") and key.endswith(".ParameterKey"):
+                member = key.removesuffix(".ParameterKey")
+                if form.get(f"{member}.UsePreviousValue") == "true":
+                    parameters[form[key]] = None
+                else:
+                    parameters[form[key]] = form.get(f"{member}.ParameterValue", "")
         try:
-            stack_id = deploy(self.endpoint, template, parameters, form["StackName"])
+            stack_id = deploy(
+                self.endpoint,
+                template,
+                parameters,
+                form["StackName"],
+                update=action == "UpdateStack",
+                capabilities=capabilities,
+            )
+        except StackExists as exc:
+            return _error(start_response, "AlreadyExistsException", str(exc))
+        except MissingCapability as exc:
+            return _error(start_response, "InsufficientCapabilitiesException", str(exc))
         except StackError as exc:
             return _error(start_response, "ValidationError", str(exc))
+        except Exception as exc:  # the emulator's own failure: a 400 botocore does not retry
+            log.exception("stack %s: the emulator could not deploy it", form["StackName"])
+            return _error(start_response, "ValidationError", f"the emulator could not deploy it: {exc}")
         payload = (
             f'<{action}Response xmlns="{_XMLNS}"><{action}Result><StackId>{stack_id}</StackId>'
             f"</{action}Result><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
@@ -395,16 +489,6 @@ def _sam_template(body: str) -> dict[str, Any] | None:
         template
         if "AWS::Serverless-2016-10-31" in ([transform] if isinstance(transform, str) else transform)
         else None
-    )
-
-
-def _names_iam(template: Mapping[str, Any]) -> bool:
-    """Whether the template names IAM resources (CloudFormation then asks for CAPABILITY_NAMED_IAM)."""
-    return any(
-        str(r.get("Type", "")).startswith("AWS::IAM::")
-        and {"RoleName", "InstanceProfileName", "UserName", "GroupName", "ManagedPolicyName"}
-        & set(r.get("Properties", {}))
-        for r in template.get("Resources", {}).values()
     )
 
 

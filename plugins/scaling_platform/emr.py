@@ -231,13 +231,21 @@ def submitted_application(step_stderr: str) -> str | None:
     return found.group(1) if found else None
 
 
-def driver_log_keys(log_uri: str, cluster_id: str, application: str) -> list[tuple[str, str]]:
-    """(bucket, key) of the stderr and stdout of the application's driver (its first container:
-    in cluster mode, the job's own output), where EMR copies container logs under LogUri."""
+def containers_prefix(log_uri: str, cluster_id: str, application: str) -> tuple[str, str]:
+    """(bucket, key prefix) of the folder where EMR copies the application's container logs."""
     bucket, _, prefix = log_uri.removeprefix("s3://").removeprefix("s3n://").partition("/")
-    container = f"container_{application.removeprefix('application_')}_01_000001"
-    folder = f"{prefix.rstrip('/')}/{cluster_id}/containers/{application}/{container}".lstrip("/")
-    return [(bucket, f"{folder}/{name}.gz") for name in ("stderr", "stdout")]
+    return bucket, f"{prefix.rstrip('/')}/{cluster_id}/containers/{application}/".lstrip("/")
+
+
+# A container id: container_[e<epoch>_]<cluster timestamp>_<application>_<attempt>_<container>.
+_DRIVER = re.compile(r"container_(?:e\d+_)?\d+_\d+_(\d+)_000001")
+
+
+def driver_container(folders: Sequence[str]) -> str | None:
+    """Of an application's container folders, its driver's (in cluster mode, the application
+    master's: container 1) of the last attempt; None if it has none yet."""
+    drivers = [(int(m.group(1)), name) for name in folders if (m := _DRIVER.fullmatch(name))]
+    return max(drivers)[1] if drivers else None
 
 
 MAX_LOG_LINE = 1000  # characters of one step log line shown in a task log

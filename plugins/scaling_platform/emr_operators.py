@@ -29,7 +29,8 @@ from scaling_platform.aws_clients import emr_client, s3_client
 from scaling_platform.emr import (
     RUN_ID_TAG,
     StepLogFollower,
-    driver_log_keys,
+    containers_prefix,
+    driver_container,
     step_log_keys,
     submitted_application,
     tail,
@@ -214,7 +215,12 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
         return self._cluster_log_uri
 
     def _persist_step_logs_link(self, context: Context) -> None:
-        if log_uri := self._log_uri():
+        try:
+            log_uri = self._log_uri()
+        except Exception as exc:  # a link is not worth failing the wait for
+            self.log.warning("no EMR Step Logs link now: %s", exc)
+            return
+        if log_uri:
             EmrStepLogsLink.persist(
                 context=context,
                 operator=self,
@@ -240,7 +246,11 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
         store = context.get("task_state_store") if self.mode == "reschedule" and not self.deferrable else None
         shown_key = f"emr_step_log_shown_{self.step_id}_try_{context['ti'].try_number}"
         if store is not None:
-            kept = store.get(shown_key)
+            try:
+                kept = store.get(shown_key)
+            except Exception as exc:  # then lines may be shown twice, never the step failed
+                self.log.warning("what earlier pokes showed is unknown (%s)", exc)
+                kept = None
             if isinstance(kept, dict):
                 follower.shown = {k: v for k, v in kept.items() if isinstance(v, int)}
         s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
@@ -256,7 +266,10 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
                 self.log.info("%s", line)
         if store is not None and follower.shown:
             offsets: dict[str, JsonValue] = dict(follower.shown)
-            store.set(shown_key, offsets)
+            try:
+                store.set(shown_key, offsets)
+            except Exception as exc:
+                self.log.warning("what this poke showed was not kept (%s): the next may show it again", exc)
 
     def _fail_with_logs(self, exc: Exception, context: Context) -> None:
         """If the step itself ended badly, print its log tails and fail the task for good."""
@@ -267,11 +280,17 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
             "EMR step %r (%s) failed. %s\n%s",
             step["Name"],
             self.step_id,
-            self._log_tails(),
+            self._safely(self._log_tails),
             self._driver_log(context),
         )
         # A failed step stays failed: retrying the wait would only wait for the same answer.
         raise AirflowFailException(f"EMR step {step['Name']!r} ({self.step_id}) failed: {exc}") from None
+
+    def _safely(self, show: Callable[[], str]) -> str:
+        try:
+            return show()
+        except Exception as exc:  # the step's own failure must still be the task's
+            return f"(its logs: not shown, {type(exc).__name__}: {exc})"
 
     def _show_driver_log(self, context: Context) -> None:
         self.log.info("The step's Spark driver: %s", self._driver_log(context))
@@ -291,7 +310,16 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
     def _driver_log(self, context: Context) -> str:
         """The tails of the step's Spark driver log (its YARN container's stderr and stdout: where a
         cluster-mode job's own output is on EMR), or why there is none to show. Its application's
-        history server link is kept for the task's page."""
+        history server link is kept for the task's page. Never raises: a log is not worth failing
+        a step for."""
+        try:
+            return self._read_driver_log(context)
+        except Exception as exc:
+            return f"not shown ({type(exc).__name__}: {exc})"
+
+    def _read_driver_log(self, context: Context) -> str:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
         log_uri = self._log_uri()
         if not log_uri:
             return "the cluster has no LogUri, so there is no driver log to show."
@@ -303,17 +331,24 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
         if application is None:
             return f"s3://{bucket}/{key} names no YARN application: the step submitted none."
         self._persist_history_link(context, application)
-        parts = [f"application {application}"]
-        for bucket, key in driver_log_keys(log_uri, self.job_flow_id, application):
+        bucket, prefix = containers_prefix(log_uri, self.job_flow_id, application)
+        s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/").get("CommonPrefixes", [])
+        container = driver_container([p["Prefix"].removeprefix(prefix).rstrip("/") for p in listed])
+        if container is None:  # EMR copies container logs some minutes after the end
+            return (
+                f"application {application}: its container logs are not at s3://{bucket}/{prefix} yet; "
+                "EMR copies them to LogUri some minutes after the application ends"
+            )
+        parts = [f"application {application}, container {container}"]
+        for name in ("stderr", "stdout"):
+            key = f"{prefix}{container}/{name}.gz"
             try:
-                text = self._read_log(bucket, key)
-            except Exception as exc:  # EMR copies container logs some minutes after the end
                 parts.append(
-                    f"--- s3://{bucket}/{key}: not there yet ({type(exc).__name__}); EMR copies a "
-                    "container's logs to LogUri some minutes after its application ends"
+                    f"--- tail of s3://{bucket}/{key}\n{tail(self._read_log(bucket, key), DRIVER_TAIL_LINES)}"
                 )
-                continue
-            parts.append(f"--- tail of s3://{bucket}/{key}\n{tail(text, DRIVER_TAIL_LINES)}")
+            except Exception as exc:
+                parts.append(f"--- s3://{bucket}/{key}: not readable ({type(exc).__name__})")
         return "\n".join(parts)
 
     def _persist_history_link(self, context: Context, application: str) -> None:

@@ -28,39 +28,62 @@ class DeployError(RuntimeError):
 
 
 def deploy(template: str, stack_name: str, parameters: Mapping[str, str], cfn: Any = None) -> dict[str, str]:
-    """Create or update the stack; wait for it; return its outputs (OutputKey -> value)."""
+    """Create or update the stack; wait for it; return its outputs (OutputKey -> value). On an
+    update, a parameter not given keeps its value (as `aws cloudformation deploy` does): a
+    deployment without CodeKey must not delete the function a deployment with it made."""
     import botocore.session
     from botocore.exceptions import ClientError, WaiterError
 
     cfn = cfn or botocore.session.get_session().create_client("cloudformation")
-    request = {
-        "StackName": stack_name,
-        "TemplateBody": template,
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        "Capabilities": CAPABILITIES,
-    }
     try:
-        cfn.describe_stacks(StackName=stack_name)
-        exists = True
+        (existing,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as exc:
         if "does not exist" not in str(exc):
             raise
-        exists = False
+        existing = None
+    if existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE":
+        raise DeployError(
+            f"stack {stack_name} failed to create and was rolled back: delete it "
+            f"(aws cloudformation delete-stack --stack-name {stack_name}) and deploy again"
+        )
+    given = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
+    kept = [
+        {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+        for p in (existing or {}).get("Parameters", [])
+        if p["ParameterKey"] not in parameters
+    ]
+    request = {
+        "StackName": stack_name,
+        "TemplateBody": template,
+        "Parameters": given + kept,
+        "Capabilities": CAPABILITIES,
+    }
     try:
-        if exists:
+        if existing is not None:
             cfn.update_stack(**request)
         else:
             cfn.create_stack(**request)
-        cfn.get_waiter("stack_update_complete" if exists else "stack_create_complete").wait(
+        cfn.get_waiter("stack_update_complete" if existing else "stack_create_complete").wait(
             StackName=stack_name, **WAIT
         )
     except ClientError as exc:
         if "No updates are to be performed" not in str(exc):
             raise DeployError(f"stack {stack_name}: {exc.response['Error']['Message']}") from None
-    except WaiterError as exc:
-        raise DeployError(f"stack {stack_name} did not complete: {exc.last_response}") from None
+    except WaiterError:
+        raise DeployError(f"stack {stack_name} did not complete: {_failure(cfn, stack_name)}") from None
     (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def _failure(cfn: Any, stack_name: str) -> str:
+    """Why the stack failed: its resources' first failure, as the console's Events tab shows it."""
+    events = cfn.describe_stack_events(StackName=stack_name)["StackEvents"]
+    failed = [e for e in events if e["ResourceStatus"].endswith("_FAILED")]
+    if not failed:
+        (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+        return f"{stack['StackStatus']} {stack.get('StackStatusReason', '')}".strip()
+    first = failed[-1]  # events come newest first
+    return f"{first['LogicalResourceId']} ({first['ResourceType']}): {first.get('ResourceStatusReason', '')}"
 
 
 def code_key(storage_root: str, bucket: str) -> str:

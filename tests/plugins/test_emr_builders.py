@@ -159,7 +159,7 @@ def test_the_step_logs_link_opens_the_steps_folder_under_log_uri():
 
 
 def test_the_driver_log_is_found_from_the_application_the_step_submitted():
-    from scaling_platform.emr import driver_log_keys, submitted_application
+    from scaling_platform.emr import containers_prefix, driver_container, submitted_application
 
     stderr = (
         "25/12/05 10:00:01 INFO Client: Requesting a new application from cluster with 2 NodeManagers\n"
@@ -169,12 +169,22 @@ def test_the_driver_log_is_found_from_the_application_the_step_submitted():
     )
     assert submitted_application(stderr) == "application_1733392800000_0003"
     assert submitted_application("Error: no main class given\n") is None
-    # EMR's layout: <LogUri>/<cluster>/containers/<application>/<the first container>/.
-    folder = "emr/j-1/containers/application_1733392800000_0003/container_1733392800000_0003_01_000001"
-    assert driver_log_keys("s3://logs/emr/", "j-1", "application_1733392800000_0003") == [
-        ("logs", f"{folder}/stderr.gz"),
-        ("logs", f"{folder}/stdout.gz"),
+    # EMR's layout: <LogUri>/<cluster>/containers/<application>/<container>/.
+    assert containers_prefix("s3://logs/emr/", "j-1", "application_1733392800000_0003") == (
+        "logs",
+        "emr/j-1/containers/application_1733392800000_0003/",
+    )
+    # The driver is container 1 of the last attempt, with or without the ResourceManager's epoch.
+    folders = [
+        "container_1733392800000_0003_01_000002",
+        "container_1733392800000_0003_01_000001",
+        "container_e02_1733392800000_0003_02_000001",
+        "container_1733392800000_0003_02_000003",
     ]
+    assert driver_container(folders) == "container_e02_1733392800000_0003_02_000001"
+    assert driver_container(folders[:2]) == "container_1733392800000_0003_01_000001"
+    assert driver_container(["container_1733392800000_0003_01_000002"]) is None
+    assert driver_container([]) is None
 
 
 def test_an_existing_cluster_must_exist_and_take_steps():

@@ -9,7 +9,8 @@ import time
 import pytest
 from scaling_platform.emr import (
     ClusterSettings,
-    driver_log_keys,
+    containers_prefix,
+    driver_container,
     job_flow_overrides,
     spark_submit_step,
     submitted_application,
@@ -114,9 +115,14 @@ def test_steps_run_with_local_spark_and_leave_their_logs_where_log_uri_says(emul
     applications = [submitted_application(_log(emulator, cluster_id, s, "stderr")) for s in (good, bad)]
     assert applications[0] and applications[1] and applications[0] != applications[1]
     s3 = client(emulator, "s3")
+    bucket, prefix = containers_prefix("s3://logs/emr/", cluster_id, applications[1])
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/")["CommonPrefixes"]
+    container = driver_container([p["Prefix"].removeprefix(prefix).rstrip("/") for p in listed])
     driver = "".join(
-        gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).decode()
-        for bucket, key in driver_log_keys("s3://logs/emr/", cluster_id, applications[1])
+        gzip.decompress(
+            s3.get_object(Bucket=bucket, Key=f"{prefix}{container}/{name}.gz")["Body"].read()
+        ).decode()
+        for name in ("stderr", "stdout")
     )
     assert "error: input not found" in driver
     assert "spark-submit" in " ".join(

@@ -136,8 +136,12 @@ def test_with_its_code_the_stack_serves_predictions_over_its_http_api(
     assert answer["model_version"] == "v1" and answer["count"] == 2
     assert answer["predictions"] == json.loads(direct["Payload"].read())["predictions"]
 
-    # Deployed again unchanged: the same alias, API and grant, nothing added.
+    # Deployed again unchanged: the same alias, API and grant, nothing added. And `make deploy`
+    # run again, whose first step gives no CodeKey: the stack keeps the one it has (an update
+    # without it would delete the function, its alias and the API).
     assert _deploy("--code-from", f"s3://{BUCKET}/ml-scaling") == outputs
+    assert _deploy() == outputs
+    assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == "1"
     assert len(client(emulator, "apigatewayv2").get_apis()["Items"]) == 1
     assert (
         len(json.loads(lam.get_policy(FunctionName=function, Qualifier="live")["Policy"])["Statement"]) == 1
@@ -178,13 +182,33 @@ def test_what_the_emulator_cannot_apply_is_refused_before_anything_is_made(on_th
     assert not buckets & {"other-storage", "other-logs"}
 
 
+def test_create_and_update_mean_what_they_say(on_the_emulator, first_deployment):
+    cfn = client(on_the_emulator, "cloudformation")
+    request = {
+        "TemplateBody": stack.TEMPLATE.read_text(),
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in stack_parameters(BUCKET).items()],
+        "Capabilities": deploy.CAPABILITIES,
+    }
+    with pytest.raises(cfn.exceptions.AlreadyExistsException, match="already exists"):
+        cfn.create_stack(StackName="ml-scaling", **request)
+    with pytest.raises(cfn.exceptions.ClientError, match=r"Stack \[nowhere\] does not exist"):
+        cfn.update_stack(StackName="nowhere", **request)
+    kept = {"ParameterKey": "CodeKey", "UsePreviousValue": True}
+    with pytest.raises(cfn.exceptions.ClientError, match="no previous value"):
+        cfn.create_stack(
+            StackName="nowhere-either", **request | {"Parameters": [*request["Parameters"], kept]}
+        )
+
+
 def test_parameters_are_checked_before_anything_is_made(on_the_emulator):
     template = stack.TEMPLATE.read_text()
     with pytest.raises(deploy.DeployError, match=r"Parameters: \[LogBucketName\] must have values"):
         deploy.deploy(template, "no-logs", {"StorageBucketName": "x-storage"})
     with pytest.raises(deploy.DeployError, match=r"Parameters: \[Bucket\] do not exist in the template"):
         deploy.deploy(template, "typo", stack_parameters("y-storage") | {"Bucket": "b"})
+    with pytest.raises(deploy.DeployError, match="Parameter 'ModelName' must match pattern"):
+        deploy.deploy(template, "bad-model", stack_parameters("z-storage") | {"ModelName": "Bank Model"})
     names = [
         s["StackName"] for s in client(on_the_emulator, "cloudformation").list_stacks()["StackSummaries"]
     ]
-    assert "no-logs" not in names and "typo" not in names
+    assert not {"no-logs", "typo", "bad-model"} & set(names)
