@@ -12,6 +12,7 @@ import json
 from urllib.parse import urlparse
 
 import pytest
+import s3fs
 
 from local_cloud.airflow.offline import LOCAL_OIDC_PROVIDER, LOG_BUCKET, airflow_env, stack_parameters
 from local_cloud.aws import apigateway, stack
@@ -38,9 +39,17 @@ def bare_emulator(tmp_path_factory):
 @pytest.fixture
 def on_the_emulator(bare_emulator, monkeypatch):
     """This process's SDK pointed at the emulator, as `make deploy` run there would be."""
-    for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": bare_emulator}.items():
+    _point_at(bare_emulator, monkeypatch)
+    yield bare_emulator
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def _point_at(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL_S3": endpoint}.items():
         monkeypatch.setenv(name, value)
-    return bare_emulator
+    # s3fs keeps one filesystem per set of arguments, made with the endpoint of its time: an
+    # earlier test's would reach another emulator.
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def _deploy(*extra: str) -> dict[str, str]:
@@ -55,8 +64,7 @@ def _deploy(*extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def first_deployment(bare_emulator):
     with pytest.MonkeyPatch.context() as monkeypatch:
-        for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": bare_emulator}.items():
-            monkeypatch.setenv(name, value)
+        _point_at(bare_emulator, monkeypatch)
         return _deploy()
 
 
