@@ -9,6 +9,7 @@ endpoint URL to the ready file once it answers, and runs until SIGTERM or SIGINT
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -217,7 +218,9 @@ def serve(
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     sam.endpoint = endpoint
     if stack is not None:
-        stacks.deploy(endpoint, stacks.load(), stack, stacks.STACK_NAME)
+        # Before the kept objects are back (they go into the stack's buckets): not saved meanwhile.
+        with s3_state.paused() if s3_state else contextlib.nullcontext():
+            stacks.deploy(endpoint, stacks.load(), stack, stacks.STACK_NAME)
         logging.getLogger("local_cloud").info("deployed %s as stack %s", stacks.TEMPLATE, stacks.STACK_NAME)
     iam = client(endpoint, "iam")
     for name in roles:

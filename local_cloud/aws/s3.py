@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -57,6 +57,16 @@ class S3State:
         self.save()
         self._drop_unreferenced()
         return count
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Requests that change S3 are not saved meanwhile: before `restore`, moto holds none of
+        the kept objects, and a save would write that emptiness over them."""
+        self._restoring = True
+        try:
+            yield
+        finally:
+            self._restoring = False
 
     def middleware(self, app: Callable[..., Any]) -> Callable[..., Any]:
         """`app` (moto), saving S3 after each successful request that may have changed it."""

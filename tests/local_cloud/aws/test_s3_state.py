@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from local_cloud.airflow.offline import stack_parameters
 from local_cloud.process import running_emulator
 from local_cloud.server import client
 
@@ -46,6 +47,19 @@ def test_objects_written_in_one_emulator_are_there_in_the_next(tmp_path):
     assert left == {"dir/", "odd//name with spaces/%2F.txt"}
     # Bodies no object uses any more are not kept.
     assert len(list((state / "s3" / "objects").iterdir())) == 3
+
+
+def test_the_stack_each_emulator_deploys_keeps_the_objects_of_the_last(tmp_path):
+    # The template's buckets are made again at each start (and their settings applied by S3
+    # requests) before the kept objects come back into them: nothing kept is lost on the way.
+    state, stack = tmp_path / "state", stack_parameters("kept-storage")
+    with running_emulator(tmp_path, [], state_dir=state, stack=stack) as endpoint:
+        client(endpoint, "s3").put_object(Bucket="kept-storage", Key="model/v1.json", Body=b"{}")
+    for _ in range(2):
+        with running_emulator(tmp_path, [], state_dir=state, stack=stack) as endpoint:
+            s3 = client(endpoint, "s3")
+            assert _objects(s3, "kept-storage") == {"model/v1.json": b"{}"}
+            assert s3.get_public_access_block(Bucket="kept-storage")["PublicAccessBlockConfiguration"]
 
 
 def test_without_a_state_folder_nothing_is_kept(tmp_path):
