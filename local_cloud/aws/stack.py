@@ -1,6 +1,9 @@
-"""The project's SAM template (aws/template.yaml) deployed to the emulator, as CloudFormation would.
+"""SAM templates' stacks in the emulator (aws/template.yaml's), deployed as CloudFormation would.
 
-moto's CloudFormation runs no transform and models only some resource types and properties, so:
+The emulator answers CloudFormation's CreateStack and UpdateStack of a template with the SAM
+transform itself (`SamStacks`, in front of moto), synchronously, and deploys aws/template.yaml at
+start (`deploy`). moto's CloudFormation runs no transform and models only some resource types and
+properties, so:
 
 1. the SAM transform runs here, with AWS's own translator (aws-sam-translator, what CloudFormation
    runs for `Transform: AWS::Serverless-2016-10-31`);
@@ -11,8 +14,9 @@ moto's CloudFormation runs no transform and models only some resource types and 
    drop (a bucket's public access block and lifecycle, a role's managed policies) or garble (the
    EMR security configuration).
 
-A property this module cannot apply is an error, never left out. The outputs are the stack's,
-those naming resources created here resolved here.
+A property of a resource made here that this module cannot apply is an error, never left out
+(moto's models may still ignore properties of theirs: the README lists them). The outputs are the
+stack's, those naming resources created here resolved here.
 """
 
 from __future__ import annotations
