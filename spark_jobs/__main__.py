@@ -8,8 +8,11 @@ with main(argv); `python -m spark_jobs JOB --help` shows its options.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import spark_jobs
 
@@ -50,5 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(module.main(args[1:]) or 0)
 
 
+def exit_now(code: int) -> NoReturn:
+    """Exit with the job's code, without the interpreter's teardown: threads a native library
+    left running (Arrow's CSV reader after a read that failed) can abort it with SIGABRT,
+    "terminate called without an active exception" (apache/arrow#34314), and a pod whose job
+    refused its input (exit 3) would then be taken for a crash (134) and run again."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -148,6 +148,34 @@ def test_a_pod_says_how_far_it_is_per_file_while_it_reads_and_its_totals_at_the_
     )
 
 
+def test_a_pod_whose_input_is_not_utf8_always_exits_3_never_134(tmp_path):
+    """Arrow's CSV reader leaves threads behind when a read fails; the interpreter's teardown
+    then aborted about one exit in five on a busy machine (SIGABRT, 134: a crash, retried)
+    instead of the job's 3. The pod's own command, run 16 times, 4 at a time."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    handmade_version(tmp_path)
+    spec = load_spec(str(SPEC))
+    sample_input.cut(str(BANK), spec, str(tmp_path), DATE, 300, "csv")
+    records = f"{input_uri(str(tmp_path), MODEL, DATE)}/records.csv"
+    data = storage.read_bytes(records)
+    storage.write_bytes(records, data[:-40] + b"\xe4" + data[-40:])  # Latin-1, in the last row
+    _, plan = planned(tmp_path, spec, 10_000, 1)
+    args = ["--storage-root", str(tmp_path), "--model", MODEL, "--date", DATE, "--run-id", RUN]
+    command = [sys.executable, "-m", "spark_jobs", "score", *args, "--shard", json.dumps(plan[0])]
+
+    def run(_: int) -> tuple[int, str]:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        return proc.returncode, proc.stderr
+
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(run, range(16)))
+    assert [code for code, _ in runs] == [3] * 16, [err[-300:] for code, err in runs if code != 3]
+    assert all("records.csv is not utf-8 text" in err for _, err in runs)
+
+
 def test_a_bad_shard_argument_is_refused_before_any_work(day, capsys):
     root, _ = day
     for bad in (
