@@ -214,10 +214,16 @@ def usable_cluster(emr: EMRClient, cluster_id: str) -> str:
     return cluster_id
 
 
+def log_location(log_uri: str) -> tuple[str, str]:
+    """A LogUri (s3://bucket/prefix/) as its bucket and its key prefix ("" or ending in /)."""
+    bucket, _, prefix = log_uri.removeprefix("s3://").removeprefix("s3n://").partition("/")
+    return bucket, f"{prefix.rstrip('/')}/".lstrip("/")
+
+
 def step_log_keys(log_uri: str, cluster_id: str, step_id: str) -> list[tuple[str, str]]:
     """(bucket, key) of a step's stderr and stdout, where EMR writes them under LogUri."""
-    bucket, _, prefix = log_uri.removeprefix("s3://").removeprefix("s3n://").partition("/")
-    folder = f"{prefix.rstrip('/')}/{cluster_id}/steps/{step_id}".lstrip("/")
+    bucket, prefix = log_location(log_uri)
+    folder = f"{prefix}{cluster_id}/steps/{step_id}"
     return [(bucket, f"{folder}/{name}.gz") for name in ("stderr", "stdout")]
 
 
@@ -233,8 +239,8 @@ def submitted_application(step_stderr: str) -> str | None:
 
 def containers_prefix(log_uri: str, cluster_id: str, application: str) -> tuple[str, str]:
     """(bucket, key prefix) of the folder where EMR copies the application's container logs."""
-    bucket, _, prefix = log_uri.removeprefix("s3://").removeprefix("s3n://").partition("/")
-    return bucket, f"{prefix.rstrip('/')}/{cluster_id}/containers/{application}/".lstrip("/")
+    bucket, prefix = log_location(log_uri)
+    return bucket, f"{prefix}{cluster_id}/containers/{application}/"
 
 
 # A container id: container_[e<epoch>_]<cluster timestamp>_<application>_<attempt>_<container>.

@@ -28,9 +28,3 @@ class SparkHistoryServerLink(BaseAwsLink):
     name = "Spark History Server"
     key = "spark_history_server"
     format_str = "http://{primary_dns}:18080/history/{application}/jobs/"
-
-
-def log_location(log_uri: str) -> dict[str, str]:
-    """A LogUri (s3://bucket/prefix/) as the step-logs link's bucket and key prefix."""
-    bucket, _, prefix = log_uri.removeprefix("s3://").removeprefix("s3n://").partition("/")
-    return {"log_bucket": bucket, "log_prefix": f"{prefix.rstrip('/')}/".lstrip("/")}

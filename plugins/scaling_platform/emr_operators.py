@@ -31,12 +31,13 @@ from scaling_platform.emr import (
     StepLogFollower,
     containers_prefix,
     driver_container,
+    log_location,
     step_log_keys,
     submitted_application,
     tail,
     usable_cluster,
 )
-from scaling_platform.emr_links import EmrStepLogsLink, SparkHistoryServerLink, log_location
+from scaling_platform.emr_links import EmrStepLogsLink, SparkHistoryServerLink
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger, TriggerEvent
     from mypy_boto3_emr import EMRClient
     from mypy_boto3_emr.literals import StepStateType
+    from mypy_boto3_s3 import S3Client
     from pydantic import JsonValue
 
 # How often the waits ask EMR, unless Variable ml_emr_poll_seconds says otherwise: a cluster
@@ -221,6 +223,7 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
             self.log.warning("no EMR Step Logs link now: %s", exc)
             return
         if log_uri:
+            log_bucket, log_prefix = log_location(log_uri)
             EmrStepLogsLink.persist(
                 context=context,
                 operator=self,
@@ -228,7 +231,8 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
                 aws_partition=self.hook.conn_partition,
                 job_flow_id=self.job_flow_id,
                 step_id=self.step_id,
-                **log_location(log_uri),
+                log_bucket=log_bucket,
+                log_prefix=log_prefix,
             )
 
     def _follower(self) -> StepLogFollower:
@@ -239,8 +243,6 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
         return self._log_follower
 
     def _show_new_lines(self, context: Context, final: bool) -> None:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         follower = self._follower()
         # Each reschedule-mode poke is a new process: what the last one showed is in the store.
         store = context.get("task_state_store") if self.mode == "reschedule" and not self.deferrable else None
@@ -253,7 +255,7 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
                 kept = None
             if isinstance(kept, dict):
                 follower.shown = {k: v for k, v in kept.items() if isinstance(v, int)}
-        s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
+        s3 = self._s3()
         for bucket, key in follower.keys:
             try:
                 lines = follower.new_lines(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read(), final)
@@ -318,8 +320,6 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
             return f"not shown ({type(exc).__name__}: {exc})"
 
     def _read_driver_log(self, context: Context) -> str:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         log_uri = self._log_uri()
         if not log_uri:
             return "the cluster has no LogUri, so there is no driver log to show."
@@ -332,7 +332,7 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
             return f"s3://{bucket}/{key} names no YARN application: the step submitted none."
         self._persist_history_link(context, application)
         bucket, prefix = containers_prefix(log_uri, self.job_flow_id, application)
-        s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
+        s3 = self._s3()
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/").get("CommonPrefixes", [])
         container = driver_container([p["Prefix"].removeprefix(prefix).rstrip("/") for p in listed])
         if container is None:  # EMR copies container logs some minutes after the end
@@ -367,10 +367,16 @@ class EmrStepSensorWithLogs(PolledFromVariable, EmrStepSensor):
                 application=application,
             )
 
-    def _read_log(self, bucket: str, key: str) -> str:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    def _s3(self) -> S3Client:
+        """The S3 client of the task's connection (made once per process)."""
+        if getattr(self, "_s3_client", None) is None:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        s3 = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
+            self._s3_client = s3_client(S3Hook(aws_conn_id=self.aws_conn_id))
+        return self._s3_client
+
+    def _read_log(self, bucket: str, key: str) -> str:
+        s3 = self._s3()
         return gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).decode(errors="replace")
 
 

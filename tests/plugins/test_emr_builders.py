@@ -141,17 +141,20 @@ def test_step_log_keys_follow_the_emr_layout():
 
 
 def test_the_step_logs_link_opens_the_steps_folder_under_log_uri():
-    from scaling_platform.emr_links import EmrStepLogsLink, SparkHistoryServerLink, log_location
+    from scaling_platform.emr import log_location
+    from scaling_platform.emr_links import EmrStepLogsLink, SparkHistoryServerLink
 
+    bucket, prefix = log_location("s3://logs/emr/")
     link = EmrStepLogsLink().format_link(
         aws_domain="aws.amazon.com",
         region_name="eu-west-1",
         job_flow_id="j-1",
         step_id="s-2",
-        **log_location("s3://logs/emr/"),
+        log_bucket=bucket,
+        log_prefix=prefix,
     )
     assert link == "https://console.aws.amazon.com/s3/buckets/logs?region=eu-west-1&prefix=emr/j-1/steps/s-2/"
-    assert log_location("s3://logs") == {"log_bucket": "logs", "log_prefix": ""}
+    assert log_location("s3://logs") == ("logs", "")
     history = SparkHistoryServerLink().format_link(
         primary_dns="ip-10-0-0-1.ec2.internal", application="application_1_0002"
     )
