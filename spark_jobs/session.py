@@ -13,6 +13,12 @@ from spark_jobs.errors import JobError
 # Where `make setup` puts the S3A connector's jars (Makefile: S3A_JARS); SPARK_S3A_JARS names
 # another folder.
 DEFAULT_S3A_JARS = Path(__file__).resolve().parents[1] / ".tools" / "s3a"
+# Local JVMs run one job of seconds to minutes on a laptop's or CI's few cores, where the server
+# defaults (the C2 compiler and parallel GC threads) cost more CPU than they save: the JIT's first
+# tier and the serial collector train on bank.csv in 24 CPU-seconds instead of 41, and on
+# bank-full.csv in 31 instead of 56, and sooner (20 s instead of 23; 25 instead of 30). The
+# caller's SPARK_SUBMIT_OPTS wins; EMR's JVMs are never touched.
+LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 # S3A's own providers, then the SDK's: the environment (offline, CI), a pod's service-account role
 # (IRSA's web identity token), the instance profile.
 _CREDENTIAL_PROVIDERS = (
@@ -79,6 +85,7 @@ def get_spark(app_name: str) -> Any:
     if not launched_by_submit:
         # Python workers (UDFs) run this interpreter, with its packages, not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_SUBMIT_OPTS", LOCAL_JVM_OPTIONS)  # read as the driver's JVM starts
         builder = (
             builder.master(os.environ.get("SPARK_LOCAL_MASTER", "local[*]"))
             .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))

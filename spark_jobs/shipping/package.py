@@ -16,7 +16,6 @@ import importlib.resources
 import io
 import json
 import subprocess
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from importlib.resources.abc import Traversable
@@ -138,10 +137,8 @@ def ship_environment(root: str, target: environment.Target) -> dict[str, str]:
     digest = environment.digest(target)
     env_uri = storage.join(root, "environments", digest, "environment.tar.gz")
     if not storage.exists(env_uri):  # uploaded whole, so its presence means complete
-        with tempfile.TemporaryDirectory(prefix="ship-") as tmp:
-            archive = Path(tmp) / "environment.tar.gz"
-            environment.build(environment.requirements(), target, archive)
-            storage.put_file(str(archive), env_uri)
+        with environment.archive(target) as packed:
+            storage.put_file(str(packed), env_uri)
     return {"environment_uri": env_uri, "environment_digest": digest}
 
 

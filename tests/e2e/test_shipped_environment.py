@@ -45,6 +45,18 @@ def test_shipping_twice_reuses_the_artefacts_and_the_environment_is_reproducible
     assert environment.digest(graviton) != first["environment_digest"]
 
 
+def test_a_second_storage_root_gets_the_environment_this_machine_built(shipped, tmp_path, monkeypatch):
+    _, first = shipped
+
+    def build_again(*_):
+        raise AssertionError("the environment was built again")
+
+    monkeypatch.setattr(environment, "build", build_again)
+    second = package.ship(str(tmp_path / "second"))
+    assert second["environment_digest"] == first["environment_digest"]
+    assert Path(second["environment_uri"]).read_bytes() == Path(first["environment_uri"]).read_bytes()
+
+
 def test_the_environment_holds_the_locked_dependencies_for_the_cluster_without_spark(shipped):
     _, artefacts = shipped
     with tarfile.open(artefacts["environment_uri"]) as tar:

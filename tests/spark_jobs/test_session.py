@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from spark_jobs.session import LOCAL_JVM_OPTIONS
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.spark
@@ -17,6 +18,7 @@ JOB = """
 from spark_jobs.session import get_spark
 spark = get_spark("read-only-tmp")
 print("tmpdir", spark._jvm.System.getProperty("java.io.tmpdir"))
+print("jvm", list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()))
 print("s3a buffer", spark.sparkContext._jsc.hadoopConfiguration().get("fs.s3a.buffer.dir"))
 print("rows", spark.range(1000).selectExpr("id % 7 AS k").groupBy("k").count().count())
 """
@@ -36,7 +38,7 @@ def test_spark_starts_and_works_with_tmp_read_only_and_tmpdir_on_scratch(tmp_pat
     proc = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
         cwd=ROOT,
-        env=os.environ
+        env={k: v for k, v in os.environ.items() if k != "SPARK_SUBMIT_OPTS"}
         | {"JOB": JOB, "TMPDIR": str(scratch), "SPARK_LOCAL_MASTER": "local[1]", "HOME": str(scratch)},
         capture_output=True,
         text=True,
@@ -44,5 +46,7 @@ def test_spark_starts_and_works_with_tmp_read_only_and_tmpdir_on_scratch(tmp_pat
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"tmpdir {scratch}" in proc.stdout and "rows 7" in proc.stdout
+    # A local driver's JVM with the options that suit a short job on few cores.
+    assert all(f"'{option}'" in proc.stdout for option in LOCAL_JVM_OPTIONS.split()), proc.stdout
     # Where S3A buffers an upload before sending it (the scoring pod's writes to s3://).
     assert f"s3a buffer {scratch}/hadoop/s3a" in proc.stdout

@@ -17,9 +17,9 @@ from scaling_platform.emr import (
 )
 from scaling_platform.emr_operators import existing_step_ids
 
-from local_cloud.aws.emr.steps import local_spark_submit
+from local_cloud.aws.emr.steps import StepRunner, local_spark_submit
 from local_cloud.server import client
-from spark_jobs.session import s3a_settings
+from spark_jobs.session import LOCAL_JVM_OPTIONS, s3a_settings
 from spark_jobs.shipping.package import ship
 from tests.conftest import BANK, in_network, train_args
 
@@ -52,6 +52,13 @@ def test_cluster_only_options_are_dropped_for_local_runs():
     ]
     with pytest.raises(ValueError, match="spark-submit steps only"):
         local_spark_submit(["hadoop-streaming", "x"], "local[2]")
+
+
+def test_a_steps_jvm_is_started_for_a_short_local_job_unless_the_environment_says_otherwise(monkeypatch):
+    monkeypatch.delenv("SPARK_SUBMIT_OPTS", raising=False)
+    assert StepRunner(lambda *_: None)._env["SPARK_SUBMIT_OPTS"] == LOCAL_JVM_OPTIONS
+    monkeypatch.setenv("SPARK_SUBMIT_OPTS", "-Xmx1g")
+    assert StepRunner(lambda *_: None)._env["SPARK_SUBMIT_OPTS"] == "-Xmx1g"
 
 
 def test_a_step_whose_archive_is_missing_fails_as_on_the_cluster(tmp_path):
