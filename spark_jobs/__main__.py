@@ -8,13 +8,11 @@ with main(argv); `python -m spark_jobs JOB --help` shows its options.
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 import spark_jobs
+from spark_jobs.errors import exit_now
 
 # job name -> (module, what it does); a job's module is imported only when it runs.
 JOBS = {
@@ -51,17 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark_jobs.configure_logging()
     module = importlib.import_module(JOBS[args[0]][0])
     return int(module.main(args[1:]) or 0)
-
-
-def exit_now(code: int) -> NoReturn:
-    """Exit with the job's code, without the interpreter's teardown: threads a native library
-    left running (Arrow's CSV reader after a read that failed) can abort it with SIGABRT,
-    "terminate called without an active exception" (apache/arrow#34314), and a pod whose job
-    refused its input (exit 3) would then be taken for a crash (134) and run again."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

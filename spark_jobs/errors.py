@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 
 def run_cli(action: Callable[[], object], also: tuple[type[Exception], ...] = ()) -> int:
@@ -74,3 +77,14 @@ class IncompleteShardsError(JobError):
     until the failed shard is scored again."""
 
     exit_code = 7
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit with `code` once the logs are flushed, without the interpreter's teardown: threads a
+    native library left running (Arrow's CSV reader after a read that failed) can abort it with
+    SIGABRT, "terminate called without an active exception" (apache/arrow#34314), and a pod whose
+    job refused its input (exit 3) would then be taken for a crash (134) and run again."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
