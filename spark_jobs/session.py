@@ -63,6 +63,14 @@ def s3a_settings(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     return settings
 
 
+def local_driver_defaults() -> None:
+    """What a local Spark driver started from this process needs in its environment, unless the
+    caller set it: Python workers (UDFs) run this interpreter, with its packages, not whatever
+    `python3` is on PATH; the driver's JVM (read as it starts) has LOCAL_JVM_OPTIONS."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_SUBMIT_OPTS", LOCAL_JVM_OPTIONS)
+
+
 def get_spark(app_name: str) -> Any:
     """Return the running session or start one.
 
@@ -83,9 +91,7 @@ def get_spark(app_name: str) -> Any:
     builder = SparkSession.builder.appName(app_name).config("spark.ui.showConsoleProgress", "false")
     launched_by_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if not launched_by_submit:
-        # Python workers (UDFs) run this interpreter, with its packages, not whatever `python3` is on PATH.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        os.environ.setdefault("SPARK_SUBMIT_OPTS", LOCAL_JVM_OPTIONS)  # read as the driver's JVM starts
+        local_driver_defaults()
         builder = (
             builder.master(os.environ.get("SPARK_LOCAL_MASTER", "local[*]"))
             .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))

@@ -48,11 +48,10 @@ def _restore_root_logging():
 def spark():
     from pyspark.sql import SparkSession
 
-    from spark_jobs.session import LOCAL_JVM_OPTIONS
+    from spark_jobs.session import local_driver_defaults
 
     os.environ.setdefault("SPARK_LOCAL_MASTER", "local[2]")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # UDF workers need this venv's packages
-    os.environ.setdefault("SPARK_SUBMIT_OPTS", LOCAL_JVM_OPTIONS)  # as get_spark starts local Spark
+    local_driver_defaults()  # as get_spark starts local Spark
     session = (
         SparkSession.builder.master("local[2]")
         .appName("tests")
