@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -205,54 +206,44 @@ def dags_test(
     logical_date: str,
     on_line: Callable[[str], None] | None = None,
 ) -> tuple[int, str, dict[str, str]]:
-    """Run `airflow dags test`; return its exit code, its output (stdout and stderr as they came),
-    and each task's final state (a mapped task's instances as `task_id[i]`). `on_line` sees each
-    line of output as it is written, while the run goes on.
+    """Run `airflow dags test` (through local_cloud.airflow.dags_test, which then reads the run's
+    task states in the same interpreter); return its exit code, its output (stdout and stderr as
+    they came), and each task's final state (a mapped task's instances as `task_id[i]`). `on_line`
+    sees each line of output as it is written, while the run goes on.
 
     The exit code alone is not enough: a test must see which task failed and that the teardown ran.
     """
     # Its own process group, so a run that outlasts 15 minutes goes with everything it started
     # (a child left holding the output would keep this reading).
-    proc = subprocess.Popen(
-        [AIRFLOW, "dags", "test", dag_id, logical_date, "-c", json.dumps(conf)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        preexec_fn=die_with_parent(signal.SIGKILL),  # a killed `make run` leaves no run going
-    )
-    timer = threading.Timer(900, terminate, args=(proc, 5.0))
-    timer.daemon = True
-    timer.start()
-    lines = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if on_line is not None:
-                on_line(line)
-        code = proc.wait()
-    finally:
-        timer.cancel()
-        terminate(proc, grace=5.0)  # at once if it has ended; what it left in its group goes too
-        if proc.stdout is not None:
-            proc.stdout.close()
-    states = subprocess.run(
-        [AIRFLOW, "tasks", "states-for-dag-run", dag_id, logical_date, "-o", "json"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    final = (
-        {
-            t["task_id"] + (f"[{t['map_index']}]" if t.get("map_index") else ""): t["state"]
-            for t in json.loads(states.stdout)
-        }
-        if states.returncode == 0
-        else {}
-    )
+    with tempfile.TemporaryDirectory(prefix="dags-test-") as scratch:
+        states_file = Path(scratch) / "states.json"
+        command = [sys.executable, "-m", "local_cloud.airflow.dags_test", str(states_file)]
+        proc = subprocess.Popen(
+            [*command, dag_id, logical_date, "-c", json.dumps(conf)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL),  # a killed `make run` leaves no run going
+        )
+        timer = threading.Timer(900, terminate, args=(proc, 5.0))
+        timer.daemon = True
+        timer.start()
+        lines = []
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if on_line is not None:
+                    on_line(line)
+            code = proc.wait()
+        finally:
+            timer.cancel()
+            terminate(proc, grace=5.0)  # at once if it has ended; what it left in its group goes too
+            if proc.stdout is not None:
+                proc.stdout.close()
+        # None written (a run killed at 15 minutes, an unreadable database): no states to show.
+        final: dict[str, str] = json.loads(states_file.read_text()) if states_file.exists() else {}
     return code, "".join(lines), final
