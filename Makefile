@@ -28,7 +28,7 @@ WITH_CLOUD = $(PY) -m local_cloud.with_cloud $(if $(BUCKET),--bucket $(BUCKET)) 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: containers help setup run train show ship deploy test test-fast lint bench lock clean check-java lambda-zip lambda-image predict serve score job-image airflow airflow-stop
+.PHONY: containers jvm-classes help setup run train show ship deploy test test-fast lint bench lock clean check-java lambda-zip lambda-image predict serve score job-image airflow airflow-stop
 
 help:
 	@echo "make run     set up, run nightly_training offline (EMR emulator: train, gate, release to Lambda),"
@@ -118,7 +118,12 @@ $(LAMBDA_RUNTIME): $(VENV)/.synced uv.lock spark_jobs/shipping/lambda_package.py
 	$(PY) -m local_cloud.aws.awslambda.runtimes
 	@touch $@
 
-setup: $(VENV)/.synced $(S3A_JARS) check-java containers
+# Local Spark JVMs map the classes a job loads from an archive made once per machine (about 25 s):
+# each start then costs seconds of CPU less (spark_jobs/class_archive.py). Kept if already made.
+jvm-classes: $(VENV)/.synced $(S3A_JARS) check-java
+	$(PY) -m spark_jobs class_archive
+
+setup: $(VENV)/.synced $(S3A_JARS) check-java jvm-classes containers
 
 # The job image's build context: its locked requirements (.tools is not sent).
 JOB_IMAGE_CONTEXT := build/jobs-requirements.txt

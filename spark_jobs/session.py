@@ -63,12 +63,22 @@ def s3a_settings(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     return settings
 
 
+def local_jvm_options(environ: Mapping[str, str] = os.environ) -> str:
+    """LOCAL_JVM_OPTIONS, and the class archive `make setup` made for a driver started with
+    `environ` (spark_jobs.class_archive), if it did."""
+    from spark_jobs import class_archive
+
+    archive = class_archive.path(environ)
+    return LOCAL_JVM_OPTIONS + (f" -XX:SharedArchiveFile={archive}" if archive and archive.exists() else "")
+
+
 def local_driver_defaults() -> None:
     """What a local Spark driver started from this process needs in its environment, unless the
     caller set it: Python workers (UDFs) run this interpreter, with its packages, not whatever
-    `python3` is on PATH; the driver's JVM (read as it starts) has LOCAL_JVM_OPTIONS."""
+    `python3` is on PATH; the driver's JVM (read as it starts) has local_jvm_options()."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("SPARK_SUBMIT_OPTS", LOCAL_JVM_OPTIONS)
+    if "SPARK_SUBMIT_OPTS" not in os.environ:
+        os.environ["SPARK_SUBMIT_OPTS"] = local_jvm_options()
 
 
 def get_spark(app_name: str) -> Any:

@@ -48,12 +48,15 @@ def _restore_root_logging():
 def spark():
     from pyspark.sql import SparkSession
 
-    from spark_jobs.session import local_driver_defaults
+    from spark_jobs.session import local_driver_defaults, s3a_settings
 
     os.environ.setdefault("SPARK_LOCAL_MASTER", "local[2]")
     local_driver_defaults()  # as get_spark starts local Spark
+    builder = SparkSession.builder
+    for key, value in s3a_settings().items():  # get_spark's classpath, which the class archive's is
+        builder = builder.config(key, value)
     session = (
-        SparkSession.builder.master("local[2]")
+        builder.master("local[2]")
         .appName("tests")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

@@ -24,7 +24,7 @@ from typing import Any
 from moto.core.utils import utcnow
 from moto.emr.models import emr_backends
 
-from spark_jobs.session import LOCAL_JVM_OPTIONS, s3a_settings
+from spark_jobs.session import local_jvm_options, s3a_settings
 
 log = logging.getLogger("local_cloud.emr")
 
@@ -219,5 +219,6 @@ def _step_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
     env["SPARK_LOCAL_IP"] = "127.0.0.1"  # the emulator and its steps stay on loopback
-    env.setdefault("SPARK_SUBMIT_OPTS", LOCAL_JVM_OPTIONS)  # a node's JVM runs long; a local step's does not
+    if "SPARK_SUBMIT_OPTS" not in env:  # a node's JVM runs long; a local step's does not
+        env["SPARK_SUBMIT_OPTS"] = local_jvm_options(env)
     return env
