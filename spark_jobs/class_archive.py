@@ -3,13 +3,13 @@
 A local Spark JVM spends seconds of CPU at each start loading and verifying thousands of classes
 from Spark's jars; mapped from an archive they cost little. Measured on two cores: a training on
 bank.csv in 21 CPU-s instead of 25 (17 s instead of 21), a short job in 5.5 instead of 8.3.
-`make setup` builds it (about 25 s, once); local JVMs use it when it exists
-(session.local_jvm_options). EMR's JVMs never do.
+`make setup` makes it (about 25 s, once per checkout, in build/jvm-classes); local JVMs use it
+when it exists (session.local_jvm_options). EMR's JVMs never do.
 
 The JVM uses an archive only on the classpath and the JVM it was made with, and says so in a
 warning on every start otherwise; its name is therefore a digest of the Java binary and of every
 jar on a local driver's classpath (Spark's, then the S3A connector's), so a change in any of them
-names another archive, which does not exist until `make setup` builds it.
+names another archive, which does not exist until `make setup` makes it (and removes the old).
 """
 
 from __future__ import annotations
@@ -54,13 +54,16 @@ def build(environ: Mapping[str, str] = os.environ, cache: Path = CACHE) -> Path:
     """The archive for `environ`, made once: a short local job (a DataFrame read and written, a
     model pipeline fitted and saved) runs under spark-submit with the S3A connector on the
     classpath, as a local step or get_spark runs, and its JVM writes what it loaded as it exits.
-    One builder at a time; written whole, then renamed."""
+    One builder at a time; written whole, then renamed; the archives of an earlier Java or earlier
+    jars, and what a killed builder left, are removed."""
     target = path(environ, cache)
     if target is None:
         raise JobError("no Java or no pyspark here: `make setup` installs pyspark and checks Java 17")
     cache.mkdir(parents=True, exist_ok=True)
     with (cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        for left in cache.glob("jvm-classes-*"):  # a killed builder's: none runs but this one
+            shutil.rmtree(left, ignore_errors=True)
         if target.exists():
             return target
         with tempfile.TemporaryDirectory(prefix="jvm-classes-", dir=cache) as tmp:
@@ -69,7 +72,7 @@ def build(environ: Mapping[str, str] = os.environ, cache: Path = CACHE) -> Path:
             for key, value in {**s3a_settings(environ), "spark.ui.enabled": "false"}.items():
                 command += ["--conf", f"{key}={value}"]
             env = {**environ, "PYSPARK_PYTHON": sys.executable}
-            env["SPARK_SUBMIT_OPTS"] = f"{LOCAL_JVM_OPTIONS} -XX:ArchiveClassesAtExit={written}"
+            env["SPARK_SUBMIT_OPTS"] = f'{LOCAL_JVM_OPTIONS} -XX:ArchiveClassesAtExit="{written}"'
             # spark-submit execs the JVM: when this returns, the JVM has written the archive.
             proc = subprocess.run(
                 [*command, __file__, "--workload", tmp], env=env, capture_output=True, text=True, timeout=600
@@ -78,6 +81,8 @@ def build(environ: Mapping[str, str] = os.environ, cache: Path = CACHE) -> Path:
                 failed = f"the class archive's job failed (exit {proc.returncode})"
                 raise JobError(f"{failed}: {proc.stderr[-2000:]}")
             written.replace(target)
+        for old in set(cache.glob("*.jsa")) - {target}:  # a JVM that maps one keeps its copy
+            old.unlink()
     return target
 
 

@@ -69,7 +69,11 @@ def local_jvm_options(environ: Mapping[str, str] = os.environ) -> str:
     from spark_jobs import class_archive
 
     archive = class_archive.path(environ)
-    return LOCAL_JVM_OPTIONS + (f" -XX:SharedArchiveFile={archive}" if archive and archive.exists() else "")
+    if archive is None or not archive.exists():
+        return LOCAL_JVM_OPTIONS
+    # A JVM that cannot use it (a child that inherited these options, on another classpath) says
+    # so on stderr: on stdout, the JVM's default, it would precede a job's answer.
+    return f'{LOCAL_JVM_OPTIONS} -XX:SharedArchiveFile="{archive}" -Xlog:cds*=off -Xlog:cds*=warning:stderr'
 
 
 def local_driver_defaults() -> None:
