@@ -13,12 +13,16 @@ from spark_jobs.errors import JobError
 # Where `make setup` puts the S3A connector's jars (Makefile: S3A_JARS); SPARK_S3A_JARS names
 # another folder.
 DEFAULT_S3A_JARS = Path(__file__).resolve().parents[1] / ".tools" / "s3a"
-# Local JVMs run one job of seconds to minutes on a laptop's or CI's few cores, where the server
-# defaults (the C2 compiler and parallel GC threads) cost more CPU than they save: the JIT's first
-# tier and the serial collector train on bank.csv in 24 CPU-seconds instead of 41, and on
-# bank-full.csv in 31 instead of 56, and sooner (20 s instead of 23; 25 instead of 30). The
-# caller's SPARK_SUBMIT_OPTS wins; EMR's JVMs are never touched.
-LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# Local JVMs run one job on a laptop's or CI's few cores, where the parallel collector's threads
+# cost more than they save (1M rows: 91 CPU-s instead of 100). The caller's SPARK_SUBMIT_OPTS
+# wins; EMR's JVMs are never touched.
+LOCAL_JVM_OPTIONS = "-XX:+UseSerialGC"
+# SPARK_LOCAL_JIT=quick: the JIT's first tier only, for jobs of seconds on samples, where the C2
+# compiler's work never pays back: training on bank.csv takes 25 CPU-s instead of 42 (21 s instead
+# of 24), on bank-full 31 instead of 56. A long job is slower for it (bank-full x23, 1M rows: 83 s
+# instead of 46), so `full` is the default; the emulator's steps and the tests, which run samples,
+# default to `quick`.
+QUICK_JIT_OPTIONS = "-XX:TieredStopAtLevel=1"
 # S3A's own providers, then the SDK's: the environment (offline, CI), a pod's service-account role
 # (IRSA's web identity token), the instance profile.
 _CREDENTIAL_PROVIDERS = (
@@ -64,16 +68,20 @@ def s3a_settings(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 
 
 def local_jvm_options(environ: Mapping[str, str] = os.environ) -> str:
-    """LOCAL_JVM_OPTIONS, and the class archive `make setup` made for a driver started with
-    `environ` (spark_jobs.class_archive), if it did."""
+    """LOCAL_JVM_OPTIONS, the first JIT tier only if SPARK_LOCAL_JIT is `quick`, and the class
+    archive `make setup` made for a driver started with `environ` (spark_jobs.class_archive)."""
     from spark_jobs import class_archive
 
+    jit = environ.get("SPARK_LOCAL_JIT", "full")
+    if jit not in ("quick", "full"):
+        raise JobError("SPARK_LOCAL_JIT must be quick (jobs of seconds) or full (the default)")
+    options = LOCAL_JVM_OPTIONS + (f" {QUICK_JIT_OPTIONS}" if jit == "quick" else "")
     archive = class_archive.path(environ)
     if archive is None or not archive.exists():
-        return LOCAL_JVM_OPTIONS
+        return options
     # A JVM that cannot use it (a child that inherited these options, on another classpath) says
     # so on stderr: on stdout, the JVM's default, it would precede a job's answer.
-    return f'{LOCAL_JVM_OPTIONS} -XX:SharedArchiveFile="{archive}" -Xlog:cds*=off -Xlog:cds*=warning:stderr'
+    return f'{options} -XX:SharedArchiveFile="{archive}" -Xlog:cds*=off -Xlog:cds*=warning:stderr'
 
 
 def local_driver_defaults() -> None:

@@ -17,6 +17,9 @@ PENGUINS = ROOT / "data" / "penguins" / "penguins.csv"
 PENGUINS_SPEC = ROOT / "specs" / "penguins.yaml"
 # The bank model's spot-predictions function (lambda_release.function_name, default prefix).
 BANK_FUNCTION = "ml-scaling-spot-predictions-bank-marketing"
+# Every Spark job the tests start, here or in a process they start, is one of seconds on a sample
+# (spark_jobs.session.QUICK_JIT_OPTIONS).
+os.environ.setdefault("SPARK_LOCAL_JIT", "quick")
 
 
 # What a fixture starts, so a test that uses it carries the marker without saying so itself.

@@ -219,6 +219,6 @@ def _step_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
     env["SPARK_LOCAL_IP"] = "127.0.0.1"  # the emulator and its steps stay on loopback
-    if "SPARK_SUBMIT_OPTS" not in env:  # a node's JVM runs long; a local step's does not
-        env["SPARK_SUBMIT_OPTS"] = local_jvm_options(env)
+    if "SPARK_SUBMIT_OPTS" not in env:  # a node's JVM runs long; a local step's, on a sample, does not
+        env["SPARK_SUBMIT_OPTS"] = local_jvm_options({"SPARK_LOCAL_JIT": "quick"} | env)
     return env

@@ -20,7 +20,7 @@ from scaling_platform.emr_operators import existing_step_ids
 from local_cloud.aws.emr.steps import StepRunner, local_spark_submit
 from local_cloud.server import client
 from spark_jobs import class_archive
-from spark_jobs.session import LOCAL_JVM_OPTIONS, s3a_settings
+from spark_jobs.session import LOCAL_JVM_OPTIONS, QUICK_JIT_OPTIONS, s3a_settings
 from spark_jobs.shipping.package import ship
 from tests.conftest import BANK, in_network, train_args
 
@@ -57,11 +57,14 @@ def test_cluster_only_options_are_dropped_for_local_runs():
 
 def test_a_steps_jvm_is_started_for_a_short_local_job_unless_the_environment_says_otherwise(monkeypatch):
     monkeypatch.delenv("SPARK_SUBMIT_OPTS", raising=False)
+    monkeypatch.delenv("SPARK_LOCAL_JIT", raising=False)
     options = StepRunner(lambda *_: None)._env["SPARK_SUBMIT_OPTS"]
-    assert options.startswith(LOCAL_JVM_OPTIONS)
+    assert options.startswith(f"{LOCAL_JVM_OPTIONS} {QUICK_JIT_OPTIONS}")  # a step runs a sample
     # ... with the classes of the machine's archive, when `make setup` has made it.
     archive = class_archive.path()
     assert ("-XX:SharedArchiveFile=" in options) == bool(archive and archive.exists())
+    monkeypatch.setenv("SPARK_LOCAL_JIT", "full")  # a large input offline
+    assert QUICK_JIT_OPTIONS not in StepRunner(lambda *_: None)._env["SPARK_SUBMIT_OPTS"]
     monkeypatch.setenv("SPARK_SUBMIT_OPTS", "-Xmx1g")
     assert StepRunner(lambda *_: None)._env["SPARK_SUBMIT_OPTS"] == "-Xmx1g"
 
