@@ -29,7 +29,7 @@ JOBS = {
     "package": ("spark_jobs.shipping.package", "ship the job code and its environment for EMR"),
     "lambda_package": ("spark_jobs.shipping.lambda_package", "build or ship the Lambda deployment package"),
     "deploy": ("spark_jobs.shipping.deploy", "deploy aws/template.yaml (CloudFormation, the SAM transform)"),
-    "class_archive": ("spark_jobs.class_archive", "make this machine's class archive for local Spark JVMs"),
+    "class_archive": ("spark_jobs.class_archive", "make this checkout's class archive for local Spark JVMs"),
 }
 
 

@@ -1,4 +1,4 @@
-"""A class-data archive (the JVM's AppCDS) of what a local Spark job loads, made once per machine.
+"""A class-data archive (the JVM's AppCDS) of what a local Spark job loads, made once per checkout.
 
 A local Spark JVM spends seconds of CPU at each start loading and verifying thousands of classes
 from Spark's jars; mapped from an archive they cost little. Measured on two cores: a training on
